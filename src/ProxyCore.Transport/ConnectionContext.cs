@@ -1,0 +1,59 @@
+using System.IO.Pipelines;
+using System.Net;
+
+namespace ProxyCore.Transport;
+
+/// <summary>
+/// One byte-stream connection (accepted or dialled), seen through a duplex pipe.
+/// <see cref="Transport"/>.Input yields what the peer sent; writing to .Output sends to the peer.
+/// Completing .Output ends the send side after the pending data drained (a FIN);
+/// <see cref="Abort"/> tears the connection down at once (an RST where the transport has one).
+/// </summary>
+public abstract class ConnectionContext : IAsyncDisposable
+{
+    /// <summary>Process-unique id, for logs.</summary>
+    public abstract string ConnectionId { get; }
+
+    /// <summary>The application's side of the connection.</summary>
+    public abstract IDuplexPipe Transport { get; set; }
+
+    public abstract EndPoint? LocalEndPoint { get; }
+
+    public abstract EndPoint? RemoteEndPoint { get; }
+
+    /// <summary>Fires once the connection is closed by either side or aborted.</summary>
+    public abstract CancellationToken ConnectionClosed { get; }
+
+    /// <summary>Protocol chosen by ALPN (for example "h2"), or null when there was no TLS or no ALPN.</summary>
+    public virtual string? NegotiatedProtocol { get; set; }
+
+    /// <summary>True when a TLS layer sits between the socket and <see cref="Transport"/>.</summary>
+    public virtual bool IsTls { get; set; }
+
+    /// <summary>Closes the connection at once, discarding unsent data.</summary>
+    public abstract void Abort(Exception? reason = null);
+
+    /// <summary>Flushes, closes and releases the connection.</summary>
+    public abstract ValueTask DisposeAsync();
+}
+
+/// <summary>Handles one connection until it ends.</summary>
+public delegate Task ConnectionDelegate(ConnectionContext connection);
+
+/// <summary>Accepts connections on one bound endpoint.</summary>
+public interface IConnectionListener : IAsyncDisposable
+{
+    EndPoint EndPoint { get; }
+
+    /// <summary>Next connection, or null once the listener was unbound.</summary>
+    ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Stops accepting; connections already accepted live on.</summary>
+    ValueTask UnbindAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>Dials outgoing connections (upstreams).</summary>
+public interface IConnectionFactory
+{
+    ValueTask<ConnectionContext> ConnectAsync(EndPoint endPoint, CancellationToken cancellationToken = default);
+}
