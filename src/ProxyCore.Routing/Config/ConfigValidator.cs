@@ -1,0 +1,322 @@
+namespace ProxyCore.Routing.Config;
+
+/// <summary>Pass 3 of <see cref="ProxyConfigLoader"/>: what the config means, not its shape.</summary>
+internal sealed class ConfigValidator(ProxyConfig config)
+{
+    internal static readonly string[] LoadBalancingPolicies = ["round-robin", "weighted-round-robin", "least-requests", "power-of-two", "random"];
+    private static readonly string[] s_protocols = ["http1", "http2"];
+    private static readonly string[] s_pathTypes = ["prefix", "exact"];
+    private static readonly string[] s_headerModes = ["exact", "prefix", "present"];
+
+    private readonly List<ConfigError> _errors = [];
+
+    public List<ConfigError> Run()
+    {
+        var listenerAddresses = ValidateListeners();
+        ValidateAdmin(listenerAddresses);
+        var clusterIds = ValidateClusters();
+        ValidateRoutes(clusterIds);
+        ValidateLimits();
+        if (config.AccessLog.Path is { Length: 0 })
+        {
+            Error("$.accessLog.path", "must not be empty (leave it out or null for stdout)");
+        }
+        return _errors;
+    }
+
+    private HashSet<string> ValidateListeners()
+    {
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        if (config.Listeners.Count == 0)
+        {
+            Error("$.listeners", "at least one listener is required");
+        }
+        for (int i = 0; i < config.Listeners.Count; i++)
+        {
+            var listener = config.Listeners[i];
+            string path = $"$.listeners[{i}]";
+            if (!Addresses.TryParseListener(listener.Address, out _, out _, out var error))
+            {
+                Error(path + ".address", error!);
+            }
+            else if (!seen.Add(listener.Address))
+            {
+                Error(path + ".address", $"duplicate listener address '{listener.Address}'");
+            }
+            if (listener.Protocols.Count == 0)
+            {
+                Error(path + ".protocols", "at least one protocol is required (\"http1\", \"http2\")");
+            }
+            for (int p = 0; p < listener.Protocols.Count; p++)
+            {
+                if (Array.IndexOf(s_protocols, listener.Protocols[p]) < 0)
+                {
+                    Error($"{path}.protocols[{p}]", $"unknown protocol '{listener.Protocols[p]}' (expected \"http1\" or \"http2\")");
+                }
+            }
+            if (listener.Tls is { } tls)
+            {
+                if (string.IsNullOrWhiteSpace(tls.Certificate))
+                {
+                    Error(path + ".tls.certificate", "a PEM certificate file is required");
+                }
+                if (string.IsNullOrWhiteSpace(tls.Key))
+                {
+                    Error(path + ".tls.key", "a PEM private key file is required");
+                }
+            }
+        }
+        return seen;
+    }
+
+    private void ValidateAdmin(HashSet<string> listenerAddresses)
+    {
+        if (!config.Admin.Enabled)
+        {
+            return;
+        }
+        if (!Addresses.TryParseListener(config.Admin.Address, out _, out _, out var error))
+        {
+            Error("$.admin.address", error!);
+        }
+        else if (listenerAddresses.Contains(config.Admin.Address))
+        {
+            Error("$.admin.address", $"'{config.Admin.Address}' is also a listener address");
+        }
+    }
+
+    private HashSet<string> ValidateClusters()
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < config.Clusters.Count; i++)
+        {
+            var cluster = config.Clusters[i];
+            string path = $"$.clusters[{i}]";
+            if (string.IsNullOrWhiteSpace(cluster.Id))
+            {
+                Error(path + ".id", "id is required");
+            }
+            else if (!ids.Add(cluster.Id))
+            {
+                Error(path + ".id", $"duplicate cluster id '{cluster.Id}'");
+            }
+            if (Array.IndexOf(LoadBalancingPolicies, cluster.LoadBalancing) < 0)
+            {
+                Error(path + ".loadBalancing", $"unknown policy '{cluster.LoadBalancing}' (expected one of: {string.Join(", ", LoadBalancingPolicies)})");
+            }
+            if (cluster.Destinations.Count == 0)
+            {
+                Error(path + ".destinations", "at least one destination is required");
+            }
+            var addresses = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            bool anyWeight = false;
+            for (int d = 0; d < cluster.Destinations.Count; d++)
+            {
+                var destination = cluster.Destinations[d];
+                string dpath = $"{path}.destinations[{d}]";
+                if (!Addresses.TryParseDestination(destination.Address, out var parsed, out var error))
+                {
+                    Error(dpath + ".address", error!);
+                }
+                else if (parsed.IsHttps)
+                {
+                    Error(dpath + ".address", "TLS to upstreams (https://) is not supported yet");
+                }
+                else if (!addresses.Add(destination.Address))
+                {
+                    Error(dpath + ".address", $"duplicate destination '{destination.Address}' in this cluster");
+                }
+                if (destination.Weight < 0)
+                {
+                    Error(dpath + ".weight", "must be 0 or more");
+                }
+                anyWeight |= destination.Weight > 0;
+            }
+            if (!anyWeight && cluster.Destinations.Count > 0 && cluster.LoadBalancing == "weighted-round-robin")
+            {
+                Error(path + ".destinations", "every weight is 0: no destination would get traffic");
+            }
+            Positive(path + ".connectTimeout", cluster.ConnectTimeout);
+            if (cluster.MaxIdleConnectionsPerDestination < 0)
+            {
+                Error(path + ".maxIdleConnectionsPerDestination", "must be 0 or more");
+            }
+        }
+        return ids;
+    }
+
+    private void ValidateRoutes(HashSet<string> clusterIds)
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < config.Routes.Count; i++)
+        {
+            var route = config.Routes[i];
+            string path = $"$.routes[{i}]";
+            if (string.IsNullOrWhiteSpace(route.Id))
+            {
+                Error(path + ".id", "id is required");
+            }
+            else if (!ids.Add(route.Id))
+            {
+                Error(path + ".id", $"duplicate route id '{route.Id}'");
+            }
+            if (string.IsNullOrWhiteSpace(route.Cluster))
+            {
+                Error(path + ".cluster", "cluster is required");
+            }
+            else if (!clusterIds.Contains(route.Cluster))
+            {
+                Error(path + ".cluster", $"unknown cluster '{route.Cluster}'");
+            }
+            if (route.Timeout is { } timeout)
+            {
+                Positive(path + ".timeout", timeout);
+            }
+            ValidateMatch(route.Match, path + ".match");
+        }
+    }
+
+    private void ValidateMatch(RouteMatchConfig match, string path)
+    {
+        for (int h = 0; h < match.Hosts.Count; h++)
+        {
+            if (!IsValidHostPattern(match.Hosts[h], out var why))
+            {
+                Error($"{path}.hosts[{h}]", why);
+            }
+        }
+        if (match.Path is { } routePath)
+        {
+            if (routePath.Length == 0 || routePath[0] != '/')
+            {
+                Error(path + ".path", $"must start with '/' (got '{routePath}')");
+            }
+            else
+            {
+                foreach (char c in routePath)
+                {
+                    // RFC 9112 §3.2: the path never carries the query or fragment, nor spaces/controls.
+                    if (c is '?' or '#' || c <= ' ' || c >= 0x7F)
+                    {
+                        Error(path + ".path", $"must be a path without query, fragment, spaces or non-ASCII (got '{routePath}'); percent-encode as clients send it");
+                        break;
+                    }
+                }
+            }
+        }
+        if (match.PathType is { } pathType && Array.IndexOf(s_pathTypes, pathType) < 0)
+        {
+            Error(path + ".pathType", $"unknown path type '{pathType}' (expected \"prefix\" or \"exact\")");
+        }
+        for (int m = 0; m < match.Methods.Count; m++)
+        {
+            string method = match.Methods[m];
+            if (!IsToken(method))
+            {
+                Error($"{path}.methods[{m}]", $"'{method}' is not a method token (RFC 9110 §9.1)");
+            }
+            else if (Http.HttpMethods.Parse(System.Text.Encoding.ASCII.GetBytes(method.ToUpperInvariant())) != Http.HttpMethod.Custom
+                && method != method.ToUpperInvariant())
+            {
+                Error($"{path}.methods[{m}]", $"methods are case-sensitive (RFC 9110 §9.1): did you mean '{method.ToUpperInvariant()}'?");
+            }
+        }
+        for (int h = 0; h < match.Headers.Count; h++)
+        {
+            var header = match.Headers[h];
+            string hpath = $"{path}.headers[{h}]";
+            if (!IsToken(header.Name))
+            {
+                Error(hpath + ".name", $"'{header.Name}' is not a header field name (RFC 9110 §5.1)");
+            }
+            if (Array.IndexOf(s_headerModes, header.Mode) < 0)
+            {
+                Error(hpath + ".mode", $"unknown mode '{header.Mode}' (expected \"exact\", \"prefix\" or \"present\")");
+            }
+            else if (header.Mode == "present")
+            {
+                if (header.Value is not null)
+                {
+                    Error(hpath + ".value", "mode \"present\" does not compare a value: remove it or use \"exact\"/\"prefix\"");
+                }
+            }
+            else if (string.IsNullOrEmpty(header.Value))
+            {
+                Error(hpath + ".value", $"mode \"{header.Mode}\" needs a value (use \"present\" to only require the header)");
+            }
+            else if (header.Value.AsSpan().ContainsAnyInRange('\0', '\x1F') || header.Value.Contains('\x7F') || !System.Text.Ascii.IsValid(header.Value))
+            {
+                Error(hpath + ".value", "must be visible ASCII (RFC 9110 §5.5)");
+            }
+        }
+    }
+
+    private void ValidateLimits()
+    {
+        var limits = config.Limits;
+        if (limits.MaxRequestLineBytes <= 0)
+        {
+            Error("$.limits.maxRequestLineBytes", "must be greater than 0");
+        }
+        if (limits.MaxHeaderBytes <= 0)
+        {
+            Error("$.limits.maxHeaderBytes", "must be greater than 0");
+        }
+        if (limits.MaxHeaderCount <= 0)
+        {
+            Error("$.limits.maxHeaderCount", "must be greater than 0");
+        }
+        if (limits.MaxConnections < 0)
+        {
+            Error("$.limits.maxConnections", "must be 0 (unlimited) or more");
+        }
+        Positive("$.limits.headerReadTimeout", limits.HeaderReadTimeout);
+        Positive("$.limits.keepAliveTimeout", limits.KeepAliveTimeout);
+        Positive("$.timeouts.upstream", config.Timeouts.Upstream);
+    }
+
+    /// <summary>"api.example.com" or "*.example.com"; no port (hosts are matched without it).</summary>
+    internal static bool IsValidHostPattern(string host, out string why)
+    {
+        why = "";
+        var name = host.StartsWith("*.", StringComparison.Ordinal) ? host.AsSpan(2) : host.AsSpan();
+        if (name.Contains(':') && !name.StartsWith("["))
+        {
+            why = $"'{host}': hosts match without the port";
+            return false;
+        }
+        if (name.StartsWith("[") ? !System.Net.IPAddress.TryParse(name.Trim("[]"), out _) : !Addresses.IsHostName(name.TrimEnd('.')))
+        {
+            why = $"'{host}' is not a host name or \"*.suffix\" wildcard";
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>RFC 9110 §5.6.2 token = 1*tchar.</summary>
+    internal static bool IsToken(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return false;
+        }
+        foreach (char c in value)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c)))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void Positive(string path, TimeSpan value)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            Error(path, "must be greater than 0");
+        }
+    }
+
+    private void Error(string path, string message) => _errors.Add(new ConfigError(path, message));
+}

@@ -1,0 +1,34 @@
+using ProxyCore.Routing.LoadBalancing;
+
+namespace ProxyCore.Routing.Model;
+
+/// <summary>A cluster as one snapshot sees it: immutable destinations and their balancer.</summary>
+public sealed class ClusterModel
+{
+    internal ClusterModel(string id, DestinationModel[] destinations, ILoadBalancer loadBalancer,
+        TimeSpan connectTimeout, TimeSpan idleTimeout, int maxIdleConnectionsPerDestination)
+    {
+        Id = id;
+        Destinations = destinations;
+        LoadBalancer = loadBalancer;
+        ConnectTimeout = connectTimeout;
+        IdleTimeout = idleTimeout;
+        MaxIdleConnectionsPerDestination = maxIdleConnectionsPerDestination;
+    }
+
+    public string Id { get; }
+
+    public DestinationModel[] Destinations { get; }
+
+    /// <summary>Built for <see cref="Destinations"/> (weighted schedules index into it).</summary>
+    public ILoadBalancer LoadBalancer { get; }
+
+    public TimeSpan ConnectTimeout { get; }
+
+    public TimeSpan IdleTimeout { get; }
+
+    public int MaxIdleConnectionsPerDestination { get; }
+
+    /// <summary>A healthy destination by this cluster's policy, or null (the relay answers 503).</summary>
+    public DestinationModel? PickDestination() => LoadBalancer.Pick(Destinations);
+}

@@ -1,0 +1,48 @@
+using System.IO.Pipelines;
+
+namespace ProxyCore.Transport;
+
+/// <summary>
+/// The two <see cref="PipeOptions"/> every socket connection of one listener or factory uses, built once
+/// from <see cref="SocketTransportOptions"/> so that accepting or dialling does not rebuild them.
+/// </summary>
+internal sealed class SocketPipeSettings
+{
+    public SocketPipeSettings(SocketTransportOptions options)
+    {
+        Options = options;
+        var pool = options.MemoryPool ?? System.Buffers.MemoryPool<byte>.Shared;
+        var appScheduler = options.InlineCompletions ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+
+        // Input: the receive loop writes, the app reads. The receive loop's own continuation (resuming
+        // after backpressure) runs inline in the app's AdvanceTo: it only re-arms a receive, so a hop to
+        // the thread pool would cost more than it saves.
+        Input = new PipeOptions(
+            pool,
+            readerScheduler: appScheduler,
+            writerScheduler: PipeScheduler.Inline,
+            pauseWriterThreshold: options.MaxReadBufferSize,
+            resumeWriterThreshold: options.MaxReadBufferSize / 2,
+            minimumSegmentSize: SocketTransportOptions.MinimumSegmentSize,
+            useSynchronizationContext: false);
+
+        // Output: the app writes, the send loop reads. The send loop runs inline in the app's FlushAsync,
+        // so a flush becomes one send syscall on the flushing thread, with no hop. Kestrel instead queues
+        // sends to its own I/O threads to batch them; a proxy flushes whole heads and body chunks, so there
+        // is little to batch and the hop is pure cost.
+        Output = new PipeOptions(
+            pool,
+            readerScheduler: PipeScheduler.Inline,
+            writerScheduler: appScheduler,
+            pauseWriterThreshold: options.MaxWriteBufferSize,
+            resumeWriterThreshold: options.MaxWriteBufferSize / 2,
+            minimumSegmentSize: SocketTransportOptions.MinimumSegmentSize,
+            useSynchronizationContext: false);
+    }
+
+    public SocketTransportOptions Options { get; }
+
+    public PipeOptions Input { get; }
+
+    public PipeOptions Output { get; }
+}

@@ -1,0 +1,69 @@
+using System.Buffers;
+
+namespace ProxyCore.Transport;
+
+/// <summary>
+/// Knobs of the socket transport, shared by the listener (client side) and the factory (upstream side).
+/// Every option says its default, what it trades, and what goes wrong if it is left unbounded.
+/// </summary>
+public sealed class SocketTransportOptions
+{
+    /// <summary>
+    /// Length of the kernel's queue of connections that completed the TCP handshake but were not accepted yet.
+    /// Default 512. Larger absorbs connection bursts while the accept loop is busy; the kernel caps it at
+    /// <c>net.core.somaxconn</c>. Too small and bursts see SYNs dropped (clients retry after 1 s).
+    /// </summary>
+    public int Backlog { get; init; } = 512;
+
+    /// <summary>
+    /// Sets TCP_NODELAY (disables Nagle). Default true: a proxy flushes whole heads and body chunks, so
+    /// holding back a small segment until the previous one is acknowledged only adds latency (up to 40 ms
+    /// with delayed ACKs). False trades that latency for fewer small packets when the app flushes tiny writes.
+    /// </summary>
+    public bool NoDelay { get; init; } = true;
+
+    /// <summary>
+    /// Bytes received but not yet consumed by the app after which the transport stops reading the socket
+    /// (it resumes at half). Default 1 MiB per connection. This is the backpressure that makes a slow
+    /// consumer slow down the sender through TCP flow control. Larger gives more throughput on fat, long
+    /// links; 0 means unbounded: one client that sends faster than we forward can then grow memory without limit.
+    /// </summary>
+    public long MaxReadBufferSize { get; init; } = 1024 * 1024;
+
+    /// <summary>
+    /// Bytes the app wrote but the socket has not sent yet after which the app's <c>FlushAsync</c> waits
+    /// (it resumes at half). Default 64 KiB per connection: enough to keep a send in flight while the app
+    /// produces the next chunk. 0 means unbounded: a peer that stops reading (slowloris on the response
+    /// side) then holds everything the app writes in memory.
+    /// </summary>
+    public long MaxWriteBufferSize { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// Default true: the receive loop first waits with a zero-byte receive and only rents a buffer once
+    /// data is there, so an idle keep-alive connection (most of them, at scale) holds no buffer. Costs one
+    /// extra receive call per read burst; false saves that call where connections are never idle.
+    /// </summary>
+    public bool WaitForDataBeforeAllocatingBuffer { get; init; } = true;
+
+    /// <summary>
+    /// Where the app's continuations run when data arrives or a full write buffer drained. Default false:
+    /// they are queued to the thread pool, so a slow or blocking app callback never delays other sockets'
+    /// I/O completions. True runs them inline on the thread that completed the I/O: one thread-pool hop
+    /// less per read (less CPU and latency), but an app that blocks or does heavy work there stalls that
+    /// thread's other completions. Use true only when the app code is non-blocking (ProxyCore's own is).
+    /// </summary>
+    public bool InlineCompletions { get; init; }
+
+    /// <summary>
+    /// Where pipe buffers come from. Null (default) uses <see cref="MemoryPool{T}.Shared"/>, which
+    /// System.IO.Pipelines maps straight to <see cref="ArrayPool{T}.Shared"/> (no object per rent), with
+    /// 4 KiB minimum segments. Set a pool to share or bound memory between many transports.
+    /// </summary>
+    public MemoryPool<byte>? MemoryPool { get; init; }
+
+    /// <summary>The defaults above.</summary>
+    public static SocketTransportOptions Default { get; } = new();
+
+    /// <summary>Smallest buffer the receive loop asks the pipe for; also the pipes' minimum segment size.</summary>
+    internal const int MinimumSegmentSize = 4096;
+}
