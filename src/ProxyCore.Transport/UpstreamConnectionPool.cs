@@ -73,7 +73,8 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
     }
 
     /// <summary>
-    /// Gives back a connection whose response was read to the end. It is kept (newest first, stamped for
+    /// Gives back a connection whose response was read to the end and consumed (AdvanceTo past it: the
+    /// stale check uses TryRead, which does not report bytes that were only examined). It is kept (newest first, stamped for
     /// idle eviction) if it is still open; when the endpoint already holds
     /// <see cref="UpstreamPoolOptions.MaxIdlePerEndpoint"/> idle connections, the oldest one is closed.
     /// </summary>
@@ -136,7 +137,12 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
             var connection = await _factory.ConnectAsync(pool.EndPoint, linked.Token).ConfigureAwait(false);
             return new UpstreamLease(connection, isReused: false, pool, options);
         }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up: report it with the caller's token, as a cancellation and not a connect failure.
+            throw new OperationCanceledException(ex.Message, ex, cancellationToken);
+        }
+        catch (OperationCanceledException ex)
         {
             Debug.Assert(timeout.IsCancellationRequested);
             throw new UpstreamConnectException(pool.EndPoint, UpstreamConnectFailure.Timeout, ex);
