@@ -246,16 +246,16 @@ if want proxycore; then
 fi
 
 # ---------------------------------------------------------------- versions
-VER[wrk]=$(wrk -v 2>&1 | head -n1 | awk '{print $2}' || true)
+VER[wrk]=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }' || true)
 VER[upstream]=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 want nginx && VER[nginx]=${VER[upstream]}
-want haproxy && VER[haproxy]=$(haproxy -v 2>&1 | head -n1 | sed 's/^HAProxy version \([^ ]*\).*/HAProxy \1/')
+want haproxy && VER[haproxy]=$(haproxy -v 2>&1 | awk 'NR == 1 { print "HAProxy", $3 }')
 if want yarp; then
   VER[yarp]="Yarp.ReverseProxy 2.3.0 on ASP.NET Core $(dotnet --list-runtimes 2>/dev/null | awk '/Microsoft.AspNetCore.App/ {v=$2} END {print v}') (Kestrel, workstation non-concurrent GC, JIT)"
 fi
 if want proxycore; then
   if [[ -x "$PC_BIN" ]]; then
-    VER[proxycore]="$(timeout 5 "$PC_BIN" --version 2>/dev/null | head -n1 || true) ($PC_BIN, Native AOT)"
+    VER[proxycore]="$(timeout 5 "$PC_BIN" --version 2>/dev/null | awk 'NR == 1' || true) ($PC_BIN, Native AOT)"
   else
     VER[proxycore]="(not built)"
   fi
@@ -392,7 +392,7 @@ SHA=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo nogit)
 DIRTY=""
 if [[ -n "$(git -C "$REPO" status --porcelain -- . ':(exclude)perf-results' 2>/dev/null || true)" ]]; then DIRTY="-dirty"; fi
 DATE=$(date -u +%Y-%m-%d)
-CPU_MODEL=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
+CPU_MODEL=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | awk 'NR == 1')
 MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 CMD="bash bench/load/run.sh"
 for a in "${ORIG_ARGS[@]}"; do
@@ -400,7 +400,8 @@ for a in "${ORIG_ARGS[@]}"; do
 done
 if [[ -z "$OUT" ]]; then
   mkdir -p "$REPO/perf-results"
-  OUT="$REPO/perf-results/$DATE-load-h1-$SHA$DIRTY$( ((QUICK)) && echo -quick).md"
+  SUFFIX=""; if ((QUICK)); then SUFFIX="-quick"; fi
+  OUT="$REPO/perf-results/$DATE-load-h1-$SHA$DIRTY$SUFFIX.md"
 fi
 mkdir -p "$(dirname "$OUT")"
 
