@@ -30,6 +30,9 @@ public sealed class InMemoryTransport : IConnectionListener, IConnectionFactory
     /// <summary>Unsent bytes after which the writer's FlushAsync waits (as <see cref="SocketTransportOptions.MaxWriteBufferSize"/>).</summary>
     public long MaxWriteBufferSize { get; init; } = SocketTransportOptions.Default.MaxWriteBufferSize;
 
+    /// <summary>Where pipe buffers come from; null uses the shared pool (as <see cref="SocketTransportOptions.MemoryPool"/>).</summary>
+    public MemoryPool<byte>? MemoryPool { get; init; }
+
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
         try
@@ -58,8 +61,8 @@ public sealed class InMemoryTransport : IConnectionListener, IConnectionFactory
     {
         cancellationToken.ThrowIfCancellationRequested();
         var clientEndPoint = new IPEndPoint(IPAddress.Loopback, 0);
-        var client = new InMemoryConnection("m-client", clientEndPoint, EndPoint, MaxReadBufferSize, MaxWriteBufferSize);
-        var server = new InMemoryConnection("m-server", EndPoint, clientEndPoint, MaxReadBufferSize, MaxWriteBufferSize);
+        var client = new InMemoryConnection("m-client", clientEndPoint, EndPoint, this);
+        var server = new InMemoryConnection("m-server", EndPoint, clientEndPoint, this);
         InMemoryConnection.Link(client, server);
         if (!_pending.Writer.TryWrite(server))
         {
@@ -88,13 +91,14 @@ internal sealed class InMemoryConnection : ConnectionContext
     private int _closedFired;
     private int _disposed;
 
-    public InMemoryConnection(string prefix, EndPoint local, EndPoint remote, long maxRead, long maxWrite)
+    public InMemoryConnection(string prefix, EndPoint local, EndPoint remote, InMemoryTransport options)
     {
         _connectionId = prefix + Interlocked.Increment(ref _lastId).ToString(System.Globalization.CultureInfo.InvariantCulture);
         LocalEndPoint = local;
         RemoteEndPoint = remote;
-        _input = new Pipe(new PipeOptions(pauseWriterThreshold: maxRead, resumeWriterThreshold: maxRead / 2, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pauseWriterThreshold: maxWrite, resumeWriterThreshold: maxWrite / 2, useSynchronizationContext: false));
+        long maxRead = options.MaxReadBufferSize, maxWrite = options.MaxWriteBufferSize;
+        _input = new Pipe(new PipeOptions(options.MemoryPool, pauseWriterThreshold: maxRead, resumeWriterThreshold: maxRead / 2, useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(options.MemoryPool, pauseWriterThreshold: maxWrite, resumeWriterThreshold: maxWrite / 2, useSynchronizationContext: false));
         _originalTransport = new DuplexPipe(_input.Reader, _output.Writer);
         Transport = _originalTransport;
     }

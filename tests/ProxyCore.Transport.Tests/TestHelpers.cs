@@ -36,6 +36,7 @@ internal sealed class TransportPair : IAsyncDisposable
         {
             MaxReadBufferSize = (options ?? SocketTransportOptions.Default).MaxReadBufferSize,
             MaxWriteBufferSize = (options ?? SocketTransportOptions.Default).MaxWriteBufferSize,
+            MemoryPool = options?.MemoryPool,
         };
         return new TransportPair(memory, memory);
     }

@@ -1,0 +1,355 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace ProxyCore.Transport;
+
+/// <summary>
+/// Keeps idle upstream connections per endpoint for reuse (HTTP/1.1 keep-alive) and dials new ones.
+/// Rent newest first: the most recently used connection is the least likely to have been closed by the
+/// upstream's keep-alive timeout, and its buffers are still warm. Idle connections older than
+/// <see cref="UpstreamPoolOptions.IdleTimeout"/> are closed by a timer on the injected <see cref="TimeProvider"/>.
+/// </summary>
+/// <remarks>
+/// Each endpoint's idle list is a ring buffer under its own small lock. The lock is held for a few
+/// instructions (no I/O, no allocation) and only requests to the same endpoint contend on it. A lock-free
+/// stack was considered: <see cref="ConcurrentStack{T}"/> allocates a node per push, and a node-free
+/// Treiber stack over an array needs ABA protection and still cannot evict its oldest entry cheaply.
+/// Rent and Return allocate nothing once an endpoint's ring has grown; dialling allocates (a socket, pipes).
+/// </remarks>
+public sealed class UpstreamConnectionPool : IAsyncDisposable
+{
+    /// <summary>
+    /// How often idle connections are checked for expiry: a connection lives at most this much past its
+    /// idle timeout. One second costs nothing measurable and stays well inside typical upstream keep-alives.
+    /// </summary>
+    private static readonly TimeSpan EvictionInterval = TimeSpan.FromSeconds(1);
+
+    private readonly IConnectionFactory _factory;
+    private readonly TimeProvider _timeProvider;
+    private readonly ConcurrentDictionary<EndPoint, EndpointPool> _pools = new();
+    private readonly ITimer _evictionTimer;
+    private readonly List<ConnectionContext> _evicted = [];  // only touched by the eviction pass (guarded by _evicting)
+    private int _evicting;
+    private int _idleCount;
+    private volatile bool _disposed;
+
+    public UpstreamConnectionPool(IConnectionFactory factory, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        _factory = factory;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _evictionTimer = _timeProvider.CreateTimer(static state => ((UpstreamConnectionPool)state!).EvictExpired(), this, EvictionInterval, EvictionInterval);
+    }
+
+    /// <summary>Idle connections held, over all endpoints.</summary>
+    public int IdleCount => Volatile.Read(ref _idleCount);
+
+    /// <summary>
+    /// A connection to <paramref name="endPoint"/>: the newest idle one that is still usable, else a new one.
+    /// An idle connection is unusable when the upstream closed it (its input completed) or sent bytes nobody
+    /// asked for; those are disposed and the next one is tried. Completes synchronously on reuse.
+    /// </summary>
+    /// <exception cref="UpstreamConnectException">Dialling failed; <see cref="UpstreamConnectException.Reason"/> says why.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired (not the connect timeout).</exception>
+    /// <remarks>The factory must honour the token it is given: the connect timeout works through it.</remarks>
+    public ValueTask<UpstreamLease> RentAsync(EndPoint endPoint, UpstreamPoolOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        ArgumentNullException.ThrowIfNull(options);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+
+        var pool = _pools.GetOrAdd(endPoint, static (ep, self) => new EndpointPool(self, ep), this);
+        while (pool.TryPop(out var connection))
+        {
+            if (IsUsable(connection))
+            {
+                return new ValueTask<UpstreamLease>(new UpstreamLease(connection, isReused: true, pool, options));
+            }
+            DisposeInBackground(connection);
+        }
+        return DialAsync(pool, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Gives back a connection whose response was read to the end and consumed (AdvanceTo past it: the
+    /// stale check uses TryRead, which does not report bytes that were only examined). It is kept (newest first, stamped for
+    /// idle eviction) if it is still open; when the endpoint already holds
+    /// <see cref="UpstreamPoolOptions.MaxIdlePerEndpoint"/> idle connections, the oldest one is closed.
+    /// </summary>
+    public void Return(UpstreamLease lease)
+    {
+        var pool = lease.Pool ?? throw new ArgumentException("The lease did not come from a pool.", nameof(lease));
+        var options = lease.Options!;
+        var connection = lease.Connection;
+        if (_disposed || !IsUsable(connection))
+        {
+            DisposeInBackground(connection);
+            return;
+        }
+
+        long deadline = options.IdleTimeout == Timeout.InfiniteTimeSpan
+            ? long.MaxValue
+            : _timeProvider.GetTimestamp() + (long)(options.IdleTimeout.TotalSeconds * _timeProvider.TimestampFrequency);
+        var evicted = pool.Push(connection, deadline, options.MaxIdlePerEndpoint);
+        if (evicted is not null)
+        {
+            DisposeInBackground(evicted);
+        }
+    }
+
+    /// <summary>Disposes a connection that must not carry another request (body not read to the end, protocol error).</summary>
+    public void Discard(UpstreamLease lease)
+    {
+        if (lease.Connection is { } connection)
+        {
+            DisposeInBackground(connection);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        _evictionTimer.Dispose();
+
+        var all = new List<ConnectionContext>();
+        foreach (var pool in _pools.Values)
+        {
+            pool.Close(all);
+        }
+        foreach (var connection in all)
+        {
+            await DisposeQuietlyAsync(connection).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<UpstreamLease> DialAsync(EndpointPool pool, UpstreamPoolOptions options, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(options.ConnectTimeout, _timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        try
+        {
+            var connection = await _factory.ConnectAsync(pool.EndPoint, linked.Token).ConfigureAwait(false);
+            return new UpstreamLease(connection, isReused: false, pool, options);
+        }
+        catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up: report it with the caller's token, as a cancellation and not a connect failure.
+            throw new OperationCanceledException(ex.Message, ex, cancellationToken);
+        }
+        catch (OperationCanceledException ex)
+        {
+            Debug.Assert(timeout.IsCancellationRequested);
+            throw new UpstreamConnectException(pool.EndPoint, UpstreamConnectFailure.Timeout, ex);
+        }
+        catch (SocketException ex)
+        {
+            throw new UpstreamConnectException(pool.EndPoint, Classify(ex.SocketErrorCode), ex);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not UpstreamConnectException)
+        {
+            throw new UpstreamConnectException(pool.EndPoint, UpstreamConnectFailure.Other, ex);
+        }
+    }
+
+    internal static UpstreamConnectFailure Classify(SocketError error) => error switch
+    {
+        SocketError.ConnectionRefused => UpstreamConnectFailure.Refused,
+        SocketError.TimedOut => UpstreamConnectFailure.Timeout,
+        SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostDown or SocketError.NetworkDown
+            => UpstreamConnectFailure.Unreachable,
+        SocketError.HostNotFound or SocketError.NoData or SocketError.TryAgain or SocketError.NoRecovery
+            => UpstreamConnectFailure.DnsFailure,
+        _ => UpstreamConnectFailure.Other,
+    };
+
+    /// <summary>
+    /// An idle connection must have nothing to read: between responses an HTTP/1.1 upstream sends nothing,
+    /// so EOF means it closed the connection and bytes mean it is confused (or answered twice).
+    /// </summary>
+    private static bool IsUsable(ConnectionContext connection)
+    {
+        if (connection.ConnectionClosed.IsCancellationRequested)
+        {
+            return false;
+        }
+        try
+        {
+            var input = connection.Transport.Input;
+            if (!input.TryRead(out var result))
+            {
+                return true;
+            }
+            bool usable = !result.IsCompleted && !result.IsCanceled && result.Buffer.IsEmpty;
+            input.AdvanceTo(result.Buffer.Start);
+            return usable;
+        }
+        catch (Exception)
+        {
+            return false; // Input completed with an error (reset) or by the app: not reusable either way.
+        }
+    }
+
+    private void EvictExpired()
+    {
+        if (Interlocked.Exchange(ref _evicting, 1) != 0)
+        {
+            return; // The previous pass still runs.
+        }
+        try
+        {
+            long now = _timeProvider.GetTimestamp();
+            foreach (var pool in _pools.Values)
+            {
+                pool.RemoveExpired(now, _evicted);
+            }
+            foreach (var connection in _evicted)
+            {
+                DisposeInBackground(connection);
+            }
+            _evicted.Clear();
+        }
+        finally
+        {
+            Volatile.Write(ref _evicting, 0);
+        }
+    }
+
+    private static void DisposeInBackground(ConnectionContext connection) => _ = DisposeQuietlyAsync(connection);
+
+    private static async ValueTask DisposeQuietlyAsync(ConnectionContext connection)
+    {
+        try
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A connection we are throwing away failing to close cleanly changes nothing for anyone.
+        }
+    }
+
+    /// <summary>The idle connections of one endpoint: a ring buffer, newest at the tail, oldest at the head.</summary>
+    internal sealed class EndpointPool(UpstreamConnectionPool owner, EndPoint endPoint)
+    {
+        private readonly Lock _lock = new();
+        private Entry[] _entries = new Entry[4];
+        private int _head;
+        private int _count;
+        private bool _closed;
+
+        public EndPoint EndPoint { get; } = endPoint;
+
+        public bool TryPop(out ConnectionContext connection)
+        {
+            lock (_lock)
+            {
+                if (_count == 0)
+                {
+                    connection = null!;
+                    return false;
+                }
+                int index = (_head + _count - 1) % _entries.Length;
+                connection = _entries[index].Connection;
+                _entries[index] = default;
+                _count--;
+            }
+            Interlocked.Decrement(ref owner._idleCount);
+            return true;
+        }
+
+        /// <summary>Adds <paramref name="connection"/> as the newest; returns a connection the caller must dispose, if any.</summary>
+        public ConnectionContext? Push(ConnectionContext connection, long deadline, int maxIdle)
+        {
+            ConnectionContext? evicted;
+            lock (_lock)
+            {
+                if (_closed || maxIdle <= 0)
+                {
+                    return connection;
+                }
+                evicted = null;
+                if (_count >= maxIdle)
+                {
+                    // Full: the oldest goes, the one just used (warm, far from the upstream's timeout) stays.
+                    evicted = _entries[_head].Connection;
+                    _entries[_head] = default;
+                    _head = (_head + 1) % _entries.Length;
+                    _count--;
+                }
+                else if (_count == _entries.Length)
+                {
+                    Grow();
+                }
+                _entries[(_head + _count) % _entries.Length] = new Entry(connection, deadline);
+                _count++;
+            }
+            if (evicted is null)
+            {
+                Interlocked.Increment(ref owner._idleCount);
+            }
+            return evicted;
+        }
+
+        /// <summary>Moves every connection past its deadline into <paramref name="expired"/>, keeping the order of the rest.</summary>
+        public void RemoveExpired(long now, List<ConnectionContext> expired)
+        {
+            int removed = 0;
+            lock (_lock)
+            {
+                int kept = 0;
+                for (int i = 0; i < _count; i++)
+                {
+                    ref var entry = ref _entries[(_head + i) % _entries.Length];
+                    if (entry.Deadline <= now)
+                    {
+                        expired.Add(entry.Connection);
+                        removed++;
+                    }
+                    else
+                    {
+                        _entries[(_head + kept) % _entries.Length] = entry;
+                        kept++;
+                    }
+                }
+                for (int i = kept; i < _count; i++)
+                {
+                    _entries[(_head + i) % _entries.Length] = default;
+                }
+                _count = kept;
+            }
+            if (removed > 0)
+            {
+                Interlocked.Add(ref owner._idleCount, -removed);
+            }
+        }
+
+        /// <summary>Takes every idle connection out and refuses new ones (the pool is being disposed).</summary>
+        public void Close(List<ConnectionContext> all)
+        {
+            lock (_lock)
+            {
+                _closed = true;
+            }
+            RemoveExpired(long.MaxValue, all);
+        }
+
+        private void Grow()
+        {
+            var larger = new Entry[_entries.Length * 2];
+            for (int i = 0; i < _count; i++)
+            {
+                larger[i] = _entries[(_head + i) % _entries.Length];
+            }
+            _entries = larger;
+            _head = 0;
+        }
+
+        private readonly record struct Entry(ConnectionContext Connection, long Deadline);
+    }
+}
