@@ -208,7 +208,7 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
         return previous[b.Length];
     }
 
-    private static string Append(string path, string name)
+    internal static string Append(string path, string name)
     {
         foreach (char c in name)
         {
