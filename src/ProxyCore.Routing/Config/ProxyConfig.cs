@@ -142,7 +142,7 @@ public sealed class DestinationConfig
     /// <summary>"http://host:port[/path-prefix]".</summary>
     public string Address { get; set; } = "";
 
-    /// <summary>Relative share for weighted-round-robin; default 1, 0 = takes no traffic.</summary>
+    /// <summary>Relative share under weighted-round-robin (other policies ignore it); default 1, 0 = takes no traffic.</summary>
     public int Weight { get; set; } = 1;
 }
 
