@@ -77,6 +77,12 @@ public sealed class RouteTable
     internal RouteModel? Match(RequestHead request, ref int visited)
     {
         var path = request.PathSpan;
+        if (path.IsEmpty)
+        {
+            // RFC 9112 §3.2.1: "If the target URI's path component is empty, the client MUST send
+            // "/" as the path"; an absolute-form "http://h" arrives here empty and means "/".
+            path = "/"u8;
+        }
         var host = request.HostSpan;
         if (host.Length > 0 && host[^1] == (byte)'.')
         {

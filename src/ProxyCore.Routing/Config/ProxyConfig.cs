@@ -3,28 +3,30 @@ using System.Text.Json.Serialization;
 namespace ProxyCore.Routing.Config;
 
 // The user-facing configuration: what the operator writes, validated by ProxyConfigLoader and
-// never mutated afterwards. Defaults live in the property initialisers so that a property absent
+// never mutated afterwards (by convention: the setters are plain `set` because the System.Text.Json
+// source generator binds init-only properties through the object initialiser and would reset an
+// absent property to default(T), losing the defaults below). Defaults live in the property initialisers so that a property absent
 // from the JSON keeps them, and ToRedactedJson shows the effective value. See Model/README.md.
 
 /// <summary>The whole configuration file.</summary>
 public sealed class ProxyConfig
 {
-    public IReadOnlyList<ListenerConfig> Listeners { get; init; } = [];
+    public IReadOnlyList<ListenerConfig> Listeners { get; set; } = [];
 
     /// <summary>Admin endpoints; on by default at 127.0.0.1:9901, off with <c>"enabled": false</c>.</summary>
-    public AdminConfig Admin { get; init; } = new();
+    public AdminConfig Admin { get; set; } = new();
 
-    public IReadOnlyList<RouteConfig> Routes { get; init; } = [];
+    public IReadOnlyList<RouteConfig> Routes { get; set; } = [];
 
-    public IReadOnlyList<ClusterConfig> Clusters { get; init; } = [];
+    public IReadOnlyList<ClusterConfig> Clusters { get; set; } = [];
 
-    public LimitsConfig Limits { get; init; } = new();
+    public LimitsConfig Limits { get; set; } = new();
 
-    public TimeoutsConfig Timeouts { get; init; } = new();
+    public TimeoutsConfig Timeouts { get; set; } = new();
 
-    public ForwardingConfig Forwarding { get; init; } = new();
+    public ForwardingConfig Forwarding { get; set; } = new();
 
-    public AccessLogConfig AccessLog { get; init; } = new();
+    public AccessLogConfig AccessLog { get; set; } = new();
 
     /// <summary>
     /// The config-less sidecar mode (<c>proxycore --listen ADDR --upstream URL</c>): one listener,
@@ -42,21 +44,21 @@ public sealed class ProxyConfig
 public sealed class ListenerConfig
 {
     /// <summary>"host:port" — an IP literal ("[::1]:8080" for IPv6), "*" or "localhost". Port 0 picks a free port.</summary>
-    public string Address { get; init; } = "";
+    public string Address { get; set; } = "";
 
     /// <summary>"http1" and/or "http2" (h2 by ALPN with TLS, h2c by preface without).</summary>
-    public IReadOnlyList<string> Protocols { get; init; } = ["http1", "http2"];
+    public IReadOnlyList<string> Protocols { get; set; } = ["http1", "http2"];
 
-    public TlsConfig? Tls { get; init; }
+    public TlsConfig? Tls { get; set; }
 }
 
 public sealed class TlsConfig
 {
     /// <summary>PEM certificate (chain) file.</summary>
-    public string Certificate { get; init; } = "";
+    public string Certificate { get; set; } = "";
 
     /// <summary>PEM private key file.</summary>
-    public string Key { get; init; } = "";
+    public string Key { get; set; } = "";
 }
 
 public sealed class AdminConfig
@@ -66,96 +68,96 @@ public sealed class AdminConfig
     /// default; turning it off is explicit (<c>"enabled": false</c>) rather than by omission, so a
     /// missing block never hides the health endpoints by accident.
     /// </summary>
-    public bool Enabled { get; init; } = true;
+    public bool Enabled { get; set; } = true;
 
-    public string Address { get; init; } = "127.0.0.1:9901";
+    public string Address { get; set; } = "127.0.0.1:9901";
 }
 
 public sealed class RouteConfig
 {
-    public string Id { get; init; } = "";
+    public string Id { get; set; } = "";
 
-    public RouteMatchConfig Match { get; init; } = new();
+    public RouteMatchConfig Match { get; set; } = new();
 
     /// <summary>Id of the cluster requests are sent to.</summary>
-    public string Cluster { get; init; } = "";
+    public string Cluster { get; set; } = "";
 
     /// <summary>Upstream response timeout for this route (answer 504 when it passes); default <see cref="TimeoutsConfig.Upstream"/>.</summary>
     [JsonConverter(typeof(NullableDurationJsonConverter))]
-    public TimeSpan? Timeout { get; init; }
+    public TimeSpan? Timeout { get; set; }
 }
 
 public sealed class RouteMatchConfig
 {
     /// <summary>Exact hosts ("api.example.com") or wildcards ("*.example.com"); empty = any host.</summary>
-    public IReadOnlyList<string> Hosts { get; init; } = [];
+    public IReadOnlyList<string> Hosts { get; set; } = [];
 
     /// <summary>Raw path bytes, case-sensitive, starting with '/'. Absent = "/" as a prefix (every path).</summary>
-    public string? Path { get; init; }
+    public string? Path { get; set; }
 
     /// <summary>"prefix" or "exact"; default: prefix when <see cref="Path"/> ends with '/', else exact.</summary>
-    public string? PathType { get; init; }
+    public string? PathType { get; set; }
 
     /// <summary>Case-sensitive method tokens (RFC 9110 §9.1); empty = any method.</summary>
-    public IReadOnlyList<string> Methods { get; init; } = [];
+    public IReadOnlyList<string> Methods { get; set; } = [];
 
-    public IReadOnlyList<HeaderMatchConfig> Headers { get; init; } = [];
+    public IReadOnlyList<HeaderMatchConfig> Headers { get; set; } = [];
 }
 
 public sealed class HeaderMatchConfig
 {
     /// <summary>Header field name, matched ignoring ASCII case.</summary>
-    public string Name { get; init; } = "";
+    public string Name { get; set; } = "";
 
     /// <summary>Value to compare (case-sensitive); not used with mode "present".</summary>
-    public string? Value { get; init; }
+    public string? Value { get; set; }
 
     /// <summary>"exact" (default), "prefix" or "present".</summary>
-    public string Mode { get; init; } = "exact";
+    public string Mode { get; set; } = "exact";
 }
 
 public sealed class ClusterConfig
 {
-    public string Id { get; init; } = "";
+    public string Id { get; set; } = "";
 
     /// <summary>"round-robin" (default), "weighted-round-robin", "least-requests", "power-of-two", "random".</summary>
-    public string LoadBalancing { get; init; } = "round-robin";
+    public string LoadBalancing { get; set; } = "round-robin";
 
-    public IReadOnlyList<DestinationConfig> Destinations { get; init; } = [];
+    public IReadOnlyList<DestinationConfig> Destinations { get; set; } = [];
 
     /// <summary>Upstream TCP connect timeout; default 5s (then 502).</summary>
     [JsonConverter(typeof(DurationJsonConverter))]
-    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a pooled upstream connection may sit idle; default 60s.</summary>
     [JsonConverter(typeof(DurationJsonConverter))]
-    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Idle pooled connections kept per destination; default 64. 0 disables pooling.</summary>
-    public int MaxIdleConnectionsPerDestination { get; init; } = 64;
+    public int MaxIdleConnectionsPerDestination { get; set; } = 64;
 }
 
 public sealed class DestinationConfig
 {
     /// <summary>"http://host:port[/path-prefix]".</summary>
-    public string Address { get; init; } = "";
+    public string Address { get; set; } = "";
 
-    /// <summary>Relative share for weighted-round-robin; default 1, 0 = takes no traffic.</summary>
-    public int Weight { get; init; } = 1;
+    /// <summary>Relative share under weighted-round-robin (other policies ignore it); default 1, 0 = takes no traffic.</summary>
+    public int Weight { get; set; } = 1;
 }
 
 public sealed class LimitsConfig
 {
     /// <summary>Longest request line (method, target, version); default 8KB (then 414).</summary>
     [JsonConverter(typeof(SizeJsonConverter))]
-    public long MaxRequestLineBytes { get; init; } = 8 * 1024;
+    public long MaxRequestLineBytes { get; set; } = 8 * 1024;
 
     /// <summary>All header fields together; default 32KB (then 431).</summary>
     [JsonConverter(typeof(SizeJsonConverter))]
-    public long MaxHeaderBytes { get; init; } = 32 * 1024;
+    public long MaxHeaderBytes { get; set; } = 32 * 1024;
 
     /// <summary>Header field count; default 100 (then 431).</summary>
-    public int MaxHeaderCount { get; init; } = 100;
+    public int MaxHeaderCount { get; set; } = 100;
 
     /// <summary>
     /// Largest request body; 0 = unlimited. Default 32MB: bodies are streamed, never buffered, so the
@@ -164,50 +166,50 @@ public sealed class LimitsConfig
     /// lets one client tie up an upstream indefinitely. 32MB fits both with headroom.
     /// </summary>
     [JsonConverter(typeof(SizeJsonConverter))]
-    public long MaxRequestBodyBytes { get; init; } = 32 * 1024 * 1024;
+    public long MaxRequestBodyBytes { get; set; } = 32 * 1024 * 1024;
 
     /// <summary>Time allowed to receive a full request head; default 10s (then 408). Bounds slowloris.</summary>
     [JsonConverter(typeof(DurationJsonConverter))]
-    public TimeSpan HeaderReadTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan HeaderReadTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How long an idle client connection stays open between requests; default 60s.</summary>
     [JsonConverter(typeof(DurationJsonConverter))]
-    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Open client connections per process; default 10000, 0 = unlimited (bounded only by file descriptors).</summary>
-    public int MaxConnections { get; init; } = 10_000;
+    public int MaxConnections { get; set; } = 10_000;
 }
 
 public sealed class TimeoutsConfig
 {
     /// <summary>Default upstream response timeout (routes may override); default 60s.</summary>
     [JsonConverter(typeof(DurationJsonConverter))]
-    public TimeSpan Upstream { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan Upstream { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>On SIGTERM, how long in-flight requests may finish; default 30s.</summary>
     [JsonConverter(typeof(DurationJsonConverter))]
-    public TimeSpan Drain { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan Drain { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 public sealed class ForwardingConfig
 {
     /// <summary>Add X-Forwarded-For/-Proto/-Host; default true.</summary>
-    public bool XForwarded { get; init; } = true;
+    public bool XForwarded { get; set; } = true;
 
     /// <summary>Add the RFC 7239 Forwarded header; default false (most upstreams read X-Forwarded-*).</summary>
-    public bool Forwarded { get; init; }
+    public bool Forwarded { get; set; }
 
     /// <summary>Add Via (RFC 9110 §7.6.3); default true.</summary>
-    public bool Via { get; init; } = true;
+    public bool Via { get; set; } = true;
 
     /// <summary>Keep the client's Host header (default true); false sends the destination's host:port.</summary>
-    public bool PreserveHost { get; init; } = true;
+    public bool PreserveHost { get; set; } = true;
 }
 
 public sealed class AccessLogConfig
 {
-    public bool Enabled { get; init; }
+    public bool Enabled { get; set; }
 
     /// <summary>File to append to; null = stdout.</summary>
-    public string? Path { get; init; }
+    public string? Path { get; set; }
 }

@@ -36,7 +36,7 @@ public static class ProxyConfigLoader
         }
         catch (JsonException ex)
         {
-            errors.Add(new ConfigError(ex.Path ?? "$",
+            errors.Add(new ConfigError(PathAtSyntaxError(json),
                 $"invalid JSON at line {(ex.LineNumber ?? 0) + 1}, column {(ex.BytePositionInLine ?? 0) + 1}: {FirstSentence(ex.Message)}"));
             return new ConfigResult(null, errors);
         }
@@ -63,7 +63,7 @@ public static class ProxyConfigLoader
             catch (JsonException ex)
             {
                 // The walker should have caught everything the binder rejects; report rather than throw.
-                errors.Add(new ConfigError(ex.Path ?? "$", FirstSentence(ex.Message)));
+                errors.Add(new ConfigError(PathAtSyntaxError(json), FirstSentence(ex.Message)));
                 return new ConfigResult(null, errors);
             }
         }
@@ -171,6 +171,70 @@ public static class ProxyConfigLoader
             }
         }
         return false;
+    }
+
+    /// <summary>
+    /// JsonDocument reports line and column but no path; re-read with a reader that tracks the
+    /// path so the error names the property being written when the syntax broke.
+    /// </summary>
+    private static string PathAtSyntaxError(string json)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        // Each frame: the path of a container, and for arrays the index of the next element.
+        var stack = new Stack<(string Path, bool IsArray, int Index)>();
+        string? property = null;
+        try
+        {
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName:
+                        property = SchemaWalker.Append(stack.Peek().Path, reader.GetString()!);
+                        break;
+                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
+                        stack.Push((NextValuePath(stack, ref property), reader.TokenType == JsonTokenType.StartArray, 0));
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        stack.Pop();
+                        property = null;
+                        break;
+                    default:
+                        NextValuePath(stack, ref property);
+                        break;
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            if (property is not null)
+            {
+                return property;
+            }
+            if (stack.Count > 0)
+            {
+                var top = stack.Peek();
+                return top.IsArray ? $"{top.Path}[{top.Index}]" : top.Path;
+            }
+        }
+        return "$";
+    }
+
+    private static string NextValuePath(Stack<(string Path, bool IsArray, int Index)> stack, ref string? property)
+    {
+        if (stack.Count == 0)
+        {
+            return "$";
+        }
+        if (property is { } p)
+        {
+            property = null;
+            return p;
+        }
+        var top = stack.Pop();
+        stack.Push((top.Path, top.IsArray, top.Index + 1));
+        return $"{top.Path}[{top.Index}]";
     }
 
     private static string FirstSentence(string message)

@@ -11,6 +11,9 @@ namespace ProxyCore.Routing.Config;
 /// </summary>
 internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigError> errors)
 {
+    // Blocks from DESIGN.md that are not implemented yet. Ignoring them would let an operator
+    // believe a route is authenticated, rate limited or health checked when it is not, so they are
+    // refused by name until the code behind them exists (then they become real properties).
     private static readonly Dictionary<Type, string[]> s_notSupportedYet = new()
     {
         [typeof(ProxyConfig)] = ["llm"],
@@ -208,7 +211,7 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
         return previous[b.Length];
     }
 
-    private static string Append(string path, string name)
+    internal static string Append(string path, string name)
     {
         foreach (char c in name)
         {
