@@ -35,11 +35,11 @@ internal sealed class ConfigValidator(ProxyConfig config)
         {
             var listener = config.Listeners[i];
             string path = $"$.listeners[{i}]";
-            if (!Addresses.TryParseListener(listener.Address, out _, out _, out var error))
+            if (!Addresses.TryParseListener(listener.Address, out _, out int port, out var error))
             {
                 Error(path + ".address", error!);
             }
-            else if (!seen.Add(listener.Address))
+            else if (port != 0 && !seen.Add(listener.Address)) // port 0: each bind gets its own ephemeral port
             {
                 Error(path + ".address", $"duplicate listener address '{listener.Address}'");
             }
@@ -75,11 +75,11 @@ internal sealed class ConfigValidator(ProxyConfig config)
         {
             return;
         }
-        if (!Addresses.TryParseListener(config.Admin.Address, out _, out _, out var error))
+        if (!Addresses.TryParseListener(config.Admin.Address, out _, out int adminPort, out var error))
         {
             Error("$.admin.address", error!);
         }
-        else if (listenerAddresses.Contains(config.Admin.Address))
+        else if (adminPort != 0 && listenerAddresses.Contains(config.Admin.Address))
         {
             Error("$.admin.address", $"'{config.Admin.Address}' is also a listener address");
         }

@@ -1,4 +1,5 @@
 using ProxyCore.Routing.LoadBalancing;
+using ProxyCore.Transport;
 
 namespace ProxyCore.Routing.Model;
 
@@ -14,6 +15,12 @@ public sealed class ClusterModel
         ConnectTimeout = connectTimeout;
         IdleTimeout = idleTimeout;
         MaxIdleConnectionsPerDestination = maxIdleConnectionsPerDestination;
+        PoolOptions = new UpstreamPoolOptions
+        {
+            ConnectTimeout = connectTimeout,
+            IdleTimeout = idleTimeout,
+            MaxIdlePerEndpoint = maxIdleConnectionsPerDestination,
+        };
     }
 
     public string Id { get; }
@@ -28,6 +35,9 @@ public sealed class ClusterModel
     public TimeSpan IdleTimeout { get; }
 
     public int MaxIdleConnectionsPerDestination { get; }
+
+    /// <summary>The same three settings as the upstream pool takes them, built once per snapshot.</summary>
+    public UpstreamPoolOptions PoolOptions { get; }
 
     /// <summary>A healthy destination by this cluster's policy, or null (the relay answers 503).</summary>
     public DestinationModel? PickDestination() => LoadBalancer.Pick(Destinations);

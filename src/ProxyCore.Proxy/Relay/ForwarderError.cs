@@ -1,0 +1,81 @@
+namespace ProxyCore.Proxy.Relay;
+
+/// <summary>
+/// Where a forwarded exchange failed, on which side, and so what the client is told.
+/// Errors are values: the relay returns one instead of throwing through the stages.
+/// </summary>
+public enum ForwarderError : byte
+{
+    None,
+    /// <summary>No route matched (404).</summary>
+    NoRoute,
+    /// <summary>The cluster has no healthy destination (503).</summary>
+    NoDestination,
+    /// <summary>The upstream refused or could not be reached (502). Nothing was sent: safe to retry.</summary>
+    ConnectFailed,
+    /// <summary>Connecting took longer than the cluster's connect timeout (504). Nothing was sent.</summary>
+    ConnectTimeout,
+    /// <summary>Writing the request to the upstream failed (502).</summary>
+    UpstreamWrite,
+    /// <summary>The upstream closed before a response head (502).</summary>
+    UpstreamClosed,
+    /// <summary>The upstream sent a malformed response head (502).</summary>
+    UpstreamProtocol,
+    /// <summary>No response head within the route's timeout (504).</summary>
+    UpstreamTimeout,
+    /// <summary>The client's request body was malformed (400) or cut (the client went away).</summary>
+    RequestBody,
+    /// <summary>The request body is over the configured limit (413).</summary>
+    RequestBodyTooLarge,
+    /// <summary>The upstream's response body was malformed, cut or too slow after the head was sent: the client connection is aborted.</summary>
+    ResponseBody,
+    /// <summary>The client went away while the response was being written.</summary>
+    ClientGone,
+}
+
+public static class ForwarderErrors
+{
+    /// <summary>Status the client gets for an error found before the response started (DESIGN.md error contract).</summary>
+    public static int StatusCode(ForwarderError error) => error switch
+    {
+        ForwarderError.NoRoute => 404,
+        ForwarderError.NoDestination => 503,
+        ForwarderError.ConnectTimeout or ForwarderError.UpstreamTimeout => 504,
+        ForwarderError.RequestBody => 400,
+        ForwarderError.RequestBodyTooLarge => 413,
+        _ => 502,
+    };
+
+    /// <summary>The `proxycore-error` token.</summary>
+    public static string Reason(ForwarderError error) => error switch
+    {
+        ForwarderError.NoRoute => "no-route",
+        ForwarderError.NoDestination => "no-healthy-destination",
+        ForwarderError.ConnectFailed => "upstream-connect-failed",
+        ForwarderError.ConnectTimeout => "upstream-connect-timeout",
+        ForwarderError.UpstreamWrite => "upstream-write-failed",
+        ForwarderError.UpstreamClosed => "upstream-closed",
+        ForwarderError.UpstreamProtocol => "upstream-protocol-error",
+        ForwarderError.UpstreamTimeout => "upstream-timeout",
+        ForwarderError.RequestBody => "invalid-request-body",
+        ForwarderError.RequestBodyTooLarge => "request-body-too-large",
+        ForwarderError.ResponseBody => "upstream-response-body-failed",
+        ForwarderError.ClientGone => "client-gone",
+        _ => "none",
+    };
+
+    public static string Message(ForwarderError error) => error switch
+    {
+        ForwarderError.NoRoute => "No route matches this request.",
+        ForwarderError.NoDestination => "The route's cluster has no healthy destination.",
+        ForwarderError.ConnectFailed => "The upstream could not be reached.",
+        ForwarderError.ConnectTimeout => "Connecting to the upstream timed out.",
+        ForwarderError.UpstreamWrite => "Sending the request to the upstream failed.",
+        ForwarderError.UpstreamClosed => "The upstream closed the connection without a response.",
+        ForwarderError.UpstreamProtocol => "The upstream sent a malformed response.",
+        ForwarderError.UpstreamTimeout => "The upstream did not answer in time.",
+        ForwarderError.RequestBody => "The request body is malformed or incomplete.",
+        ForwarderError.RequestBodyTooLarge => "The request body is larger than this route allows.",
+        _ => "The response could not be relayed.",
+    };
+}

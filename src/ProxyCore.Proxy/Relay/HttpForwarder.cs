@@ -1,0 +1,729 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net;
+using System.Runtime.CompilerServices;
+using ProxyCore.Http;
+using ProxyCore.Http.Http1;
+using ProxyCore.Routing.Model;
+using ProxyCore.Transport;
+
+namespace ProxyCore.Proxy.Relay;
+
+/// <summary>What the relay does to forwarded heads (the `forwarding` block of the config).</summary>
+public sealed class ForwarderOptions
+{
+    /// <summary>Set X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host (default on).</summary>
+    public bool XForwarded { get; init; } = true;
+
+    /// <summary>Add `Via: 1.1 proxycore` to requests and responses, as RFC 9110 §7.6.3 asks of a proxy (default on).</summary>
+    public bool Via { get; init; } = true;
+
+    /// <summary>Largest request body accepted, in bytes (0 = no limit). Over it: 413.</summary>
+    public long MaxRequestBodyBytes { get; init; }
+
+    public Http1Limits Limits { get; init; } = Http1Limits.Default;
+
+    public static ForwarderOptions Default { get; } = new();
+}
+
+/// <summary>
+/// Forwards one exchange to one destination over HTTP/1.1 and relays the answer.
+///
+/// Lifecycle (the `// Step N` markers below follow it):
+///   1. Lease an upstream connection from the pool (a stale keep-alive one is retried on a fresh one).
+///   2. Write the request head: hop-by-hop fields removed, X-Forwarded-* and Via added, our own framing.
+///   3. Start copying the request body (concurrently: the upstream may answer before it read it all).
+///   4. Read the response head within the route's timeout; 1xx interim answers are relayed or skipped.
+///   5. Write the response head to the client (101 / 2xx-to-CONNECT turn into a tunnel here).
+///   6. Copy the response body, one client flush per upstream read, with the pipes' backpressure.
+///   7. Return the upstream connection to the pool only if both bodies ended cleanly and it may be reused.
+/// Failures before the response started become the proxy's error statuses; after it, the client
+/// connection is aborted so a cut body is never mistaken for a complete one.
+/// </summary>
+public sealed class HttpForwarder
+{
+    private static readonly byte[] s_viaValue = "1.1 proxycore"u8.ToArray();
+
+    private readonly UpstreamConnectionPool _pool;
+    private readonly ForwarderOptions _options;
+
+    public HttpForwarder(UpstreamConnectionPool pool, ForwarderOptions options)
+    {
+        _pool = pool;
+        _options = options;
+    }
+
+    /// <summary>Forwards <paramref name="exchange"/> to <paramref name="destination"/>; returns the error, if any, already answered or aborted.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ForwarderError> ForwardAsync(HttpExchange exchange, RouteModel route, DestinationModel destination)
+    {
+        var context = exchange.ApplicationState as ForwarderContext ?? new ForwarderContext();
+        exchange.ApplicationState = context;
+        context.Begin(route.Timeout);
+        try
+        {
+            var error = await ForwardCoreAsync(exchange, route, destination, context).ConfigureAwait(false);
+            if (error != ForwarderError.None)
+            {
+                await ReportAsync(exchange, error).ConfigureAwait(false);
+            }
+            return error;
+        }
+        finally
+        {
+            context.End();
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ForwarderError> ForwardCoreAsync(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderContext context)
+    {
+        var request = exchange.Request;
+        long maxBody = _options.MaxRequestBodyBytes;
+        if (maxBody > 0 && request.Framing == BodyFraming.ContentLength && request.ContentLength > maxBody)
+        {
+            return ForwarderError.RequestBodyTooLarge;
+        }
+
+        var cluster = route.Cluster;
+        for (int attempt = 0; ; attempt++)
+        {
+            // Step 1: lease.
+            UpstreamLease lease;
+            try
+            {
+                lease = await _pool.RentAsync(destination.EndPoint, cluster.PoolOptions, exchange.Aborted).ConfigureAwait(false);
+            }
+            catch (UpstreamConnectException e)
+            {
+                return e.Reason == UpstreamConnectFailure.Timeout ? ForwarderError.ConnectTimeout : ForwarderError.ConnectFailed;
+            }
+
+            var upstream = lease.Connection.Transport;
+            bool reusable = false;
+            try
+            {
+                // Step 2: request head (flushed together with the first body bytes, or alone).
+                WriteRequestHead(upstream.Output, exchange, destination);
+                Task<ForwarderError>? bodyPump = null;
+                if (exchange.HasRequestBody && !exchange.RequestBodyCompleted)
+                {
+                    // Step 3: the body flows while we wait for the answer.
+                    bodyPump = PumpRequestBodyAsync(exchange, upstream.Output, maxBody);
+                }
+                else
+                {
+                    var flush = await upstream.Output.FlushAsync(exchange.Aborted).ConfigureAwait(false);
+                    if (flush.IsCompleted)
+                    {
+                        if (lease.IsReused && attempt < 3)
+                        {
+                            continue; // A keep-alive connection the upstream had already closed: nothing was sent.
+                        }
+                        return ForwarderError.UpstreamWrite;
+                    }
+                }
+
+                // Step 4: response head.
+                long upstreamStart = Stopwatch.GetTimestamp();
+                var (headError, nothingReceived) = await ReadResponseHeadAsync(exchange, upstream.Input, context).ConfigureAwait(false);
+                context.UpstreamTicks = Stopwatch.GetTimestamp() - upstreamStart;
+                if (headError != ForwarderError.None)
+                {
+                    if (headError == ForwarderError.UpstreamClosed && nothingReceived && lease.IsReused && bodyPump is null && attempt < 3)
+                    {
+                        continue; // Stale keep-alive connection: the request never reached an application.
+                    }
+                    if (bodyPump is not null)
+                    {
+                        lease.Connection.Abort();
+                        var bodyError = await bodyPump.ConfigureAwait(false);
+                        if (bodyError is ForwarderError.RequestBody or ForwarderError.RequestBodyTooLarge)
+                        {
+                            return bodyError;
+                        }
+                    }
+                    return headError;
+                }
+
+                var response = exchange.Response;
+                // Step 5: a switch of protocols becomes a tunnel.
+                if ((response.StatusCode == 101 && request.IsUpgrade) ||
+                    (request.Method == HttpMethod.Connect && response.StatusCode is >= 200 and < 300))
+                {
+                    await TunnelAsync(exchange, lease.Connection, bodyPump).ConfigureAwait(false);
+                    return ForwarderError.None;
+                }
+
+                var framing = response.Framing;
+                long contentLength = response.ContentLength;
+                PrepareResponseHead(response);
+                await exchange.StartResponseAsync(ToClientFraming(framing, request.Method, contentLength), contentLength, exchange.Aborted).ConfigureAwait(false);
+
+                // Step 6: response body.
+                var copyError = await CopyResponseBodyAsync(exchange, upstream.Input, framing, contentLength, context).ConfigureAwait(false);
+                if (copyError != ForwarderError.None)
+                {
+                    exchange.Abort(ForwarderErrors.Reason(copyError));
+                    return copyError;
+                }
+
+                // Step 7: the upstream connection may be reused only if both directions ended cleanly.
+                var pumpResult = bodyPump is null ? ForwarderError.None : await bodyPump.ConfigureAwait(false);
+                reusable = pumpResult == ForwarderError.None && framing != BodyFraming.CloseDelimited && response.KeepAlive;
+                await exchange.CompleteResponseAsync(context.Trailers.HeaderCount > 0 ? context.Trailers : null, exchange.Aborted).ConfigureAwait(false);
+                return ForwarderError.None;
+            }
+            catch (Exception) when (exchange.Aborted.IsCancellationRequested)
+            {
+                return ForwarderError.ClientGone;
+            }
+            catch (IOException) when (exchange.ResponseStarted)
+            {
+                exchange.Abort("client-write-failed");
+                return ForwarderError.ClientGone;
+            }
+            finally
+            {
+                if (reusable)
+                {
+                    _pool.Return(lease);
+                }
+                else
+                {
+                    _pool.Discard(lease);
+                }
+            }
+        }
+    }
+
+    private static async ValueTask ReportAsync(HttpExchange exchange, ForwarderError error)
+    {
+        if (error == ForwarderError.ClientGone || exchange.ResponseStarted)
+        {
+            return;
+        }
+        try
+        {
+            await exchange.RespondErrorAsync(ForwarderErrors.StatusCode(error), ForwarderErrors.Reason(error), ForwarderErrors.Message(error)).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            exchange.Abort("error-response-failed");
+        }
+    }
+
+    // ---- Step 2 ----
+
+    private void WriteRequestHead(PipeWriter output, HttpExchange exchange, DestinationModel destination)
+    {
+        var request = exchange.Request;
+        var writer = new HeadWriter(output);
+        writer.Write(request.MethodSpan);
+        writer.Write(" "u8);
+        if (request.TargetForm == RequestTargetForm.Asterisk)
+        {
+            writer.Write("*"u8);
+        }
+        else if (request.TargetForm == RequestTargetForm.Authority)
+        {
+            writer.Write(request.AuthoritySpan);
+        }
+        else
+        {
+            writer.Write(destination.PathPrefixBytes);
+            writer.Write(request.PathSpan);
+            writer.Write(request.QuerySpan);
+        }
+        writer.Write(" HTTP/1.1\r\nhost: "u8);
+        writer.Write(request.AuthoritySpan.IsEmpty ? destination.HostHeaderBytes : request.AuthoritySpan);
+        writer.Write("\r\n"u8);
+
+        int connectionIndex = request.IndexOf(KnownHeader.Connection);
+        bool filterByConnection = connectionIndex >= 0 && ConnectionNamesOtherFields(request.GetValue(connectionIndex));
+        int xffIndex = -1;
+        int viaIndex = -1;
+        bool teTrailers = false;
+        var headers = request.Headers;
+        for (int i = 0; i < headers.Length; i++)
+        {
+            var header = headers[i];
+            switch (header.Id)
+            {
+                case KnownHeader.Host:
+                case KnownHeader.ContentLength:
+                case KnownHeader.TransferEncoding:
+                case KnownHeader.Connection:
+                case KnownHeader.KeepAlive:
+                case KnownHeader.ProxyConnection:
+                case KnownHeader.Trailer:
+                case KnownHeader.Upgrade:
+                case KnownHeader.ProxyAuthenticate:
+                case KnownHeader.ProxyAuthorization:
+                case KnownHeader.Expect:
+                    // Hop-by-hop (RFC 9110 §7.6.1) or framing we write ourselves; Expect was answered by us.
+                    continue;
+                case KnownHeader.TE:
+                    // RFC 9110 §10.1.4: only "trailers" means something end to end (gRPC relies on it).
+                    teTrailers |= System.Text.Ascii.EqualsIgnoreCase(request.Get(header.Value), "trailers"u8);
+                    continue;
+                case KnownHeader.XForwardedFor when _options.XForwarded:
+                    xffIndex = xffIndex < 0 ? i : xffIndex;
+                    continue;
+                case KnownHeader.XForwardedProto or KnownHeader.XForwardedHost when _options.XForwarded:
+                    continue;
+                case KnownHeader.Via when _options.Via:
+                    viaIndex = viaIndex < 0 ? i : viaIndex;
+                    continue;
+            }
+            var name = request.Get(header.Name);
+            if (filterByConnection && IsNamedInConnection(request.GetValue(connectionIndex), name))
+            {
+                continue;
+            }
+            writer.WriteHeader(name, request.Get(header.Value));
+        }
+
+        if (_options.XForwarded)
+        {
+            writer.Write("x-forwarded-for: "u8);
+            if (xffIndex >= 0)
+            {
+                // Every X-Forwarded-For line, in order, then the client: the list a chain of proxies builds.
+                for (int i = xffIndex; i < headers.Length; i++)
+                {
+                    if (headers[i].Id == KnownHeader.XForwardedFor)
+                    {
+                        writer.Write(request.Get(headers[i].Value));
+                        writer.Write(", "u8);
+                    }
+                }
+            }
+            writer.Write(exchange.ClientAddress);
+            writer.Write("\r\nx-forwarded-proto: "u8);
+            writer.Write(exchange.IsHttps ? "https"u8 : "http"u8);
+            writer.Write("\r\n"u8);
+            if (!request.AuthoritySpan.IsEmpty)
+            {
+                writer.WriteHeader("x-forwarded-host"u8, request.AuthoritySpan);
+            }
+        }
+        if (_options.Via)
+        {
+            writer.Write("via: "u8);
+            if (viaIndex >= 0)
+            {
+                writer.Write(request.Get(headers[viaIndex].Value));
+                writer.Write(", "u8);
+            }
+            writer.Write(s_viaValue);
+            writer.Write("\r\n"u8);
+        }
+        if (teTrailers)
+        {
+            writer.Write("te: trailers\r\n"u8);
+        }
+
+        if (request.IsUpgrade && request.TryGetValue(KnownHeader.Upgrade, out var upgrade))
+        {
+            writer.Write("connection: upgrade\r\n"u8);
+            writer.WriteHeader("upgrade"u8, upgrade);
+        }
+        switch (request.Framing)
+        {
+            case BodyFraming.ContentLength:
+                writer.Write("content-length: "u8);
+                writer.WriteDecimal(request.ContentLength);
+                writer.Write("\r\n"u8);
+                break;
+            case BodyFraming.Chunked or BodyFraming.Stream:
+                writer.Write("transfer-encoding: chunked\r\n"u8);
+                break;
+        }
+        writer.Write("\r\n"u8);
+        writer.Commit();
+    }
+
+    /// <summary>True when a Connection value lists more than the usual close / keep-alive / upgrade.</summary>
+    private static bool ConnectionNamesOtherFields(ReadOnlySpan<byte> value)
+    {
+        foreach (var range in value.Split((byte)','))
+        {
+            var token = value[range].Trim(" \t"u8);
+            if (!token.IsEmpty && !System.Text.Ascii.EqualsIgnoreCase(token, "close"u8) &&
+                !System.Text.Ascii.EqualsIgnoreCase(token, "keep-alive"u8) && !System.Text.Ascii.EqualsIgnoreCase(token, "upgrade"u8))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>RFC 9110 §7.6.1: fields named by Connection are hop-by-hop too.</summary>
+    private static bool IsNamedInConnection(ReadOnlySpan<byte> connection, ReadOnlySpan<byte> name)
+    {
+        foreach (var range in connection.Split((byte)','))
+        {
+            if (System.Text.Ascii.EqualsIgnoreCase(connection[range].Trim(" \t"u8), name))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // ---- Step 3 ----
+
+    private static async Task<ForwarderError> PumpRequestBodyAsync(HttpExchange exchange, PipeWriter upstream, long maxBody)
+    {
+        bool chunked = exchange.Request.Framing != BodyFraming.ContentLength;
+        long total = 0;
+        try
+        {
+            while (true)
+            {
+                BodyReadResult read;
+                try
+                {
+                    read = await exchange.ReadRequestBodyAsync(exchange.Aborted).ConfigureAwait(false);
+                }
+                catch (HttpProtocolException)
+                {
+                    upstream.Complete(new IOException("The client's request body was malformed."));
+                    return ForwarderError.RequestBody;
+                }
+                catch (Exception)
+                {
+                    upstream.Complete(new IOException("The client's request body was cut."));
+                    return ForwarderError.RequestBody;
+                }
+
+                var data = read.Data;
+                total += data.Length;
+                if (maxBody > 0 && total > maxBody)
+                {
+                    exchange.AdvanceRequestBody();
+                    upstream.Complete(new IOException("Request body too large."));
+                    return ForwarderError.RequestBodyTooLarge;
+                }
+                if (!data.IsEmpty)
+                {
+                    if (chunked)
+                    {
+                        var writer = new HeadWriter(upstream);
+                        writer.WriteHex(data.Length);
+                        writer.Write("\r\n"u8);
+                        writer.Commit();
+                    }
+                    foreach (var segment in data)
+                    {
+                        upstream.Write(segment.Span);
+                    }
+                    if (chunked)
+                    {
+                        upstream.Write("\r\n"u8);
+                    }
+                }
+                exchange.AdvanceRequestBody();
+
+                if (read.IsCompleted)
+                {
+                    if (chunked)
+                    {
+                        WriteLastChunk(upstream, exchange.RequestTrailers);
+                    }
+                    var last = await upstream.FlushAsync().ConfigureAwait(false);
+                    return last.IsCompleted ? ForwarderError.UpstreamWrite : ForwarderError.None;
+                }
+                var flush = await upstream.FlushAsync().ConfigureAwait(false);
+                if (flush.IsCompleted || flush.IsCanceled)
+                {
+                    return ForwarderError.UpstreamWrite;
+                }
+            }
+        }
+        catch (Exception)
+        {
+            return ForwarderError.UpstreamWrite;
+        }
+    }
+
+    private static void WriteLastChunk(PipeWriter output, HttpHead trailers)
+    {
+        var writer = new HeadWriter(output);
+        writer.Write("0\r\n"u8);
+        var fields = trailers.Headers;
+        for (int i = 0; i < fields.Length; i++)
+        {
+            writer.WriteHeader(trailers.Get(fields[i].Name), trailers.Get(fields[i].Value));
+        }
+        writer.Write("\r\n"u8);
+        writer.Commit();
+    }
+
+    // ---- Step 4 ----
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(ForwarderError Error, bool NothingReceived)> ReadResponseHeadAsync(HttpExchange exchange, PipeReader input, ForwarderContext context)
+    {
+        var response = exchange.Response;
+        bool received = false;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(context.Timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (context.Timeout.IsCancellationRequested)
+            {
+                return (exchange.Aborted.IsCancellationRequested ? ForwarderError.ClientGone : ForwarderError.UpstreamTimeout, !received);
+            }
+            catch (Exception)
+            {
+                return (ForwarderError.UpstreamClosed, !received);
+            }
+
+            var buffer = result.Buffer;
+            received |= !buffer.IsEmpty;
+            response.Reset();
+            var status = Http1Parser.TryParseResponse(buffer, response, exchange.Request.Method, _options.Limits, out var consumed, out _);
+            if (status == Http1ParseResult.Complete)
+            {
+                input.AdvanceTo(consumed);
+                int code = response.StatusCode;
+                if (code is >= 100 and < 200 && code != 101)
+                {
+                    // RFC 9110 §15.2: interim answers. 100 was already given by us; others (103) go on.
+                    if (code != 100)
+                    {
+                        StripHopByHop(response);
+                        await exchange.SendInformationalAsync(response, exchange.Aborted).ConfigureAwait(false);
+                    }
+                    continue;
+                }
+                context.Timeout.CancelAfter(context.RouteTimeout); // from here on: idle time between body reads
+                return (ForwarderError.None, false);
+            }
+            if (status == Http1ParseResult.Error)
+            {
+                input.AdvanceTo(buffer.End);
+                return (ForwarderError.UpstreamProtocol, false);
+            }
+            if (result.IsCompleted)
+            {
+                input.AdvanceTo(buffer.End);
+                return (ForwarderError.UpstreamClosed, !received);
+            }
+            input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    // ---- Step 5 ----
+
+    private void PrepareResponseHead(ResponseHead response)
+    {
+        StripHopByHop(response);
+        if (_options.Via)
+        {
+            int via = response.IndexOf(KnownHeader.Via);
+            if (via < 0)
+            {
+                response.AddHeader("via"u8, s_viaValue);
+            }
+        }
+    }
+
+    /// <summary>Removes hop-by-hop and framing fields, including those named by Connection (RFC 9110 §7.6.1).</summary>
+    private static void StripHopByHop(HttpHead head)
+    {
+        int connectionIndex = head.IndexOf(KnownHeader.Connection);
+        bool filterByConnection = connectionIndex >= 0 && ConnectionNamesOtherFields(head.GetValue(connectionIndex));
+        var connectionValue = filterByConnection ? head.Get(head.Headers[connectionIndex].Value) : default;
+        for (int i = head.HeaderCount - 1; i >= 0; i--)
+        {
+            var header = head.Headers[i];
+            if (KnownHeaders.IsHopByHop(header.Id) || header.Id == KnownHeader.ContentLength ||
+                (filterByConnection && IsNamedInConnection(connectionValue, head.Get(header.Name))))
+            {
+                head.RemoveHeaderAt(i);
+            }
+        }
+    }
+
+    private static BodyFraming ToClientFraming(BodyFraming upstream, HttpMethod method, long contentLength) => upstream switch
+    {
+        BodyFraming.ContentLength => BodyFraming.ContentLength,
+        BodyFraming.Chunked or BodyFraming.CloseDelimited => BodyFraming.Stream,
+        // A HEAD answer describes the body it would have had: keep its Content-Length.
+        _ when method == HttpMethod.Head && contentLength >= 0 => BodyFraming.ContentLength,
+        _ => BodyFraming.None,
+    };
+
+    private async Task TunnelAsync(HttpExchange exchange, ConnectionContext upstreamConnection, Task<ForwarderError>? bodyPump)
+    {
+        // Keep Connection/Upgrade on a 101: they are what the switch is about.
+        await exchange.StartResponseAsync(BodyFraming.None, 0, exchange.Aborted).ConfigureAwait(false);
+        var client = exchange.DetachForTunnel();
+        await client.Output.FlushAsync(exchange.Aborted).ConfigureAwait(false);
+        if (bodyPump is not null)
+        {
+            await bodyPump.ConfigureAwait(false);
+        }
+        var upstream = upstreamConnection.Transport;
+        var up = CopyAndCompleteAsync(client.Input, upstream.Output);
+        var down = CopyAndCompleteAsync(upstream.Input, client.Output);
+        await Task.WhenAny(up, down).ConfigureAwait(false);
+        // One side ended: give the other a moment to drain, then tear both down.
+        var both = Task.WhenAll(up, down);
+        if (await Task.WhenAny(both, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false) != both)
+        {
+            upstreamConnection.Abort();
+            exchange.Connection.Abort();
+        }
+    }
+
+    private static async Task CopyAndCompleteAsync(PipeReader from, PipeWriter to)
+    {
+        try
+        {
+            await from.CopyToAsync(to).ConfigureAwait(false);
+            await to.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            await to.CompleteAsync(e).ConfigureAwait(false);
+        }
+        await from.CompleteAsync().ConfigureAwait(false);
+    }
+
+    // ---- Step 6 ----
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ForwarderError> CopyResponseBodyAsync(HttpExchange exchange, PipeReader input, BodyFraming framing, long contentLength, ForwarderContext context)
+    {
+        if (framing == BodyFraming.None || (framing == BodyFraming.ContentLength && contentLength == 0))
+        {
+            return ForwarderError.None;
+        }
+        long remaining = framing == BodyFraming.ContentLength ? contentLength : -1;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(context.Timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                return exchange.Aborted.IsCancellationRequested ? ForwarderError.ClientGone : ForwarderError.ResponseBody;
+            }
+            context.Timeout.CancelAfter(context.RouteTimeout);
+            var buffer = result.Buffer;
+
+            switch (framing)
+            {
+                case BodyFraming.ContentLength:
+                {
+                    if (buffer.IsEmpty && result.IsCompleted)
+                    {
+                        return ForwarderError.ResponseBody; // cut before Content-Length bytes
+                    }
+                    var data = buffer.Slice(0, Math.Min(buffer.Length, remaining));
+                    remaining -= data.Length;
+                    await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                    input.AdvanceTo(data.End);
+                    if (remaining == 0)
+                    {
+                        return ForwarderError.None;
+                    }
+                    break;
+                }
+                case BodyFraming.Chunked:
+                {
+                    var status = context.Chunked.Read(buffer, context.Trailers, _options.Limits, out var data, out var consumed, out _);
+                    switch (status)
+                    {
+                        case ChunkedReadResult.Data:
+                            await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                            input.AdvanceTo(consumed);
+                            break;
+                        case ChunkedReadResult.Complete:
+                            input.AdvanceTo(consumed);
+                            StripForbiddenTrailers(context.Trailers);
+                            return ForwarderError.None;
+                        case ChunkedReadResult.Incomplete:
+                            if (result.IsCompleted)
+                            {
+                                input.AdvanceTo(buffer.End);
+                                return ForwarderError.ResponseBody;
+                            }
+                            input.AdvanceTo(consumed, buffer.End);
+                            break;
+                        default:
+                            input.AdvanceTo(buffer.End);
+                            return ForwarderError.ResponseBody;
+                    }
+                    break;
+                }
+                default: // close-delimited: everything until the upstream closes
+                {
+                    if (!buffer.IsEmpty)
+                    {
+                        await exchange.WriteResponseBodyAsync(buffer, flush: true, exchange.Aborted).ConfigureAwait(false);
+                    }
+                    input.AdvanceTo(buffer.End);
+                    if (result.IsCompleted)
+                    {
+                        return ForwarderError.None;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>RFC 9110 §6.5.1: framing, routing and authentication fields must not arrive as trailers.</summary>
+    private static void StripForbiddenTrailers(HttpHead trailers)
+    {
+        for (int i = trailers.HeaderCount - 1; i >= 0; i--)
+        {
+            var id = trailers.Headers[i].Id;
+            if (id is KnownHeader.ContentLength or KnownHeader.TransferEncoding or KnownHeader.Host or KnownHeader.Connection
+                or KnownHeader.Trailer or KnownHeader.TE or KnownHeader.Authorization or KnownHeader.ContentType
+                or KnownHeader.ContentEncoding or KnownHeader.Upgrade or KnownHeader.KeepAlive)
+            {
+                trailers.RemoveHeaderAt(i);
+            }
+        }
+    }
+}
+
+/// <summary>The relay's reusable per-connection state: one timer, one chunked decoder, one trailer head.</summary>
+internal sealed class ForwarderContext
+{
+    public CancellationTokenSource Timeout = new();
+    public ChunkedDecoder Chunked;
+    public readonly ResponseHead Trailers = new();
+    public TimeSpan RouteTimeout;
+    public long UpstreamTicks;
+
+    public void Begin(TimeSpan routeTimeout)
+    {
+        RouteTimeout = routeTimeout;
+        UpstreamTicks = 0;
+        Chunked.Reset();
+        Trailers.Reset();
+        Timeout.CancelAfter(routeTimeout);
+    }
+
+    public void End()
+    {
+        if (!Timeout.TryReset())
+        {
+            Timeout.Dispose();
+            Timeout = new CancellationTokenSource();
+        }
+    }
+}

@@ -1,0 +1,242 @@
+using System.Net;
+using ProxyCore.Http;
+using ProxyCore.Http.Http1;
+using ProxyCore.Proxy;
+using ProxyCore.Proxy.Metrics;
+using ProxyCore.Proxy.Relay;
+using ProxyCore.Routing.Config;
+using ProxyCore.Routing.Model;
+using ProxyCore.Transport;
+
+namespace ProxyCore.Server;
+
+/// <summary>
+/// One running proxy: its listeners, admin listener, routing state, upstream pool, metrics and access
+/// log. Routes and clusters reload in place; listeners, limits and the access log are read at start.
+/// </summary>
+public sealed class ProxyHost : IAsyncDisposable
+{
+    private readonly ProxyState _state;
+    private readonly ConnectionServer _proxyServer;
+    private readonly ConnectionServer? _adminServer;
+    private readonly UpstreamConnectionPool _pool;
+    private readonly AccessLog? _accessLog;
+    private readonly ProxyConfig _startConfig;
+    private volatile bool _draining;
+    private int _stopped;
+
+    private ProxyHost(ProxyConfig config, ProxyState state, ConnectionServer proxyServer, ConnectionServer? adminServer,
+        UpstreamConnectionPool pool, AccessLog? accessLog, ProxyMetrics metrics, IReadOnlyList<IPEndPoint> listenEndPoints, IPEndPoint? adminEndPoint)
+    {
+        _startConfig = config;
+        _state = state;
+        _proxyServer = proxyServer;
+        _adminServer = adminServer;
+        _pool = pool;
+        _accessLog = accessLog;
+        Metrics = metrics;
+        ListenEndPoints = listenEndPoints;
+        AdminEndPoint = adminEndPoint;
+    }
+
+    public ProxyMetrics Metrics { get; }
+
+    /// <summary>Where the proxy listens (with real ports when the config said port 0).</summary>
+    public IReadOnlyList<IPEndPoint> ListenEndPoints { get; }
+
+    public IPEndPoint? AdminEndPoint { get; }
+
+    public ProxySnapshot Current => _state.Current;
+
+    /// <summary>Validates <paramref name="config"/>, binds every listener, and starts serving.</summary>
+    public static ProxyHost Start(ProxyConfig config, Stream? accessLogOutput = null)
+    {
+        var errors = ProxyConfigLoader.Validate(config);
+        if (errors.Count > 0)
+        {
+            throw new InvalidOperationException("Invalid configuration:\n" + string.Join('\n', errors));
+        }
+
+        var state = new ProxyState(config);
+        var metrics = new ProxyMetrics();
+        var pool = new UpstreamConnectionPool(new SocketConnectionFactory());
+        var limits = config.Limits;
+        var http1 = new Http1ConnectionOptions
+        {
+            Limits = new Http1Limits
+            {
+                MaxRequestLineBytes = (int)limits.MaxRequestLineBytes,
+                MaxHeaderBytes = (int)limits.MaxHeaderBytes,
+                MaxHeaderCount = limits.MaxHeaderCount,
+            },
+            HeaderReadTimeout = limits.HeaderReadTimeout,
+            KeepAliveTimeout = limits.KeepAliveTimeout,
+        };
+        var forwarder = new HttpForwarder(pool, new ForwarderOptions
+        {
+            XForwarded = config.Forwarding.XForwarded,
+            Via = config.Forwarding.Via,
+            MaxRequestBodyBytes = limits.MaxRequestBodyBytes,
+            Limits = http1.Limits,
+        });
+
+        AccessLog? accessLog = null;
+        if (config.AccessLog.Enabled)
+        {
+            accessLog = accessLogOutput is not null ? new AccessLog(accessLogOutput, ownsOutput: false)
+                : config.AccessLog.Path is { Length: > 0 } path ? new AccessLog(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite), ownsOutput: true)
+                : new AccessLog(Console.OpenStandardOutput(), ownsOutput: true);
+        }
+
+        var application = new ProxyApplication(state, forwarder, metrics, accessLog);
+        int maxConnections = limits.MaxConnections;
+        ConnectionServer? proxyServer = null;
+        proxyServer = new ConnectionServer(connection => ServeAsync(connection, application, http1, proxyServer!, maxConnections),
+            (message, e) => Log.Warn($"{message}: {e.Message}"));
+
+        var listenEndPoints = new List<IPEndPoint>();
+        ConnectionServer? adminServer = null;
+        IPEndPoint? adminEndPoint = null;
+        ProxyHost? host = null;
+        try
+        {
+            foreach (var listener in config.Listeners)
+            {
+                var bound = SocketConnectionListener.Bind(ParseEndPoint(listener.Address));
+                listenEndPoints.Add((IPEndPoint)bound.EndPoint);
+                proxyServer.Start(bound);
+            }
+            if (config.Admin.Enabled)
+            {
+                var admin = new AdminApplication(state, metrics, () => host is { _draining: false });
+                adminServer = new ConnectionServer(connection => ServeAsync(connection, admin, Http1ConnectionOptions.Default, adminServer!, 64),
+                    (message, e) => Log.Warn($"admin {message}: {e.Message}"));
+                var bound = SocketConnectionListener.Bind(ParseEndPoint(config.Admin.Address));
+                adminEndPoint = (IPEndPoint)bound.EndPoint;
+                adminServer.Start(bound);
+            }
+        }
+        catch
+        {
+            proxyServer.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
+            adminServer?.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
+            throw;
+        }
+        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint);
+        return host;
+    }
+
+    private static async Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options, ConnectionServer server, int maxConnections)
+    {
+        if (maxConnections > 0 && server.ActiveConnections > maxConnections)
+        {
+            // Over the connection limit: close at once rather than queue work we cannot serve.
+            connection.Abort();
+            return;
+        }
+        var http1 = new Http1Connection(connection, application, options, server.Stopping);
+        await http1.RunAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Swaps in a new routing snapshot. Requests in flight finish on the one they started with.
+    /// Settings read only at start (listeners, admin, limits, access log) are reported, not applied.
+    /// </summary>
+    public IReadOnlyList<string> Reload(ProxyConfig config)
+    {
+        var notes = new List<string>();
+        if (!SameListeners(config))
+        {
+            notes.Add("listeners, admin address, limits and access log are read at start: restart to apply those changes");
+        }
+        _state.Swap(config);
+        return notes;
+    }
+
+    private bool SameListeners(ProxyConfig config)
+    {
+        var a = _startConfig;
+        return a.Listeners.Select(l => l.Address).SequenceEqual(config.Listeners.Select(l => l.Address))
+            && a.Admin.Address == config.Admin.Address && a.Admin.Enabled == config.Admin.Enabled
+            && a.Limits.MaxRequestLineBytes == config.Limits.MaxRequestLineBytes && a.Limits.MaxHeaderBytes == config.Limits.MaxHeaderBytes
+            && a.Limits.MaxHeaderCount == config.Limits.MaxHeaderCount && a.Limits.MaxRequestBodyBytes == config.Limits.MaxRequestBodyBytes
+            && a.Limits.HeaderReadTimeout == config.Limits.HeaderReadTimeout && a.Limits.KeepAliveTimeout == config.Limits.KeepAliveTimeout
+            && a.AccessLog.Enabled == config.AccessLog.Enabled && a.AccessLog.Path == config.AccessLog.Path
+            && a.Forwarding.XForwarded == config.Forwarding.XForwarded && a.Forwarding.Via == config.Forwarding.Via;
+    }
+
+    /// <summary>Stops accepting, lets requests in flight finish within <paramref name="drainTimeout"/>, then closes everything.</summary>
+    public async Task StopAsync(TimeSpan drainTimeout)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+        _draining = true;
+        await _proxyServer.StopAsync(drainTimeout).ConfigureAwait(false);
+        if (_adminServer is not null)
+        {
+            await _adminServer.StopAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+        await _pool.DisposeAsync().ConfigureAwait(false);
+        if (_accessLog is not null)
+        {
+            await _accessLog.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync(TimeSpan.Zero));
+
+    internal static IPEndPoint ParseEndPoint(string address)
+    {
+        if (!Addresses.TryParseListener(address, out var host, out var port, out var error))
+        {
+            throw new ArgumentException($"Invalid address '{address}': {error}");
+        }
+        if (host is "*" or "")
+        {
+            return new IPEndPoint(IPAddress.Any, port);
+        }
+        if (host == "localhost")
+        {
+            return new IPEndPoint(IPAddress.Loopback, port);
+        }
+        if (IPAddress.TryParse(host.Trim('[', ']'), out var ip))
+        {
+            return new IPEndPoint(ip, port);
+        }
+        var resolved = Dns.GetHostAddresses(host);
+        return new IPEndPoint(resolved[0], port);
+    }
+}
+
+/// <summary>An HTTP/1.1 server for one application on one address: the mock upstream.</summary>
+internal sealed class SimpleHttpServer : IAsyncDisposable
+{
+    private readonly ConnectionServer _server;
+
+    private SimpleHttpServer(ConnectionServer server, IPEndPoint endPoint)
+    {
+        _server = server;
+        EndPoint = endPoint;
+    }
+
+    public IPEndPoint EndPoint { get; }
+
+    public static SimpleHttpServer Start(IPEndPoint endPoint, IHttpApplication application)
+    {
+        ConnectionServer? server = null;
+        server = new ConnectionServer(async connection =>
+        {
+            var http1 = new Http1Connection(connection, application, Http1ConnectionOptions.Default, server!.Stopping);
+            await http1.RunAsync().ConfigureAwait(false);
+        }, (message, e) => Log.Warn($"mock {message}: {e.Message}"));
+        var listener = SocketConnectionListener.Bind(endPoint);
+        server.Start(listener);
+        return new SimpleHttpServer(server, (IPEndPoint)listener.EndPoint);
+    }
+
+    public Task StopAsync(TimeSpan drain) => _server.StopAsync(drain);
+
+    public ValueTask DisposeAsync() => new(StopAsync(TimeSpan.Zero));
+}
