@@ -15,6 +15,9 @@ namespace ProxyCore.Transport;
 /// </remarks>
 public sealed class ConnectionServer : IAsyncDisposable
 {
+    /// <summary>Pause after a failed accept (EMFILE and the like) so a persistent failure does not spin a core.</summary>
+    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
+
     private readonly ConnectionDelegate _handler;
     private readonly Action<string, Exception>? _onError;
     private readonly TimeProvider _timeProvider;
@@ -107,7 +110,7 @@ public sealed class ConnectionServer : IAsyncDisposable
         }
 
         // Step 3: wait for them, up to the drain timeout.
-        var draining = Task.WhenAll(Snapshot(out _));
+        var draining = Task.WhenAll(SnapshotTasks());
         try
         {
             await draining.WaitAsync(drainTimeout, _timeProvider).ConfigureAwait(false);
@@ -175,8 +178,6 @@ public sealed class ConnectionServer : IAsyncDisposable
         }
     }
 
-    private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(100);
-
     private async Task RunAsync(TrackedConnection tracked)
     {
         // The handler runs on the thread pool, not inline on the accept loop: its synchronous
@@ -210,12 +211,11 @@ public sealed class ConnectionServer : IAsyncDisposable
         }
     }
 
-    private Task[] Snapshot(out int count)
+    private Task[] SnapshotTasks()
     {
         lock (_lock)
         {
-            count = _connections.Count;
-            var tasks = new Task[count];
+            var tasks = new Task[_connections.Count];
             int i = 0;
             foreach (var tracked in _connections)
             {

@@ -142,6 +142,35 @@ public class ConnectionTests
         Assert.Equal(SocketError.ConnectionReset, error.SocketErrorCode);
     }
 
+    [Fact]
+    public async Task DisposeAsync_LargeUnreadResponse_PeerStillReceivesAllThenEof()
+    {
+        // The kernel holds sent-but-undelivered bytes after DisposeAsync returns; a graceful close must
+        // let them go out. An abortive close (RST) would drop them and truncate the response.
+        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 64 * 1024 };
+        var accept = listener.AcceptAsync().AsTask();
+        await raw.ConnectAsync(listener.EndPoint).WaitAsync(Timeouts.Default);
+        var server = (await accept.WaitAsync(Timeouts.Default))!;
+        const int total = 256 * 1024; // more than the peer's receive buffer, less than both kernel buffers together
+
+        var write = Task.Run(async () =>
+        {
+            await server.Transport.Output.WriteAsync(new byte[total]);
+            await server.DisposeAsync();
+        });
+        await write.WaitAsync(Timeouts.Default); // start reading only once the server side is disposed
+        long received = 0;
+        var buffer = new byte[64 * 1024];
+        int n;
+        while ((n = await raw.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(Timeouts.Default)) > 0)
+        {
+            received += n;
+        }
+
+        Assert.Equal(total, received);
+    }
+
     public static TheoryData<TransportKind, string> CloseCauses => new()
     {
         { TransportKind.Socket, "peer-fin" }, { TransportKind.Socket, "peer-abort" }, { TransportKind.Socket, "abort" }, { TransportKind.Socket, "peer-dispose" },
