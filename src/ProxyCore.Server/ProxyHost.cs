@@ -76,6 +76,8 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             XForwarded = config.Forwarding.XForwarded,
             Via = config.Forwarding.Via,
+            Forwarded = config.Forwarding.Forwarded,
+            PreserveHost = config.Forwarding.PreserveHost,
             MaxRequestBodyBytes = limits.MaxRequestBodyBytes,
             Limits = http1.Limits,
         });
@@ -162,7 +164,8 @@ public sealed class ProxyHost : IAsyncDisposable
             && a.Limits.MaxHeaderCount == config.Limits.MaxHeaderCount && a.Limits.MaxRequestBodyBytes == config.Limits.MaxRequestBodyBytes
             && a.Limits.HeaderReadTimeout == config.Limits.HeaderReadTimeout && a.Limits.KeepAliveTimeout == config.Limits.KeepAliveTimeout
             && a.AccessLog.Enabled == config.AccessLog.Enabled && a.AccessLog.Path == config.AccessLog.Path
-            && a.Forwarding.XForwarded == config.Forwarding.XForwarded && a.Forwarding.Via == config.Forwarding.Via;
+            && a.Forwarding.XForwarded == config.Forwarding.XForwarded && a.Forwarding.Via == config.Forwarding.Via
+            && a.Forwarding.Forwarded == config.Forwarding.Forwarded && a.Forwarding.PreserveHost == config.Forwarding.PreserveHost;
     }
 
     /// <summary>Stops accepting, lets requests in flight finish within <paramref name="drainTimeout"/>, then closes everything.</summary>

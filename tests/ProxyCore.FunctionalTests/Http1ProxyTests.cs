@@ -53,6 +53,25 @@ public sealed class Http1ProxyTests
         Assert.False(headers.ContainsKey("connection"));
     }
 
+    [Fact]
+    public async Task ForwardedHeader_AndDestinationHost_WhenConfigured()
+    {
+        await using var host = TestHost.Start(url =>
+        {
+            var config = TestHost.DefaultConfig(url);
+            config.Forwarding = new ForwardingConfig { Forwarded = true, PreserveHost = false, XForwarded = false, Via = false };
+            return config;
+        });
+        using var client = host.CreateClient();
+        using var message = new HttpRequestMessage(HttpMethod.Get, "/headers");
+        message.Headers.TryAddWithoutValidation("Forwarded", "for=192.0.2.60;proto=https");
+        var headers = ParseHeaders(await (await client.SendAsync(message)).Content.ReadAsStringAsync());
+        Assert.Equal($"for=192.0.2.60;proto=https, for=127.0.0.1;proto=http;host=\"{host.ProxyEndPoint}\"", headers["forwarded"]);
+        Assert.Equal(host.Upstream.EndPoint.ToString(), headers["host"]);
+        Assert.False(headers.ContainsKey("x-forwarded-for"));
+        Assert.False(headers.ContainsKey("via"));
+    }
+
     private static Dictionary<string, string> ParseHeaders(string json)
     {
         using var doc = JsonDocument.Parse(json);

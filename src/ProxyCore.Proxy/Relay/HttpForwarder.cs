@@ -16,6 +16,12 @@ public sealed class ForwarderOptions
     /// <summary>Set X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host (default on).</summary>
     public bool XForwarded { get; init; } = true;
 
+    /// <summary>Add the RFC 7239 Forwarded header (appended to any the client sent); default off.</summary>
+    public bool Forwarded { get; init; }
+
+    /// <summary>Send the client's Host upstream (default); false sends the destination's host:port.</summary>
+    public bool PreserveHost { get; init; } = true;
+
     /// <summary>Add `Via: 1.1 proxycore` to requests and responses, as RFC 9110 §7.6.3 asks of a proxy (default on).</summary>
     public bool Via { get; init; } = true;
 
@@ -237,13 +243,14 @@ public sealed class HttpForwarder
             writer.Write(request.QuerySpan);
         }
         writer.Write(" HTTP/1.1\r\nhost: "u8);
-        writer.Write(request.AuthoritySpan.IsEmpty ? destination.HostHeaderBytes : request.AuthoritySpan);
+        writer.Write(!_options.PreserveHost || request.AuthoritySpan.IsEmpty ? destination.HostHeaderBytes : request.AuthoritySpan);
         writer.Write("\r\n"u8);
 
         int connectionIndex = request.IndexOf(KnownHeader.Connection);
         bool filterByConnection = connectionIndex >= 0 && ConnectionNamesOtherFields(request.GetValue(connectionIndex));
         int xffIndex = -1;
         int viaIndex = -1;
+        int forwardedIndex = -1;
         bool teTrailers = false;
         var headers = request.Headers;
         for (int i = 0; i < headers.Length; i++)
@@ -275,6 +282,9 @@ public sealed class HttpForwarder
                     continue;
                 case KnownHeader.Via when _options.Via:
                     viaIndex = viaIndex < 0 ? i : viaIndex;
+                    continue;
+                case KnownHeader.Forwarded when _options.Forwarded:
+                    forwardedIndex = forwardedIndex < 0 ? i : forwardedIndex;
                     continue;
             }
             var name = request.Get(header.Name);
@@ -308,6 +318,10 @@ public sealed class HttpForwarder
             {
                 writer.WriteHeader("x-forwarded-host"u8, request.AuthoritySpan);
             }
+        }
+        if (_options.Forwarded)
+        {
+            WriteForwarded(ref writer, exchange, forwardedIndex);
         }
         if (_options.Via)
         {
@@ -343,6 +357,39 @@ public sealed class HttpForwarder
         }
         writer.Write("\r\n"u8);
         writer.Commit();
+    }
+
+    /// <summary>RFC 7239 §4: one forwarded-element for this hop, after the elements earlier proxies wrote.</summary>
+    private static void WriteForwarded(ref HeadWriter writer, HttpExchange exchange, int firstIndex)
+    {
+        var request = exchange.Request;
+        writer.Write("forwarded: "u8);
+        if (firstIndex >= 0)
+        {
+            var headers = request.Headers;
+            for (int i = firstIndex; i < headers.Length; i++)
+            {
+                if (headers[i].Id == KnownHeader.Forwarded)
+                {
+                    writer.Write(request.Get(headers[i].Value));
+                    writer.Write(", "u8);
+                }
+            }
+        }
+        var client = exchange.ClientAddress;
+        // RFC 7239 §6: an IPv6 node is written as a quoted "[addr]".
+        bool v6 = client.IndexOf((byte)':') >= 0;
+        writer.Write(v6 ? "for=\"["u8 : "for="u8);
+        writer.Write(client);
+        writer.Write(v6 ? "]\";proto="u8 : ";proto="u8);
+        writer.Write(exchange.IsHttps ? "https"u8 : "http"u8);
+        if (!request.AuthoritySpan.IsEmpty)
+        {
+            writer.Write(";host=\""u8);
+            writer.Write(request.AuthoritySpan);
+            writer.Write("\""u8);
+        }
+        writer.Write("\r\n"u8);
     }
 
     /// <summary>True when a Connection value lists more than the usual close / keep-alive / upgrade.</summary>
