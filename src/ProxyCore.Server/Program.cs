@@ -274,6 +274,19 @@ internal sealed class ConfigWatcher : IDisposable
 
     public void ReloadNow(string trigger)
     {
+        try
+        {
+            Reload(trigger);
+        }
+        catch (Exception e)
+        {
+            // Runs on a timer or signal thread: an escaping exception would end the process.
+            Log.Error($"config reload ({trigger}) failed, the previous config keeps serving: {e.Message}");
+        }
+    }
+
+    private void Reload(string trigger)
+    {
         lock (_gate)
         {
             var result = ProxyConfigLoader.LoadFile(_path);

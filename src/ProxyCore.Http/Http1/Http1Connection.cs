@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.CompilerServices;
 using ProxyCore.Transport;
 
 namespace ProxyCore.Http.Http1;
@@ -172,6 +173,7 @@ public sealed class Http1Connection : HttpExchange
     }
 
     /// <summary>Reads and parses the next request head. False: close the connection (its answer, if any, was sent).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ReadRequestHeadAsync()
     {
         bool sawBytes = false;
@@ -276,6 +278,7 @@ public sealed class Http1Connection : HttpExchange
 
     // ---- request body ----
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<BodyReadResult> ReadRequestBodyAsync(CancellationToken cancellationToken = default)
     {
         Debug.Assert(!_hasPendingBody, "AdvanceRequestBody must follow each read.");
@@ -360,6 +363,7 @@ public sealed class Http1Connection : HttpExchange
 
     // ---- response ----
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask SendInformationalAsync(ResponseHead head, CancellationToken cancellationToken = default)
     {
         if (_responseStarted || Request.Version == HttpVersion.Http10)
@@ -503,6 +507,7 @@ public sealed class Http1Connection : HttpExchange
         return flush ? FlushAsync(cancellationToken) : ValueTask.CompletedTask;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         var result = await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
