@@ -66,7 +66,7 @@ public sealed class HttpForwarder
     {
         var context = exchange.ApplicationState as ForwarderContext ?? new ForwarderContext();
         exchange.ApplicationState = context;
-        context.Begin(route.Timeout);
+        context.Begin(route.Timeout, exchange.Aborted);
         try
         {
             var error = await ForwardCoreAsync(exchange, route, destination, context).ConfigureAwait(false);
@@ -116,7 +116,7 @@ public sealed class HttpForwarder
                 if (exchange.HasRequestBody && !exchange.RequestBodyCompleted)
                 {
                     // Step 3: the body flows while we wait for the answer.
-                    bodyPump = PumpRequestBodyAsync(exchange, upstream.Output, maxBody);
+                    bodyPump = PumpRequestBodyAsync(exchange, upstream.Output, maxBody, context.PumpCancel.Token);
                 }
                 else
                 {
@@ -144,6 +144,7 @@ public sealed class HttpForwarder
                     if (bodyPump is not null)
                     {
                         lease.Connection.Abort();
+                        context.PumpCancel.Cancel();
                         var bodyError = await bodyPump.ConfigureAwait(false);
                         if (bodyError is ForwarderError.RequestBody or ForwarderError.RequestBodyTooLarge)
                         {
@@ -176,7 +177,19 @@ public sealed class HttpForwarder
                 }
 
                 // Step 7: the upstream connection may be reused only if both directions ended cleanly.
-                var pumpResult = bodyPump is null ? ForwarderError.None : await bodyPump.ConfigureAwait(false);
+                var pumpResult = ForwarderError.None;
+                if (bodyPump is not null)
+                {
+                    if (!exchange.RequestBodyCompleted)
+                    {
+                        // The upstream answered before reading the whole body (a 413, a redirect): stop
+                        // relaying it; the rest of it cannot be told from a next request, so the client
+                        // connection closes after this response.
+                        context.PumpCancel.Cancel();
+                        exchange.CloseAfterResponse();
+                    }
+                    pumpResult = await bodyPump.ConfigureAwait(false);
+                }
                 reusable = pumpResult == ForwarderError.None && framing != BodyFraming.CloseDelimited && response.KeepAlive;
                 await exchange.CompleteResponseAsync(context.Trailers.HeaderCount > 0 ? context.Trailers : null, exchange.Aborted).ConfigureAwait(false);
                 return ForwarderError.None;
@@ -422,7 +435,7 @@ public sealed class HttpForwarder
 
     // ---- Step 3 ----
 
-    private static async Task<ForwarderError> PumpRequestBodyAsync(HttpExchange exchange, PipeWriter upstream, long maxBody)
+    private static async Task<ForwarderError> PumpRequestBodyAsync(HttpExchange exchange, PipeWriter upstream, long maxBody, CancellationToken cancellationToken)
     {
         bool chunked = exchange.Request.Framing != BodyFraming.ContentLength;
         long total = 0;
@@ -433,7 +446,7 @@ public sealed class HttpForwarder
                 BodyReadResult read;
                 try
                 {
-                    read = await exchange.ReadRequestBodyAsync(exchange.Aborted).ConfigureAwait(false);
+                    read = await exchange.ReadRequestBodyAsync(cancellationToken).ConfigureAwait(false);
                 }
                 catch (HttpProtocolException)
                 {
@@ -747,30 +760,47 @@ public sealed class HttpForwarder
     }
 }
 
-/// <summary>The relay's reusable per-connection state: one timer, one chunked decoder, one trailer head.</summary>
+/// <summary>
+/// The relay's reusable per-connection state: the upstream timer (also fired when the client goes
+/// away, so an abandoned exchange stops waiting on its upstream), the request-body pump's stop
+/// switch, one chunked decoder and one trailer head.
+/// </summary>
 internal sealed class ForwarderContext
 {
+    private static readonly Action<object?> s_cancel = static state => ((CancellationTokenSource)state!).Cancel();
+
     public CancellationTokenSource Timeout = new();
+    public CancellationTokenSource PumpCancel = new();
     public ChunkedDecoder Chunked;
     public readonly ResponseHead Trailers = new();
     public TimeSpan RouteTimeout;
     public long UpstreamTicks;
+    private CancellationTokenRegistration _clientGone;
 
-    public void Begin(TimeSpan routeTimeout)
+    public void Begin(TimeSpan routeTimeout, CancellationToken clientAborted)
     {
         RouteTimeout = routeTimeout;
         UpstreamTicks = 0;
         Chunked.Reset();
         Trailers.Reset();
         Timeout.CancelAfter(routeTimeout);
+        _clientGone = clientAborted.UnsafeRegister(s_cancel, Timeout);
     }
 
     public void End()
     {
-        if (!Timeout.TryReset())
+        _clientGone.Dispose();
+        Timeout = Reuse(Timeout);
+        PumpCancel = Reuse(PumpCancel);
+    }
+
+    private static CancellationTokenSource Reuse(CancellationTokenSource source)
+    {
+        if (source.TryReset())
         {
-            Timeout.Dispose();
-            Timeout = new CancellationTokenSource();
+            return source;
         }
+        source.Dispose();
+        return new CancellationTokenSource();
     }
 }

@@ -1,0 +1,44 @@
+using System.Diagnostics;
+using System.Text;
+using ProxyCore.Proxy.Metrics;
+
+namespace ProxyCore.Proxy.Tests;
+
+public sealed class HistogramTests
+{
+    [Fact]
+    public void Observe_CountsInTheRightBucket_CumulativeInExport()
+    {
+        var histogram = new Histogram([0.001, 0.01, 0.1]);
+        histogram.Observe(Stopwatch.Frequency / 2000);   // 0.5 ms
+        histogram.Observe(Stopwatch.Frequency / 200);    // 5 ms
+        histogram.Observe(Stopwatch.Frequency / 200);    // 5 ms
+        histogram.Observe(Stopwatch.Frequency);          // 1 s
+        var text = new StringBuilder();
+        histogram.WriteTo(text, "x", "");
+        string output = text.ToString();
+        Assert.Contains("x_bucket{le=\"0.001\"} 1\n", output);
+        Assert.Contains("x_bucket{le=\"0.01\"} 3\n", output);
+        Assert.Contains("x_bucket{le=\"0.1\"} 3\n", output);
+        Assert.Contains("x_bucket{le=\"+Inf\"} 4\n", output);
+        Assert.Contains("x_count 4\n", output);
+        Assert.Equal(4, histogram.Count);
+    }
+
+    [Fact]
+    public void RecordRequest_AfterFirstSight_AllocatesNothing()
+    {
+        var metrics = new ProxyMetrics();
+        for (int i = 0; i < 10_000; i++)
+        {
+            metrics.RecordRequest("route", 200, 100); // warm up: first sight, and the JIT's tiers
+        }
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            metrics.RecordRequest("route", 200, 100);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(11_000, metrics.RequestCount("route", 200));
+    }
+}
