@@ -23,7 +23,8 @@ public static partial class Http1Parser
     /// <paramref name="head"/> first. On <see cref="Http1ParseResult.Complete"/>, <paramref name="consumed"/>
     /// is just after the empty line that ends the head; on <see cref="Http1ParseResult.Incomplete"/>
     /// it is <c>buffer.Start</c>; on <see cref="Http1ParseResult.Error"/> the caller answers with
-    /// <see cref="HttpParseErrors.StatusCode"/> and closes the connection.
+    /// <see cref="HttpParseErrors.StatusCode"/> and closes the connection (<paramref name="consumed"/> is
+    /// <c>buffer.Start</c>, and the head may be partly filled).
     /// </summary>
     public static Http1ParseResult TryParseRequest(in ReadOnlySequence<byte> buffer, RequestHead head, Http1Limits limits,
         out SequencePosition consumed, out HttpParseError error)
@@ -39,8 +40,13 @@ public static partial class Http1Parser
 
         int arenaBase = CopyToArena(buffer, head, start, end);
         error = ParseRequestHead(head, arenaBase, end - start);
+        if (error != HttpParseError.None)
+        {
+            consumed = buffer.Start;
+            return Http1ParseResult.Error;
+        }
         consumed = buffer.GetPosition(end);
-        return error == HttpParseError.None ? Http1ParseResult.Complete : Http1ParseResult.Error;
+        return Http1ParseResult.Complete;
     }
 
     /// <summary>
@@ -62,8 +68,13 @@ public static partial class Http1Parser
 
         int arenaBase = CopyToArena(buffer, head, start, end);
         error = ParseResponseHead(head, arenaBase, end - start, requestMethod);
+        if (error != HttpParseError.None)
+        {
+            consumed = buffer.Start;
+            return Http1ParseResult.Error;
+        }
         consumed = buffer.GetPosition(end);
-        return error == HttpParseError.None ? Http1ParseResult.Complete : Http1ParseResult.Error;
+        return Http1ParseResult.Complete;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
