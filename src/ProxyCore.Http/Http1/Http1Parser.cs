@@ -113,6 +113,12 @@ public static partial class Http1Parser
             }
         }
         start = pos;
+        if (start > limits.MaxRequestLineBytes)
+        {
+            // Empty lines count against the request line: they are buffered like it.
+            error = HttpParseError.RequestLineTooLong;
+            return Http1ParseResult.Error;
+        }
 
         int lf = span.Slice(pos).IndexOf(LF);
         if (lf < 0)
@@ -127,7 +133,7 @@ public static partial class Http1Parser
             error = HttpParseError.BareLF;
             return Http1ParseResult.Error;
         }
-        if (lf - 1 > limits.MaxRequestLineBytes || pos - start > limits.MaxRequestLineBytes)
+        if (lf - 1 > limits.MaxRequestLineBytes)
         {
             error = isRequest ? HttpParseError.RequestLineTooLong : HttpParseError.StatusLineTooLong;
             return Http1ParseResult.Error;
@@ -178,6 +184,11 @@ public static partial class Http1Parser
             }
         }
         start = (int)Math.Min(reader.Consumed, int.MaxValue);
+        if (start > limits.MaxRequestLineBytes)
+        {
+            error = HttpParseError.RequestLineTooLong;
+            return Http1ParseResult.Error;
+        }
 
         if (!reader.TryReadTo(out ReadOnlySequence<byte> line, LF))
         {
@@ -188,7 +199,7 @@ public static partial class Http1Parser
             error = HttpParseError.BareLF;
             return Http1ParseResult.Error;
         }
-        if (line.Length - 1 > limits.MaxRequestLineBytes || start > limits.MaxRequestLineBytes)
+        if (line.Length - 1 > limits.MaxRequestLineBytes)
         {
             error = isRequest ? HttpParseError.RequestLineTooLong : HttpParseError.StatusLineTooLong;
             return Http1ParseResult.Error;
