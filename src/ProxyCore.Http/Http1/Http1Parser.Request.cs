@@ -107,10 +107,6 @@ public static partial class Http1Parser
         }
 
         bool http11 = head.Version == HttpVersion.Http11;
-        if (http11 && hostCount == 0)
-        {
-            return HttpParseError.MissingHost;
-        }
         if (hasTransferEncoding)
         {
             // RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
@@ -127,6 +123,24 @@ public static partial class Http1Parser
             {
                 return HttpParseError.ContentLengthWithTransferEncoding;
             }
+        }
+        // Checked last: it is the only error that a later field line could still cure, which the
+        // early validation of incomplete heads relies on.
+        if (http11 && hostCount == 0)
+        {
+            return HttpParseError.MissingHost;
+        }
+
+        if (head.Method == HttpMethod.Connect)
+        {
+            // RFC 9110 §9.3.6: "A CONNECT request message does not have content. The interpretation
+            // of data following the header section of a CONNECT request message is specific to the
+            // version of HTTP in use." In HTTP/1.1 it is tunnel data: no body framing, whatever
+            // Content-Length says (it stays in ContentLength for the record).
+            head.Framing = BodyFraming.None;
+        }
+        else if (hasTransferEncoding)
+        {
             head.Framing = BodyFraming.Chunked;
         }
         else if (hasContentLength)

@@ -59,13 +59,10 @@ public static partial class Http1Parser
                     head.ContentLength = contentLength;
                     break;
                 case KnownHeader.TransferEncoding:
-                    // RFC 9112 §6.1: "A sender MUST NOT apply the chunked transfer coding more than
-                    // once to a message body"; chunked anywhere but last is malformed.
-                    var last = LastCoding(value, out bool chunkedBeforeLast);
-                    if (chunkedBeforeLast || (chunkedLast && !last.IsEmpty))
-                    {
-                        return HttpParseError.UnsupportedTransferEncoding;
-                    }
+                    // RFC 9112 §6.3 (4): for a response, chunked as the final coding frames the
+                    // body; any other final coding means the body runs until the close. Several
+                    // field lines form one list (RFC 9110 §5.3), so the last line's last coding decides.
+                    var last = LastCoding(value);
                     if (!last.IsEmpty)
                     {
                         chunkedLast = Ascii.EqualsIgnoreCase(last, "chunked"u8);

@@ -35,6 +35,10 @@ public static partial class Http1Parser
         if (result != Http1ParseResult.Complete)
         {
             consumed = buffer.Start;
+            if (result == Http1ParseResult.Incomplete && end > start)
+            {
+                result = ValidateIncompleteRequest(buffer, head, start, end, out error);
+            }
             return result;
         }
 
@@ -63,6 +67,10 @@ public static partial class Http1Parser
         if (result != Http1ParseResult.Complete)
         {
             consumed = buffer.Start;
+            if (result == Http1ParseResult.Incomplete && end > start)
+            {
+                result = ValidateIncompleteResponse(buffer, head, requestMethod, start, end, out error);
+            }
             return result;
         }
 
@@ -75,6 +83,45 @@ public static partial class Http1Parser
         }
         consumed = buffer.GetPosition(end);
         return Http1ParseResult.Complete;
+    }
+
+    /// <summary>
+    /// An incomplete head whose start line and some field lines are whole: validate those now, so a
+    /// malformed head (a smuggling attempt, a bad Content-Length) fails at once instead of after the
+    /// client decides to finish it. The whole lines plus a synthetic empty line are parsed as a
+    /// head; only <see cref="HttpParseError.MissingHost"/> can still be cured by later lines. The
+    /// head is reset afterwards: Incomplete leaves it as it was.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Http1ParseResult ValidateIncompleteRequest(in ReadOnlySequence<byte> buffer, RequestHead head, int start, int end,
+        out HttpParseError error)
+    {
+        int arenaBase = CopyToArena(buffer, head, start, end);
+        head.Append("\r\n"u8);
+        error = ParseRequestHead(head, arenaBase, end - start + 2);
+        head.Reset();
+        if (error is HttpParseError.None or HttpParseError.MissingHost)
+        {
+            error = HttpParseError.None;
+            return Http1ParseResult.Incomplete;
+        }
+        return Http1ParseResult.Error;
+    }
+
+    /// <summary>The response counterpart of <see cref="ValidateIncompleteRequest"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Http1ParseResult ValidateIncompleteResponse(in ReadOnlySequence<byte> buffer, ResponseHead head, HttpMethod requestMethod,
+        int start, int end, out HttpParseError error)
+    {
+        int arenaBase = CopyToArena(buffer, head, start, end);
+        head.Append("\r\n"u8);
+        error = ParseResponseHead(head, arenaBase, end - start + 2, requestMethod);
+        head.Reset();
+        if (error == HttpParseError.None)
+        {
+            return Http1ParseResult.Incomplete;
+        }
+        return Http1ParseResult.Error;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -103,14 +150,13 @@ public static partial class Http1Parser
         start = 0;
         end = 0;
         int pos = 0;
-        if (isRequest)
+        // RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD
+        // ignore at least one empty line (CRLF) received prior to the request-line." We extend the
+        // same robustness to status lines: upstreams that send a stray CRLF after a body exist, and
+        // an empty line cannot be mistaken for anything else.
+        while (pos + 1 < span.Length && span[pos] == CR && span[pos + 1] == LF)
         {
-            // RFC 9112 §2.2: "a server that is expecting to receive and parse a request-line SHOULD
-            // ignore at least one empty line (CRLF) received prior to the request-line."
-            while (pos + 1 < span.Length && span[pos] == CR && span[pos + 1] == LF)
-            {
-                pos += 2;
-            }
+            pos += 2;
         }
         start = pos;
         if (start > limits.MaxRequestLineBytes)
@@ -147,7 +193,10 @@ public static partial class Http1Parser
             lf = span.Slice(pos).IndexOf(LF);
             if (lf < 0)
             {
-                return FieldsIncomplete(headerBytes, span.Length - pos, limits, out error);
+                // end = how far whole lines go, for the early validation of an incomplete head.
+                end = pos;
+                return FieldsIncomplete(headerBytes, span.Length - pos, pos < span.Length ? span[pos] : (byte)0,
+                    span.Length - pos > 1 ? span[pos + 1] : (byte)0, limits, out error);
             }
             if (lf == 0 || span[pos + lf - 1] != CR)
             {
@@ -176,12 +225,9 @@ public static partial class Http1Parser
         start = 0;
         end = 0;
         var reader = new SequenceReader<byte>(buffer);
-        if (isRequest)
+        // RFC 9112 §2.2: ignore empty lines before the start line (see ScanHead).
+        while (reader.IsNext("\r\n"u8, advancePast: true))
         {
-            // RFC 9112 §2.2: ignore empty lines before the request-line (see ScanHead).
-            while (reader.IsNext("\r\n"u8, advancePast: true))
-            {
-            }
         }
         start = (int)Math.Min(reader.Consumed, int.MaxValue);
         if (start > limits.MaxRequestLineBytes)
@@ -211,7 +257,10 @@ public static partial class Http1Parser
         {
             if (!reader.TryReadTo(out line, LF))
             {
-                return FieldsIncomplete(headerBytes, reader.Remaining, limits, out error);
+                end = (int)reader.Consumed;
+                reader.TryPeek(out byte first);
+                reader.TryPeek(1, out byte second);
+                return FieldsIncomplete(headerBytes, reader.Remaining, first, second, limits, out error);
             }
             if (!EndsWithCR(line))
             {
@@ -256,8 +305,21 @@ public static partial class Http1Parser
         return Http1ParseResult.Incomplete;
     }
 
-    private static Http1ParseResult FieldsIncomplete(int headerBytes, long pending, Http1Limits limits, out HttpParseError error)
+    private static Http1ParseResult FieldsIncomplete(int headerBytes, long pending, byte first, byte second, Http1Limits limits,
+        out HttpParseError error)
     {
+        // The pending line's first bytes already decide two rejections (see ParseFieldLine and
+        // RFC 9112 §2.2): leading whitespace is obs-fold, and a CR must be followed by LF.
+        if (IsOws(first))
+        {
+            error = HttpParseError.ObsFold;
+            return Http1ParseResult.Error;
+        }
+        if (first == CR && pending > 1 && second != LF)
+        {
+            error = HttpParseError.BareCR;
+            return Http1ParseResult.Error;
+        }
         // A pending field line of n bytes will take at least n + 1 (its LF). Two pending bytes or
         // fewer may still be the final empty line, which does not count.
         if (pending > 2 && headerBytes + pending + 1 > limits.MaxHeaderBytes)

@@ -185,6 +185,50 @@ public class Http1RequestParserTests
     }
 
     [Fact]
+    public void TryParseRequest_ConnectWithContentLength_HasNoBodyFraming()
+    {
+        // RFC 9110 §9.3.6: bytes after a CONNECT head are tunnel data, not content.
+        var (result, _, _, head) = ParseRequest(Single(Bytes("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: 10\r\n\r\n")));
+
+        Assert.Equal(Http1ParseResult.Complete, result);
+        Assert.Equal(BodyFraming.None, head.Framing);
+        Assert.Equal(10, head.ContentLength);
+    }
+
+    [Theory]
+    // A head that is not finished but already broken fails at once: each row has no final empty line.
+    [InlineData("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n", HttpParseError.MultipleContentLength)]
+    [InlineData("PUT / HTTP/1.1\r\nContent-Length: 1000000000000000000000\r\n", HttpParseError.InvalidContentLength)]
+    [InlineData("GET / HTTP/1.1\r\n Host: foo", HttpParseError.ObsFold)]
+    [InlineData("GET / HTTP/1.1\rLine: 1\r\n", HttpParseError.InvalidRequestLine)]
+    [InlineData("GET / HTTP/1.1\r\nHost: a\r\n\rZGET /evil: HTTP/1.1\r\nHost: a\r\n", HttpParseError.BareCR)]
+    [InlineData("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n", HttpParseError.ContentLengthWithTransferEncoding)]
+    [InlineData("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n", HttpParseError.TransferEncodingInHttp10)]
+    [InlineData("G@T / HTTP/1.1\r\n", HttpParseError.InvalidMethod)]
+    public void TryParseRequest_IncompleteButInvalid_ErrorsBeforeHeadEnds(string raw, HttpParseError expected)
+    {
+        var input = Bytes(raw);
+        var single = ParseRequest(Single(input));
+        var bytewise = ParseRequest(Bytewise(input));
+
+        Assert.Equal(Http1ParseResult.Error, single.Result);
+        Assert.Equal(expected, single.Error);
+        Assert.Equal(expected, bytewise.Error);
+        Assert.Equal(0, single.Consumed);
+    }
+
+    [Fact]
+    public void TryParseRequest_IncompleteWithoutHostYet_StaysIncomplete()
+    {
+        var (result, error, _, head) = ParseRequest(Single(Bytes("GET / HTTP/1.1\r\nAccept: */*\r\n")));
+
+        Assert.Equal(Http1ParseResult.Incomplete, result);
+        Assert.Equal(HttpParseError.None, error);
+        Assert.Equal(0, head.ArenaUsed);
+        Assert.Equal(0, head.HeaderCount);
+    }
+
+    [Fact]
     public void TryParseRequest_EmptyLinesBeforeRequestLine_AreSkippedAndConsumed()
     {
         var input = Bytes("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
