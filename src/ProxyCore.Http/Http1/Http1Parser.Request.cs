@@ -41,6 +41,10 @@ public static partial class Http1Parser
             var name = line.Slice(0, nameLength);
             var value = line.Slice(valueStart, valueLength);
             var id = KnownHeaders.Classify(name);
+            if (id == KnownHeader.Other && LooksLikeFramingHeader(name))
+            {
+                return HttpParseError.InvalidHeaderName;
+            }
             var valueRange = new ByteRange(arenaBase + pos + valueStart, valueLength);
             head.AddHeader(new ByteRange(arenaBase + pos, nameLength), valueRange, id);
 
@@ -369,5 +373,34 @@ public static partial class Http1Parser
             return allowEmpty;
         }
         return authority.IndexOfAnyExcept(HostChar) < 0;
+    }
+
+    /// <summary>
+    /// "Content_Length", "Transfer---Encoding": valid tokens, and not the framing fields to us, but
+    /// CGI/WSGI-style servers map '-' and '_' to the same variable name and may frame by them. The
+    /// proxy and its upstream must never disagree on framing, so such names are rejected (nginx
+    /// drops underscore names by default for the same reason).
+    /// </summary>
+    private static bool LooksLikeFramingHeader(ReadOnlySpan<byte> name)
+    {
+        if (name.Length < 14 || name.Length > 40 || ((name[0] | 0x20) != 'c' && (name[0] | 0x20) != 't'))
+        {
+            return false;
+        }
+        ReadOnlySpan<byte> target = (name[0] | 0x20) == 'c' ? "contentlength"u8 : "transferencoding"u8;
+        int t = 0;
+        foreach (byte b in name)
+        {
+            if (b is (byte)'-' or (byte)'_')
+            {
+                continue;
+            }
+            if (t == target.Length || (b | 0x20) != target[t])
+            {
+                return false;
+            }
+            t++;
+        }
+        return t == target.Length;
     }
 }

@@ -112,6 +112,20 @@ public class Http1RequestParserTests
         Assert.Equal("a:1", Text(head.AuthoritySpan));
     }
 
+    [Theory]
+    [InlineData("Content-Language")]
+    [InlineData("Content-Lengthy")]
+    [InlineData("Transfer-Encodings")]
+    [InlineData("X-Content-Length")]
+    [InlineData("Content_Type")]
+    public void TryParseRequest_NamesNearFramingFields_Accepted(string name)
+    {
+        var (result, _, _, head) = ParseRequest(Single(Bytes($"GET / HTTP/1.1\r\nHost: a\r\n{name}: 1\r\n\r\n")));
+
+        Assert.Equal(Http1ParseResult.Complete, result);
+        Assert.Equal(KnownHeader.Other, head.Headers[1].Id);
+    }
+
     [Fact]
     public void TryParseRequest_CustomMethod_KeepsBytes()
     {
@@ -310,6 +324,10 @@ public class Http1RequestParserTests
     [InlineData("GET / HTTP/1.1\r\nHost: a\r\nX: b\x01\r\n\r\n", HttpParseError.InvalidHeaderValue)]
     [InlineData("GET / HTTP/1.1\r\nHost: a\r\nX: b\x7f\r\n\r\n", HttpParseError.InvalidHeaderValue)]
     [InlineData("GET / HTTP/1.1\r\nHost: a\r\nX: \u000Bb\r\n\r\n", HttpParseError.InvalidHeaderValue)]
+    // Names that CGI-style servers read as framing fields ('-' and '_' are one to them).
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\n\r\n", HttpParseError.InvalidHeaderName)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\nTransfer---Encoding: chunked\r\n\r\n", HttpParseError.InvalidHeaderName)]
+    [InlineData("POST / HTTP/1.1\r\nHost: a\r\ntransfer_encoding: chunked\r\n\r\n", HttpParseError.InvalidHeaderName)]
     // Host: RFC 9112 §3.2.
     [InlineData("GET / HTTP/1.1\r\n\r\n", HttpParseError.MissingHost)]
     [InlineData("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n", HttpParseError.MissingHost)]
