@@ -183,10 +183,9 @@ public static partial class Http1Parser
         return true;
     }
 
-    /// <summary>The last transfer coding of a Transfer-Encoding value, and whether "chunked" appears before it.</summary>
-    private static ReadOnlySpan<byte> LastCoding(ReadOnlySpan<byte> value, out bool chunkedBeforeLast)
+    /// <summary>The last transfer coding of a Transfer-Encoding value (empty when there is none).</summary>
+    private static ReadOnlySpan<byte> LastCoding(ReadOnlySpan<byte> value)
     {
-        chunkedBeforeLast = false;
         ReadOnlySpan<byte> last = default;
         while (true)
         {
@@ -194,10 +193,6 @@ public static partial class Http1Parser
             var token = TrimOws(comma < 0 ? value : value.Slice(0, comma));
             if (!token.IsEmpty)
             {
-                if (Ascii.EqualsIgnoreCase(last, "chunked"u8))
-                {
-                    chunkedBeforeLast = true;
-                }
                 last = token;
             }
             if (comma < 0)

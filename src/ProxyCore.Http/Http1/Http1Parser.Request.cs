@@ -5,15 +5,28 @@ namespace ProxyCore.Http.Http1;
 
 public static partial class Http1Parser
 {
-    /// <summary>Parses a complete request head already copied to <c>head</c>'s arena at <paramref name="arenaBase"/>.</summary>
-    private static HttpParseError ParseRequestHead(RequestHead head, int arenaBase, int length)
+    /// <summary>
+    /// One pass over a request head: finds its lines, enforces the limits and validates as it goes,
+    /// recording offsets as they will be in the arena once <c>h[start..end]</c> is copied there at
+    /// <paramref name="arenaBase"/>. Incomplete when the empty line has not arrived (the lines seen so
+    /// far were still validated: a broken head fails before it is finished). The caller copies the
+    /// bytes on Complete, and resets the head on Incomplete.
+    /// </summary>
+    private static Http1ParseResult ParseRequestHead(RequestHead head, ReadOnlySpan<byte> h, int arenaBase, Http1Limits limits,
+        out int start, out int end, out bool emptyAbsolutePath, out HttpParseError error)
     {
-        ReadOnlySpan<byte> h = head.ArenaSpan.Slice(arenaBase, length);
-        int lineEnd = h.IndexOf(LF) - 1; // the scan guaranteed CRLF
-        var error = ParseRequestLine(head, h.Slice(0, lineEnd), arenaBase, out bool emptyAbsolutePath);
+        end = 0;
+        emptyAbsolutePath = false;
+        var result = FindStartLine(h, limits, isRequest: true, out start, out int lineLength, out error);
+        if (result != Http1ParseResult.Complete)
+        {
+            return result;
+        }
+        int shift = arenaBase - start;
+        error = ParseRequestLine(head, h.Slice(start, lineLength), arenaBase, out emptyAbsolutePath);
         if (error != HttpParseError.None)
         {
-            return error;
+            return Http1ParseResult.Error;
         }
 
         int hostCount = 0;
@@ -24,25 +37,37 @@ public static partial class Http1Parser
         bool expectContinue = false;
         var connection = ConnectionOptions.None;
 
-        int pos = lineEnd + 2;
+        int headerBytes = 0;
+        int headerCount = 0;
+        int pos = start + lineLength + 2;
         while (true)
         {
-            int lf = h.Slice(pos).IndexOf(LF);
-            if (lf == 1)
+            result = NextFieldLine(h, pos, ref headerBytes, ref headerCount, limits, out lineLength, out error);
+            if (result != Http1ParseResult.Complete)
             {
+                return result;
+            }
+            if (lineLength == 0)
+            {
+                end = pos + 2;
                 break;
             }
-            var line = h.Slice(pos, lf - 1);
+            var line = h.Slice(pos, lineLength);
             error = ParseFieldLine(line, tolerateSpaceBeforeColon: false, out int nameLength, out int valueStart, out int valueLength);
             if (error != HttpParseError.None)
             {
-                return error;
+                return Http1ParseResult.Error;
             }
             var name = line.Slice(0, nameLength);
             var value = line.Slice(valueStart, valueLength);
             var id = KnownHeaders.Classify(name);
-            var valueRange = new ByteRange(arenaBase + pos + valueStart, valueLength);
-            head.AddHeader(new ByteRange(arenaBase + pos, nameLength), valueRange, id);
+            if (id == KnownHeader.Other && LooksLikeFramingHeader(name))
+            {
+                error = HttpParseError.InvalidHeaderName;
+                return Http1ParseResult.Error;
+            }
+            var valueRange = new ByteRange(shift + pos + valueStart, valueLength);
+            head.AddHeader(new ByteRange(shift + pos, nameLength), valueRange, id);
 
             switch (id)
             {
@@ -53,11 +78,13 @@ public static partial class Http1Parser
                     // field with an invalid field value."
                     if (++hostCount > 1)
                     {
-                        return HttpParseError.MultipleHost;
+                        error = HttpParseError.MultipleHost;
+                        return Http1ParseResult.Error;
                     }
                     if (!IsValidAuthority(value, allowEmpty: true))
                     {
-                        return HttpParseError.InvalidHost;
+                        error = HttpParseError.InvalidHost;
+                        return Http1ParseResult.Error;
                     }
                     host = valueRange;
                     break;
@@ -69,13 +96,21 @@ public static partial class Http1Parser
                     // list) is treated as invalid: what a downstream makes of it is not ours to guess.
                     if (hasContentLength)
                     {
-                        return HttpParseError.MultipleContentLength;
+                        error = HttpParseError.MultipleContentLength;
+                        return Http1ParseResult.Error;
                     }
                     hasContentLength = true;
+                    if (hasTransferEncoding)
+                    {
+                        // Decided here rather than at the end of the head, so an unfinished head fails at
+                        // once; the rule and its RFC text are in FinishRequestHead.
+                        error = HttpParseError.ContentLengthWithTransferEncoding;
+                        return Http1ParseResult.Error;
+                    }
                     error = ParseContentLength(value, allowList: false, out long contentLength);
                     if (error != HttpParseError.None)
                     {
-                        return error;
+                        return Http1ParseResult.Error;
                     }
                     head.ContentLength = contentLength;
                     break;
@@ -88,7 +123,18 @@ public static partial class Http1Parser
                     // codings, and every other spelling is a known desync gadget.
                     if (hasTransferEncoding || !Ascii.EqualsIgnoreCase(value, "chunked"u8))
                     {
-                        return HttpParseError.UnsupportedTransferEncoding;
+                        error = HttpParseError.UnsupportedTransferEncoding;
+                        return Http1ParseResult.Error;
+                    }
+                    if (head.Version == HttpVersion.Http10)
+                    {
+                        error = HttpParseError.TransferEncodingInHttp10;
+                        return Http1ParseResult.Error;
+                    }
+                    if (hasContentLength)
+                    {
+                        error = HttpParseError.ContentLengthWithTransferEncoding;
+                        return Http1ParseResult.Error;
                     }
                     hasTransferEncoding = true;
                     break;
@@ -103,14 +149,17 @@ public static partial class Http1Parser
                     hasUpgrade = true;
                     break;
             }
-            pos += lf + 1;
+            pos += lineLength + 2;
         }
 
+        error = FinishRequestHead(head, hostCount, host, hasContentLength, hasTransferEncoding, hasUpgrade, expectContinue, connection);
+        return error == HttpParseError.None ? Http1ParseResult.Complete : Http1ParseResult.Error;
+    }
+
+    private static HttpParseError FinishRequestHead(RequestHead head, int hostCount, ByteRange host, bool hasContentLength,
+        bool hasTransferEncoding, bool hasUpgrade, bool expectContinue, ConnectionOptions connection)
+    {
         bool http11 = head.Version == HttpVersion.Http11;
-        if (http11 && hostCount == 0)
-        {
-            return HttpParseError.MissingHost;
-        }
         if (hasTransferEncoding)
         {
             // RFC 9112 §6.1: "A server or client that receives an HTTP/1.0 message containing a
@@ -127,6 +176,24 @@ public static partial class Http1Parser
             {
                 return HttpParseError.ContentLengthWithTransferEncoding;
             }
+        }
+        // Checked last: it is the only error that a later field line could still cure, which the
+        // early validation of incomplete heads relies on.
+        if (http11 && hostCount == 0)
+        {
+            return HttpParseError.MissingHost;
+        }
+
+        if (head.Method == HttpMethod.Connect)
+        {
+            // RFC 9110 §9.3.6: "A CONNECT request message does not have content. The interpretation
+            // of data following the header section of a CONNECT request message is specific to the
+            // version of HTTP in use." In HTTP/1.1 it is tunnel data: no body framing, whatever
+            // Content-Length says (it stays in ContentLength for the record).
+            head.Framing = BodyFraming.None;
+        }
+        else if (hasTransferEncoding)
+        {
             head.Framing = BodyFraming.Chunked;
         }
         else if (hasContentLength)
@@ -156,12 +223,6 @@ public static partial class Http1Parser
         // RFC 9110 §7.8: Upgrade is only acted on when listed in Connection.
         head.IsUpgrade = hasUpgrade && (connection & ConnectionOptions.Upgrade) != 0;
 
-        if (emptyAbsolutePath)
-        {
-            // RFC 9112 §3.2.1: an empty path is sent as "/"; the arena has no such byte yet. This
-            // appends (and may grow the arena), so it runs after the last use of the span.
-            head.Path = head.Append("/"u8);
-        }
         return HttpParseError.None;
     }
 
@@ -355,5 +416,34 @@ public static partial class Http1Parser
             return allowEmpty;
         }
         return authority.IndexOfAnyExcept(HostChar) < 0;
+    }
+
+    /// <summary>
+    /// "Content_Length", "Transfer---Encoding": valid tokens, and not the framing fields to us, but
+    /// CGI/WSGI-style servers map '-' and '_' to the same variable name and may frame by them. The
+    /// proxy and its upstream must never disagree on framing, so such names are rejected (nginx
+    /// drops underscore names by default for the same reason).
+    /// </summary>
+    private static bool LooksLikeFramingHeader(ReadOnlySpan<byte> name)
+    {
+        if (name.Length < 14 || name.Length > 40 || ((name[0] | 0x20) != 'c' && (name[0] | 0x20) != 't'))
+        {
+            return false;
+        }
+        ReadOnlySpan<byte> target = (name[0] | 0x20) == 'c' ? "contentlength"u8 : "transferencoding"u8;
+        int t = 0;
+        foreach (byte b in name)
+        {
+            if (b is (byte)'-' or (byte)'_')
+            {
+                continue;
+            }
+            if (t == target.Length || (b | 0x20) != target[t])
+            {
+                return false;
+            }
+            t++;
+        }
+        return t == target.Length;
     }
 }

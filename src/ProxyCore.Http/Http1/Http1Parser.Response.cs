@@ -5,15 +5,21 @@ namespace ProxyCore.Http.Http1;
 
 public static partial class Http1Parser
 {
-    /// <summary>Parses a complete response head already copied to <c>head</c>'s arena at <paramref name="arenaBase"/>.</summary>
-    private static HttpParseError ParseResponseHead(ResponseHead head, int arenaBase, int length, HttpMethod requestMethod)
+    /// <summary>The response counterpart of <see cref="ParseRequestHead"/>: one pass, offsets for the arena.</summary>
+    private static Http1ParseResult ParseResponseHead(ResponseHead head, ReadOnlySpan<byte> h, int arenaBase, HttpMethod requestMethod,
+        Http1Limits limits, out int start, out int end, out HttpParseError error)
     {
-        ReadOnlySpan<byte> h = head.ArenaSpan.Slice(arenaBase, length);
-        int lineEnd = h.IndexOf(LF) - 1;
-        var error = ParseStatusLine(head, h.Slice(0, lineEnd), arenaBase);
+        end = 0;
+        var result = FindStartLine(h, limits, isRequest: false, out start, out int lineLength, out error);
+        if (result != Http1ParseResult.Complete)
+        {
+            return result;
+        }
+        int shift = arenaBase - start;
+        error = ParseStatusLine(head, h.Slice(start, lineLength), arenaBase);
         if (error != HttpParseError.None)
         {
-            return error;
+            return Http1ParseResult.Error;
         }
 
         bool hasContentLength = false;
@@ -21,24 +27,31 @@ public static partial class Http1Parser
         bool chunkedLast = false;
         var connection = ConnectionOptions.None;
 
-        int pos = lineEnd + 2;
+        int headerBytes = 0;
+        int headerCount = 0;
+        int pos = start + lineLength + 2;
         while (true)
         {
-            int lf = h.Slice(pos).IndexOf(LF);
-            if (lf == 1)
+            result = NextFieldLine(h, pos, ref headerBytes, ref headerCount, limits, out lineLength, out error);
+            if (result != Http1ParseResult.Complete)
             {
+                return result;
+            }
+            if (lineLength == 0)
+            {
+                end = pos + 2;
                 break;
             }
-            var line = h.Slice(pos, lf - 1);
+            var line = h.Slice(pos, lineLength);
             error = ParseFieldLine(line, tolerateSpaceBeforeColon: true, out int nameLength, out int valueStart, out int valueLength);
             if (error != HttpParseError.None)
             {
-                return error;
+                return Http1ParseResult.Error;
             }
             var name = line.Slice(0, nameLength);
             var value = line.Slice(valueStart, valueLength);
             var id = KnownHeaders.Classify(name);
-            head.AddHeader(new ByteRange(arenaBase + pos, nameLength), new ByteRange(arenaBase + pos + valueStart, valueLength), id);
+            head.AddHeader(new ByteRange(shift + pos, nameLength), new ByteRange(shift + pos + valueStart, valueLength), id);
 
             switch (id)
             {
@@ -49,26 +62,40 @@ public static partial class Http1Parser
                     error = ParseContentLength(value, allowList: true, out long contentLength);
                     if (error != HttpParseError.None)
                     {
-                        return error;
+                        return Http1ParseResult.Error;
                     }
                     if (hasContentLength && contentLength != head.ContentLength)
                     {
-                        return HttpParseError.MultipleContentLength;
+                        error = HttpParseError.MultipleContentLength;
+                        return Http1ParseResult.Error;
+                    }
+                    if (hasTransferEncoding)
+                    {
+                        // Decided at once (see FinishResponseHead for the rule).
+                        error = HttpParseError.ContentLengthWithTransferEncoding;
+                        return Http1ParseResult.Error;
                     }
                     hasContentLength = true;
                     head.ContentLength = contentLength;
                     break;
                 case KnownHeader.TransferEncoding:
-                    // RFC 9112 §6.1: "A sender MUST NOT apply the chunked transfer coding more than
-                    // once to a message body"; chunked anywhere but last is malformed.
-                    var last = LastCoding(value, out bool chunkedBeforeLast);
-                    if (chunkedBeforeLast || (chunkedLast && !last.IsEmpty))
-                    {
-                        return HttpParseError.UnsupportedTransferEncoding;
-                    }
+                    // RFC 9112 §6.3 (4): for a response, chunked as the final coding frames the
+                    // body; any other final coding means the body runs until the close. Several
+                    // field lines form one list (RFC 9110 §5.3), so the last line's last coding decides.
+                    var last = LastCoding(value);
                     if (!last.IsEmpty)
                     {
                         chunkedLast = Ascii.EqualsIgnoreCase(last, "chunked"u8);
+                    }
+                    if (head.Version == HttpVersion.Http10)
+                    {
+                        error = HttpParseError.TransferEncodingInHttp10;
+                        return Http1ParseResult.Error;
+                    }
+                    if (hasContentLength)
+                    {
+                        error = HttpParseError.ContentLengthWithTransferEncoding;
+                        return Http1ParseResult.Error;
                     }
                     hasTransferEncoding = true;
                     break;
@@ -76,9 +103,16 @@ public static partial class Http1Parser
                     connection |= ParseConnection(value);
                     break;
             }
-            pos += lf + 1;
+            pos += lineLength + 2;
         }
 
+        error = FinishResponseHead(head, requestMethod, hasContentLength, hasTransferEncoding, chunkedLast, connection);
+        return error == HttpParseError.None ? Http1ParseResult.Complete : Http1ParseResult.Error;
+    }
+
+    private static HttpParseError FinishResponseHead(ResponseHead head, HttpMethod requestMethod, bool hasContentLength,
+        bool hasTransferEncoding, bool chunkedLast, ConnectionOptions connection)
+    {
         bool http11 = head.Version == HttpVersion.Http11;
         int status = head.StatusCode;
         if (hasTransferEncoding)
