@@ -219,6 +219,42 @@ public sealed class HttpForwarderTests
         Assert.Equal(1, relay.Metrics.RequestCount("r", 504));
     }
 
+    [Fact]
+    public async Task Connect_AuthorityForm_BecomesATunnelOnlyAfterThe2xx()
+    {
+        await using var relay = new RelayHarness();
+        var client = await relay.ConnectClientAsync();
+        await SendAsync(client, "CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n");
+        var upstream = await relay.AcceptUpstreamAsync();
+        Assert.StartsWith("CONNECT db.internal:5432 HTTP/1.1\r\nhost: db.internal:5432\r\n", await ReadUntilAsync(upstream, "\r\n\r\n"));
+        await SendAsync(upstream, "HTTP/1.1 200 Connection Established\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 200 Connection Established\r\n", await ReadUntilAsync(client, "\r\n\r\n"));
+
+        // From here on, opaque bytes both ways: not HTTP, never parsed.
+        await SendAsync(client, "\u0001binary-from-client");
+        Assert.Equal("\u0001binary-from-client", await ReadUntilAsync(upstream, "client"));
+        await SendAsync(upstream, "GET / HTTP/1.1 (not a request, just bytes)");
+        Assert.Equal("GET / HTTP/1.1 (not a request, just bytes)", await ReadUntilAsync(client, "bytes)"));
+        await upstream.Transport.Output.CompleteAsync();
+        Assert.EndsWith("<<eof>>", await ReadToEndAsync(client));
+    }
+
+    [Fact]
+    public async Task UpgradeRequest_UpstreamDeclines_IsAnOrdinaryResponse_AndNoTunnel()
+    {
+        await using var relay = new RelayHarness();
+        var client = await relay.ConnectClientAsync();
+        await SendAsync(client, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+        var upstream = await relay.AcceptUpstreamAsync();
+        string head = await ReadUntilAsync(upstream, "\r\n\r\n");
+        Assert.Contains("connection: upgrade\r\nupgrade: websocket\r\n", head);
+        await SendAsync(upstream, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno");
+        Assert.EndsWith("\r\n\r\nno", await ReadUntilAsync(client, "\r\n\r\nno"));
+        // The connection is still HTTP: a next request is parsed and forwarded as one.
+        await SendAsync(client, "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        Assert.StartsWith("GET /next HTTP/1.1", await ReadUntilAsync(upstream, "\r\n\r\n"));
+    }
+
     [Theory]
     [InlineData(ForwarderError.NoRoute, 404, "no-route")]
     [InlineData(ForwarderError.NoDestination, 503, "no-healthy-destination")]
