@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 
 namespace ProxyCore.Http.Http1;
@@ -60,6 +61,16 @@ public ref struct HeadWriter
         Write(": "u8);
         Write(value);
         Write("\r\n"u8);
+    }
+
+    /// <summary>Every field of <paramref name="head"/>, in order.</summary>
+    public void WriteHeaders(HttpHead head)
+    {
+        var headers = head.Headers;
+        for (int i = 0; i < headers.Length; i++)
+        {
+            WriteHeader(head.Get(headers[i].Name), head.Get(headers[i].Value));
+        }
     }
 
     public void WriteDecimal(long value)
@@ -149,5 +160,46 @@ public static class StatusLines
             }
         }
         return lines;
+    }
+}
+
+/// <summary>HTTP/1.1 body framing on the way out (RFC 9112 §7.1): the one place chunks are written.</summary>
+public static class Http1BodyWriter
+{
+    /// <summary>Copies <paramref name="data"/> to <paramref name="output"/>, as one chunk when <paramref name="chunked"/>.</summary>
+    public static void Write(PipeWriter output, in ReadOnlySequence<byte> data, bool chunked)
+    {
+        if (data.IsEmpty)
+        {
+            return; // an empty chunk would read as the last one
+        }
+        if (chunked)
+        {
+            var writer = new HeadWriter(output);
+            writer.WriteHex(data.Length);
+            writer.Write("\r\n"u8);
+            writer.Commit();
+        }
+        foreach (var segment in data)
+        {
+            output.Write(segment.Span);
+        }
+        if (chunked)
+        {
+            output.Write("\r\n"u8);
+        }
+    }
+
+    /// <summary>The last chunk, the trailer section (if any) and the final CRLF.</summary>
+    public static void WriteLastChunk(PipeWriter output, HttpHead? trailers)
+    {
+        var writer = new HeadWriter(output);
+        writer.Write("0\r\n"u8);
+        if (trailers is not null)
+        {
+            writer.WriteHeaders(trailers);
+        }
+        writer.Write("\r\n"u8);
+        writer.Commit();
     }
 }

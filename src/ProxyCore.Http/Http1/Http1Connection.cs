@@ -372,11 +372,7 @@ public sealed class Http1Connection : HttpExchange
         }
         var writer = new HeadWriter(_output);
         WriteStatusLine(ref writer, head);
-        var headers = head.Headers;
-        for (int i = 0; i < headers.Length; i++)
-        {
-            writer.WriteHeader(head.Get(headers[i].Name), head.Get(headers[i].Value));
-        }
+        writer.WriteHeaders(head);
         writer.Write("\r\n"u8);
         writer.Commit();
         await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -397,11 +393,7 @@ public sealed class Http1Connection : HttpExchange
 
         var writer = new HeadWriter(_output);
         WriteStatusLine(ref writer, Response);
-        var headers = Response.Headers;
-        for (int i = 0; i < headers.Length; i++)
-        {
-            writer.WriteHeader(Response.Get(headers[i].Name), Response.Get(headers[i].Value));
-        }
+        writer.WriteHeaders(Response);
 
         // RFC 9112 §6.3: HEAD, 1xx, 204 and 304 responses never have a body, whatever the headers say.
         bool bodyForbidden = status is < 200 or 204 or 304;
@@ -488,21 +480,7 @@ public sealed class Http1Connection : HttpExchange
                 }
                 _responseRemaining -= data.Length;
             }
-            if (_responseChunked)
-            {
-                var writer = new HeadWriter(_output);
-                writer.WriteHex(data.Length);
-                writer.Write("\r\n"u8);
-                writer.Commit();
-            }
-            foreach (var segment in data)
-            {
-                _output.Write(segment.Span);
-            }
-            if (_responseChunked)
-            {
-                _output.Write("\r\n"u8);
-            }
+            Http1BodyWriter.Write(_output, data, _responseChunked);
         }
         return flush ? FlushAsync(cancellationToken) : ValueTask.CompletedTask;
     }
@@ -531,18 +509,7 @@ public sealed class Http1Connection : HttpExchange
         }
         if (_responseChunked)
         {
-            var writer = new HeadWriter(_output);
-            writer.Write("0\r\n"u8);
-            if (trailers is not null)
-            {
-                var fields = trailers.Headers;
-                for (int i = 0; i < fields.Length; i++)
-                {
-                    writer.WriteHeader(trailers.Get(fields[i].Name), trailers.Get(fields[i].Value));
-                }
-            }
-            writer.Write("\r\n"u8);
-            writer.Commit();
+            Http1BodyWriter.WriteLastChunk(_output, trailers);
         }
         _responseCompleted = true;
         return FlushAsync(cancellationToken);

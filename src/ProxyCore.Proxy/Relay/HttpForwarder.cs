@@ -467,31 +467,14 @@ public sealed class HttpForwarder
                     upstream.Complete(new IOException("Request body too large."));
                     return ForwarderError.RequestBodyTooLarge;
                 }
-                if (!data.IsEmpty)
-                {
-                    if (chunked)
-                    {
-                        var writer = new HeadWriter(upstream);
-                        writer.WriteHex(data.Length);
-                        writer.Write("\r\n"u8);
-                        writer.Commit();
-                    }
-                    foreach (var segment in data)
-                    {
-                        upstream.Write(segment.Span);
-                    }
-                    if (chunked)
-                    {
-                        upstream.Write("\r\n"u8);
-                    }
-                }
+                Http1BodyWriter.Write(upstream, data, chunked);
                 exchange.AdvanceRequestBody();
 
                 if (read.IsCompleted)
                 {
                     if (chunked)
                     {
-                        WriteLastChunk(upstream, exchange.RequestTrailers);
+                        Http1BodyWriter.WriteLastChunk(upstream, exchange.RequestTrailers);
                     }
                     var last = await upstream.FlushAsync().ConfigureAwait(false);
                     return last.IsCompleted ? ForwarderError.UpstreamWrite : ForwarderError.None;
@@ -507,19 +490,6 @@ public sealed class HttpForwarder
         {
             return ForwarderError.UpstreamWrite;
         }
-    }
-
-    private static void WriteLastChunk(PipeWriter output, HttpHead trailers)
-    {
-        var writer = new HeadWriter(output);
-        writer.Write("0\r\n"u8);
-        var fields = trailers.Headers;
-        for (int i = 0; i < fields.Length; i++)
-        {
-            writer.WriteHeader(trailers.Get(fields[i].Name), trailers.Get(fields[i].Value));
-        }
-        writer.Write("\r\n"u8);
-        writer.Commit();
     }
 
     // ---- Step 4 ----
