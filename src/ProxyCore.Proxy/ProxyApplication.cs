@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using ProxyCore.Http;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
@@ -11,7 +10,7 @@ namespace ProxyCore.Proxy;
 /// The proxy as an HTTP application: route the request on the current snapshot, pick a destination,
 /// relay, record. One instance serves every connection; it holds no per-request state.
 /// </summary>
-public sealed class ProxyApplication : IHttpApplication
+public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
 {
     private const string NoRouteLabel = "(none)";
 
@@ -28,51 +27,49 @@ public sealed class ProxyApplication : IHttpApplication
         _accessLog = accessLog;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask ProcessAsync(HttpExchange exchange)
+    /// <summary>Not async itself: the relay's one async method is the only state machine a request pays for.</summary>
+    public ValueTask ProcessAsync(HttpExchange exchange)
     {
         // One volatile read: this request sees one consistent snapshot, even across a reload.
         var snapshot = _state.Current;
         var route = snapshot.Routes.Match(exchange.Request);
-        string routeId = route?.Id ?? NoRouteLabel;
-        DestinationModel? destination = null;
         if (route is null)
         {
-            await exchange.RespondErrorAsync(404, ForwarderErrors.Reason(ForwarderError.NoRoute), ForwarderErrors.Message(ForwarderError.NoRoute)).ConfigureAwait(false);
+            return RespondAsync(exchange, ForwarderError.NoRoute, NoRouteLabel);
         }
-        else
+        var cluster = route.Cluster;
+        var destination = cluster.LoadBalancer.Pick(cluster.Destinations);
+        if (destination is null)
         {
-            var cluster = route.Cluster;
-            destination = cluster.LoadBalancer.Pick(cluster.Destinations);
-            if (destination is null)
-            {
-                await exchange.RespondErrorAsync(503, ForwarderErrors.Reason(ForwarderError.NoDestination), ForwarderErrors.Message(ForwarderError.NoDestination)).ConfigureAwait(false);
-            }
-            else
-            {
-                var error = ForwarderError.ClientGone;
-                destination.State.BeginRequest();
-                try
-                {
-                    error = await _forwarder.ForwardAsync(exchange, route, destination).ConfigureAwait(false);
-                }
-                finally
-                {
-                    // Only the upstream's own failures count against it (for outlier detection and least-requests).
-                    destination.State.EndRequest(success: error is not (ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout
-                        or ForwarderError.UpstreamClosed or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite));
-                }
-            }
+            return RespondAsync(exchange, ForwarderError.NoDestination, route.Id);
         }
+        destination.State.BeginRequest();
+        return _forwarder.ForwardAsync(exchange, route, destination, this);
+    }
 
-        long elapsed = Stopwatch.GetTimestamp() - exchange.StartTimestamp;
-        int status = exchange.ResponseStarted ? exchange.Response.StatusCode : 0;
-        _metrics.RecordRequest(routeId, status, elapsed);
-        long upstreamTicks = destination is not null && exchange.ApplicationState is ForwarderContext context ? context.UpstreamTicks : 0;
+    private async ValueTask RespondAsync(HttpExchange exchange, ForwarderError error, string routeLabel)
+    {
+        await exchange.RespondErrorAsync(ForwarderErrors.StatusCode(error), ForwarderErrors.Reason(error), ForwarderErrors.Message(error)).ConfigureAwait(false);
+        Record(exchange, routeLabel, null, 0);
+    }
+
+    void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)
+    {
+        // Only the upstream's own failures count against it (least-requests, later outlier detection).
+        destination.State.EndRequest(success: error is not (ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout
+            or ForwarderError.UpstreamClosed or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite));
         if (upstreamTicks > 0)
         {
             _metrics.RecordUpstream(upstreamTicks);
         }
-        _accessLog?.Log(exchange, routeId, destination?.Address, status, elapsed, upstreamTicks);
+        Record(exchange, route.Id, destination.Address, upstreamTicks);
+    }
+
+    private void Record(HttpExchange exchange, string routeLabel, string? upstream, long upstreamTicks)
+    {
+        long elapsed = Stopwatch.GetTimestamp() - exchange.StartTimestamp;
+        int status = exchange.ResponseStarted ? exchange.Response.StatusCode : 0;
+        _metrics.RecordRequest(routeLabel, status, elapsed);
+        _accessLog?.Log(exchange, routeLabel, upstream, status, elapsed, upstreamTicks);
     }
 }

@@ -11,7 +11,7 @@ internal sealed class SocketPipeSettings
     public SocketPipeSettings(SocketTransportOptions options)
     {
         Options = options;
-        var pool = options.MemoryPool ?? System.Buffers.MemoryPool<byte>.Shared;
+        var pool = options.MemoryPool ?? BlockMemoryPool.Shared;
         var appScheduler = options.InlineCompletions ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
 
         // Input: the receive loop writes, the app reads. The receive loop's own continuation (resuming

@@ -96,7 +96,82 @@ public sealed class Http1Connection : HttpExchange
             while (true)
             {
                 ResetExchange();
-                if (!await ReadRequestHeadAsync().ConfigureAwait(false))
+
+                // The next request head, read inline: a separate async method would cost a
+                // state-machine box per request whenever it waits for the client.
+                bool gotHead = false;
+                bool sawBytes = false;
+                _timeout.CancelAfter(_options.KeepAliveTimeout);
+                _waitingForHead = true;
+                if (_isStopping)
+                {
+                    // Stop began between two requests: end the read at once (pipelined bytes are still served).
+                    _input.CancelPendingRead();
+                }
+                try
+                {
+                    while (true)
+                    {
+                        ReadResult result;
+                        try
+                        {
+                            result = await _input.ReadAsync(_timeout.Token).ConfigureAwait(false);
+                        }
+                        catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
+                        {
+                            if (sawBytes)
+                            {
+                                await RespondErrorAsync(408, "request-head-timeout", "The request head did not arrive in time.").ConfigureAwait(false);
+                            }
+                            break;
+                        }
+
+                        var buffer = result.Buffer;
+                        if (result.IsCanceled && buffer.IsEmpty)
+                        {
+                            // Server stopping: an idle connection closes; a request already arriving is still served.
+                            _input.AdvanceTo(buffer.Start);
+                            break;
+                        }
+                        if (!sawBytes && !buffer.IsEmpty)
+                        {
+                            sawBytes = true;
+                            _timeout.CancelAfter(_options.HeaderReadTimeout);
+                        }
+
+                        var status = Http1Parser.TryParseRequest(buffer, Request, _options.Limits, out var consumed, out var error);
+                        if (status == Http1ParseResult.Complete)
+                        {
+                            _input.AdvanceTo(consumed);
+                            gotHead = true;
+                            break;
+                        }
+                        if (status == Http1ParseResult.Error)
+                        {
+                            _input.AdvanceTo(buffer.End);
+                            await RespondErrorAsync(HttpParseErrors.StatusCode(error), ReasonText(error),
+                                "Malformed request: " + ReasonText(error) + ".").ConfigureAwait(false);
+                            break;
+                        }
+                        if (result.IsCompleted || result.IsCanceled)
+                        {
+                            // The client closed (or we are stopping) before a whole head arrived.
+                            _input.AdvanceTo(buffer.End);
+                            break;
+                        }
+                        _input.AdvanceTo(buffer.Start, buffer.End);
+                    }
+                }
+                finally
+                {
+                    _waitingForHead = false;
+                    if (!_timeout.TryReset())
+                    {
+                        _timeout.Dispose();
+                        _timeout = new CancellationTokenSource();
+                    }
+                }
+                if (!gotHead)
                 {
                     break;
                 }
@@ -134,6 +209,7 @@ public sealed class Http1Connection : HttpExchange
         }
         finally
         {
+            (ApplicationState as IDisposable)?.Dispose();
             _timeout.Dispose();
             Request.ReleaseMemory();
             Response.ReleaseMemory();
@@ -170,85 +246,6 @@ public sealed class Http1Connection : HttpExchange
         _responseHasNoBody = false;
         _responseChunked = false;
         _responseRemaining = 0;
-    }
-
-    /// <summary>Reads and parses the next request head. False: close the connection (its answer, if any, was sent).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ReadRequestHeadAsync()
-    {
-        bool sawBytes = false;
-        _timeout.CancelAfter(_options.KeepAliveTimeout);
-        _waitingForHead = true;
-        if (_isStopping)
-        {
-            // Stop began between two requests: end the read at once (pipelined bytes are still served).
-            _input.CancelPendingRead();
-        }
-        try
-        {
-            while (true)
-            {
-                ReadResult result;
-                try
-                {
-                    result = await _input.ReadAsync(_timeout.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
-                {
-                    if (sawBytes)
-                    {
-                        await RespondErrorAsync(408, "request-head-timeout", "The request head did not arrive in time.").ConfigureAwait(false);
-                    }
-                    return false;
-                }
-
-                var buffer = result.Buffer;
-                if (result.IsCanceled)
-                {
-                    // Server stopping: an idle connection closes; a request already arriving is still served.
-                    if (buffer.IsEmpty)
-                    {
-                        _input.AdvanceTo(buffer.Start);
-                        return false;
-                    }
-                }
-                if (!sawBytes && !buffer.IsEmpty)
-                {
-                    sawBytes = true;
-                    _timeout.CancelAfter(_options.HeaderReadTimeout);
-                }
-
-                var status = Http1Parser.TryParseRequest(buffer, Request, _options.Limits, out var consumed, out var error);
-                if (status == Http1ParseResult.Complete)
-                {
-                    _input.AdvanceTo(consumed);
-                    return true;
-                }
-                if (status == Http1ParseResult.Error)
-                {
-                    _input.AdvanceTo(buffer.End);
-                    await RespondErrorAsync(HttpParseErrors.StatusCode(error), ReasonText(error),
-                        "Malformed request: " + ReasonText(error) + ".").ConfigureAwait(false);
-                    return false;
-                }
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    // The client closed (or we are stopping) before a whole head arrived.
-                    _input.AdvanceTo(buffer.End);
-                    return false;
-                }
-                _input.AdvanceTo(buffer.Start, buffer.End);
-            }
-        }
-        finally
-        {
-            _waitingForHead = false;
-            if (!_timeout.TryReset())
-            {
-                _timeout.Dispose();
-                _timeout = new CancellationTokenSource();
-            }
-        }
     }
 
     private void PrepareRequestBody()

@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using ProxyCore.Routing.Config;
+using ProxyCore.Server;
+
+namespace ProxyCore.FunctionalTests;
+
+/// <summary>
+/// The hot path allocates (next to) nothing once warm: proxy, client and upstream all run in this
+/// process over real loopback sockets, with a client and an upstream written to allocate nothing
+/// themselves, so the process's allocation counter measures the proxy.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public sealed class SteadyStateAllocationTests
+{
+    private static readonly byte[] s_request = "GET /x HTTP/1.1\r\nHost: test\r\nUser-Agent: alloc-test\r\n\r\n"u8.ToArray();
+    private static readonly byte[] s_response = Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 64\r\nContent-Type: text/plain\r\n\r\n" + new string('x', 64));
+
+    [Fact]
+    public async Task KeepAliveGets_OverManyConnections_AllocateUnder32BytesPerRequest()
+    {
+        using var upstream = new TcpListener(IPAddress.Loopback, 0);
+        upstream.Start();
+        using var stop = new CancellationTokenSource();
+        var upstreamTask = Task.Run(() => ServeFixedAsync(upstream, stop.Token));
+
+        var config = ProxyConfig.ForUpstream("127.0.0.1:0", $"http://{upstream.LocalEndpoint}");
+        config.Admin = new AdminConfig { Enabled = false };
+        await using var proxy = ProxyHost.Start(config);
+
+        const int connections = 32;
+        var clients = new Socket[connections];
+        for (int i = 0; i < connections; i++)
+        {
+            clients[i] = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await clients[i].ConnectAsync(proxy.ListenEndPoints[0]);
+        }
+        try
+        {
+            await RunAsync(clients, 1500); // warm-up: pools fill, the JIT settles
+            await RunAsync(clients, 1500);
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            await RunAsync(clients, 1500);
+            long perRequest = (GC.GetTotalAllocatedBytes(precise: true) - before) / (connections * 1500L);
+            Assert.True(perRequest < 32, $"{perRequest} B allocated per proxied request");
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+            stop.Cancel();
+        }
+    }
+
+    private static Task RunAsync(Socket[] clients, int requestsEach)
+    {
+        var tasks = new Task[clients.Length];
+        for (int i = 0; i < clients.Length; i++)
+        {
+            tasks[i] = ClientLoopAsync(clients[i], requestsEach);
+        }
+        return Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    private static async Task ClientLoopAsync(Socket client, int requests)
+    {
+        var buffer = new byte[4096];
+        for (int i = 0; i < requests; i++)
+        {
+            await client.SendAsync(s_request.AsMemory(), SocketFlags.None);
+            int received = 0;
+            while (true)
+            {
+                int n = await client.ReceiveAsync(buffer.AsMemory(received), SocketFlags.None);
+                if (n == 0)
+                {
+                    throw new IOException("proxy closed the connection");
+                }
+                received += n;
+                int headEnd = buffer.AsSpan(0, received).IndexOf("\r\n\r\n"u8);
+                if (headEnd >= 0 && received >= headEnd + 4 + 64)
+                {
+                    if (received != headEnd + 4 + 64)
+                    {
+                        // Not Assert.Equal: xunit's comparers allocate, and this loop is being measured.
+                        throw new InvalidDataException($"expected exactly one answer, got {received} bytes");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    private static async Task ServeFixedAsync(TcpListener listener, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptSocketAsync(stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            _ = Task.Run(async () =>
+            {
+                using (socket)
+                {
+                    var buffer = new byte[8192];
+                    int state = 0;
+                    while (true)
+                    {
+                        int n;
+                        try
+                        {
+                            n = await socket.ReceiveAsync(buffer.AsMemory(), SocketFlags.None);
+                        }
+                        catch (SocketException)
+                        {
+                            return;
+                        }
+                        if (n == 0)
+                        {
+                            return;
+                        }
+                        int heads = 0;
+                        for (int i = 0; i < n; i++)
+                        {
+                            // Count "\r\n\r\n" (GETs have no body): one answer per request head.
+                            byte b = buffer[i];
+                            state = (state, b) switch
+                            {
+                                (0, (byte)'\r') or (2, (byte)'\r') => state + 1,
+                                (1, (byte)'\n') => 2,
+                                (3, (byte)'\n') => 4,
+                                (_, (byte)'\r') => 1,
+                                _ => 0,
+                            };
+                            if (state == 4)
+                            {
+                                heads++;
+                                state = 0;
+                            }
+                        }
+                        for (int i = 0; i < heads; i++)
+                        {
+                            await socket.SendAsync(s_response.AsMemory(), SocketFlags.None);
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
