@@ -138,14 +138,14 @@ public static class Http2FrameReader
             ? first.Slice(Http2Frame.HeaderLength, fixedLength)
             : CopyFixedFields(buffer, stackalloc byte[MaxFixedFieldsLength].Slice(0, fixedLength));
 
-        ReadOnlySequence<byte> payload = first.Length >= Http2Frame.HeaderLength + length
-            ? new ReadOnlySequence<byte>(buffer.First.Slice(Http2Frame.HeaderLength, length))
-            : buffer.Slice(Http2Frame.HeaderLength, length);
+        // A slice keeps the buffer's own segments (no new sequence object to inspect), and its end
+        // is where the next frame starts.
+        var payload = buffer.Slice(Http2Frame.HeaderLength, length);
 
         var status = ReadPayload(type, flags, streamId, payload, fields, out frame, out error);
         if (status != Http2ReadStatus.Error || error.Scope == Http2ErrorScope.Stream)
         {
-            consumed = buffer.GetPosition(Http2Frame.HeaderLength + length);
+            consumed = payload.End;
         }
         return status;
     }
