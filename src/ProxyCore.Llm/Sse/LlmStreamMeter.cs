@@ -28,8 +28,10 @@ namespace ProxyCore.Llm.Sse;
 public sealed partial class LlmStreamMeter
 {
 #if DEBUG
-    // Buffer edges are the common case: a tiny window so the corpus tests count across cuts.
-    internal const int TextWindowBytes = 24;
+    // Buffer edges are the common case: a small window so the long-text tests count across dozens
+    // of cuts. Not smaller: the recorded answers (under 64 bytes, usage at the end) must stay off the
+    // tokenizer, whose every call allocates (~100 B: Microsoft.ML.Tokenizers' pre-token enumerator).
+    internal const int TextWindowBytes = 128;
 #else
     // Streams of up to this much text with usage at the end never tokenize. Larger answers are
     // counted 16 KB at a time, a few hundred microseconds of BPE each.
