@@ -253,6 +253,32 @@ public class LlmStreamMeterTests
         Assert.Equal(TiktokenTokenizer.CreateForEncoding(encoding).CountTokens(text.ToString()), meter.Usage.CompletionTokens);
     }
 
+    /// <summary>
+    /// Text with no safe cut (CJK, no spaces) is counted whole once it passes the hard limit: never a
+    /// split UTF-8 sequence, and at most a token or two off per forced cut.
+    /// </summary>
+    [Fact]
+    public void Complete_TextWithoutSpaces_ForcedCutsStayClose()
+    {
+        var text = new StringBuilder();
+        var body = new StringBuilder();
+        for (int i = 0; i < 200; i++)
+        {
+            string piece = "布拉格的伏尔塔瓦河流经城市中心"[(i % 5)..];
+            text.Append(piece);
+            body.Append("data: {\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"").Append(piece).Append("\"}}]}\n\n");
+        }
+        body.Append("data: [DONE]\n\n");
+        var bytes = Encoding.UTF8.GetBytes(body.ToString());
+
+        var meter = Meter(LlmStreamFormat.OpenAIChat, [bytes]);
+
+        int exact = TiktokenTokenizer.CreateForEncoding("o200k_base").CountTokens(text.ToString());
+        int forcedCuts = Encoding.UTF8.GetByteCount(text.ToString()) / LlmStreamMeter.TextWindowHardLimit;
+        Assert.True(forcedCuts > 2, $"only {forcedCuts} forced cuts");
+        Assert.InRange(meter.Usage.CompletionTokens, exact - 2 * forcedCuts, exact + 2 * forcedCuts);
+    }
+
     /// <summary>Counts one token per byte: additive, so the windowed total must be exactly the text's length.</summary>
     private sealed class ByteCounter : ITokenEstimator
     {
