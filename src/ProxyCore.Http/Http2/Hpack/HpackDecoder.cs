@@ -137,6 +137,20 @@ public sealed class HpackDecoder
         _maxTableSizeSetting = maxDynamicTableSize;
     }
 
+    /// <summary>
+    /// Returns the decoder to its state at construction (empty table, no block in progress), so a
+    /// pooled decoder can serve a new connection; our SETTINGS limit stays as last set.
+    /// </summary>
+    public void Reset()
+    {
+        _table.Clear();
+        _table.SetMaxSize(_maxTableSizeSetting);
+        _state = State.FieldStart;
+        _listSize = 0;
+        _blockHasField = false;
+        _sizeUpdateRequired = false;
+    }
+
     /// <summary>Decodes a fragment into <paramref name="head"/>'s header list (pseudo-headers included, in order).</summary>
     public void Decode(ReadOnlySpan<byte> fragment, bool endHeaders, HttpHead head)
     {

@@ -75,17 +75,30 @@ public sealed class HpackEncoder
         ArgumentOutOfRangeException.ThrowIfNegative(maxDynamicTableSize);
         _maxTableSizeLimit = maxDynamicTableSize;
         _table = new HpackDynamicTable(maxDynamicTableSize);
+        InitializeTableSize();
+    }
+
+    private void InitializeTableSize()
+    {
         // RFC 9113 §6.5.2: the peer's table starts at 4096 until its SETTINGS say otherwise. A
         // smaller limit of ours is announced with a size update in the first block.
         const int InitialPeerTableSize = 4096;
-        if (maxDynamicTableSize < InitialPeerTableSize)
+        if (_maxTableSizeLimit < InitialPeerTableSize)
         {
-            QueueSizeUpdate(maxDynamicTableSize);
+            QueueSizeUpdate(_maxTableSizeLimit);
         }
         else
         {
             _table.SetMaxSize(InitialPeerTableSize);
         }
+    }
+
+    /// <summary>Returns the encoder to its state at construction, for a new connection (the peer's table starts over at 4096).</summary>
+    public void Reset()
+    {
+        _table.Clear();
+        _sizeUpdatePending = false;
+        InitializeTableSize();
     }
 
     public int DynamicTableSize => _table.Size;

@@ -155,3 +155,30 @@ public class HpackEncoderTests
         }
     }
 }
+
+public class HpackResetTests
+{
+    /// <summary>After Reset both sides start over (empty tables), so a pooled pair serves a new connection.</summary>
+    [Fact]
+    public void Reset_EncoderAndDecoder_StartOverInStep()
+    {
+        var encoder = new HpackEncoder();
+        var decoder = new HpackDecoder();
+        var output = new ArrayBufferWriter<byte>();
+        var head = new RequestHead();
+        for (int round = 0; round < 2; round++)
+        {
+            output.ResetWrittenCount();
+            encoder.BeginBlock(output);
+            encoder.Encode("x-a"u8, "1"u8, output);
+            Assert.Equal(0x40, output.WrittenSpan[0]); // a literal each round: the table was emptied
+            head.Reset();
+            decoder.Decode(output.WrittenSpan, true, head);
+            Assert.Equal(1, decoder.DynamicTableCount);
+            encoder.Reset();
+            decoder.Reset();
+            Assert.Equal(0, encoder.DynamicTableCount);
+            Assert.Equal(0, decoder.DynamicTableCount);
+        }
+    }
+}
