@@ -184,7 +184,12 @@ internal sealed class ECDsaSha256Key : JsonWebKey
         _ecdsa = ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, Q = publicKey.Q });
     }
 
+    // Measured on .NET 10 / OpenSSL 3: the BCL's ECDSA verify allocates about 1.2 KB per call inside its
+    // OpenSSL binding, whatever the signature format or span overload (RSA's allocates nothing). Our own
+    // part of the ES256 path allocates nothing; JwtValidatorTests holds both facts.
     internal override bool Verify(ReadOnlySpan<byte> signingInput, ReadOnlySpan<byte> signature) =>
         signature.Length == SignatureLength
-        && _ecdsa.VerifyData(signingInput, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        // Without a format argument the span overload takes IEEE P1363 (r || s), JWS's format, and skips
+        // a conversion step that the overload with DSASignatureFormat pays for in another 144 bytes.
+        && _ecdsa.VerifyData(signingInput, signature, HashAlgorithmName.SHA256);
 }
