@@ -118,17 +118,38 @@ public abstract class HttpExchange
     public abstract void CloseAfterResponse();
 
     /// <summary>Answers with one of the proxy's own error statuses (DESIGN.md contract): short text body and <c>proxycore-error</c>.</summary>
-    public async ValueTask RespondErrorAsync(int status, string reason, string message, CancellationToken cancellationToken = default)
+    public ValueTask RespondErrorAsync(int status, string reason, string message, CancellationToken cancellationToken = default)
+    {
+        if (!BeginErrorResponse(status, reason))
+        {
+            return ValueTask.CompletedTask;
+        }
+        return FinishErrorResponseAsync(status, message, cancellationToken);
+    }
+
+    /// <summary>
+    /// Starts an error answer: <see cref="Response"/> reset to <paramref name="status"/> with the
+    /// standard fields; the caller may add more (WWW-Authenticate, Retry-After) before
+    /// <see cref="FinishErrorResponseAsync"/>. False when the response had already started: the
+    /// exchange was aborted instead, as nothing else can tell the client.
+    /// </summary>
+    public bool BeginErrorResponse(int status, string reason)
     {
         if (ResponseStarted)
         {
             Abort(reason);
-            return;
+            return false;
         }
         Response.Reset();
         Response.StatusCode = status;
         Response.AddHeader("content-type"u8, "text/plain; charset=utf-8"u8);
         Response.AddHeader("proxycore-error"u8, System.Text.Encoding.ASCII.GetBytes(reason));
+        return true;
+    }
+
+    /// <summary>Writes the short text body of an error answer begun with <see cref="BeginErrorResponse"/>.</summary>
+    public async ValueTask FinishErrorResponseAsync(int status, string message, CancellationToken cancellationToken = default)
+    {
         var body = System.Text.Encoding.UTF8.GetBytes(message + "\n");
         if (status == 400 || !RequestBodyCompleted && HasRequestBody)
         {

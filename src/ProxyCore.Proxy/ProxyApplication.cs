@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ProxyCore.Http;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
+using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Model;
 
 namespace ProxyCore.Proxy;
@@ -37,6 +38,10 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         {
             return RespondAsync(exchange, ForwarderError.NoRoute, NoRouteLabel);
         }
+        if (route.Policies is RoutePolicies policies && policies.Evaluate(exchange, out var rejection) == StageStatus.Respond)
+        {
+            return RejectAsync(exchange, route, policies, rejection);
+        }
         var cluster = route.Cluster;
         var destination = cluster.LoadBalancer.Pick(cluster.Destinations);
         if (destination is null)
@@ -51,6 +56,16 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
     {
         await exchange.RespondErrorAsync(ForwarderErrors.StatusCode(error), ForwarderErrors.Reason(error), ForwarderErrors.Message(error)).ConfigureAwait(false);
         Record(exchange, routeLabel, null, 0);
+    }
+
+    private async ValueTask RejectAsync(HttpExchange exchange, RouteModel route, RoutePolicies policies, PolicyRejection rejection)
+    {
+        if (exchange.BeginErrorResponse(rejection.Status, rejection.Reason))
+        {
+            policies.AddRejectionHeaders(exchange.Response, rejection);
+            await exchange.FinishErrorResponseAsync(rejection.Status, rejection.Message).ConfigureAwait(false);
+        }
+        Record(exchange, route.Id, null, 0);
     }
 
     void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)

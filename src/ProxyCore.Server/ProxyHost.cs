@@ -4,6 +4,7 @@ using ProxyCore.Http.Http1;
 using ProxyCore.Proxy;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
+using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.Model;
 using ProxyCore.Transport;
@@ -57,7 +58,7 @@ public sealed class ProxyHost : IAsyncDisposable
             throw new InvalidOperationException("Invalid configuration:\n" + string.Join('\n', errors));
         }
 
-        var state = new ProxyState(config);
+        var state = new ProxyState(config, prepare: snapshot => RoutePolicies.Prepare(snapshot, TimeProvider.System));
         var metrics = new ProxyMetrics();
         var pool = new UpstreamConnectionPool(new SocketConnectionFactory());
         var limits = config.Limits;

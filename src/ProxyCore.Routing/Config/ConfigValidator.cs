@@ -173,6 +173,130 @@ internal sealed class ConfigValidator(ProxyConfig config)
                 Positive(path + ".timeout", timeout);
             }
             ValidateMatch(route.Match, path + ".match");
+            if (route.Auth is { } auth)
+            {
+                ValidateAuth(auth, path + ".auth");
+            }
+            if (route.RateLimit is { } limit)
+            {
+                ValidateRateLimit(limit, route.Auth, path + ".rateLimit");
+            }
+        }
+    }
+
+    private void ValidateAuth(AuthConfig auth, string path)
+    {
+        if (auth.ApiKeys.Count == 0 && auth.Jwt is null)
+        {
+            Error(path, "needs apiKeys, jwt or both (leave auth out for an open route)");
+        }
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        for (int k = 0; k < auth.ApiKeys.Count; k++)
+        {
+            var key = auth.ApiKeys[k];
+            string kpath = $"{path}.apiKeys[{k}]";
+            if (string.IsNullOrWhiteSpace(key.Consumer))
+            {
+                Error(kpath + ".consumer", "consumer is required");
+            }
+            string? value = ConfigSecrets.Resolve(key.Key);
+            if (string.IsNullOrEmpty(key.Key))
+            {
+                Error(kpath + ".key", "key is required (use \"env:NAME\" to read it from the environment)");
+            }
+            else if (value is null)
+            {
+                Error(kpath + ".key", $"environment variable '{key.Key[ConfigSecrets.EnvPrefix.Length..]}' is not set");
+            }
+            else if (value.Length < 16)
+            {
+                Error(kpath + ".key", "keys shorter than 16 characters are too easy to guess");
+            }
+            else if (!keys.Add(value))
+            {
+                Error(kpath + ".key", "the same key is given twice");
+            }
+        }
+        if (!IsToken(auth.Header))
+        {
+            Error(path + ".header", $"'{auth.Header}' is not a valid header name");
+        }
+        if (!IsToken(auth.ConsumerHeader))
+        {
+            Error(path + ".consumerHeader", $"'{auth.ConsumerHeader}' is not a valid header name");
+        }
+        if (auth.Query is { } query && (query.Length == 0 || query.AsSpan().IndexOfAny("&=#? ") >= 0))
+        {
+            Error(path + ".query", $"'{query}' is not a plain query parameter name");
+        }
+        if (auth.Jwt is { } jwt)
+        {
+            if (string.IsNullOrWhiteSpace(jwt.Jwks))
+            {
+                Error(path + ".jwt.jwks", "the path of a JWKS file is required");
+            }
+            else if (!File.Exists(jwt.Jwks))
+            {
+                Error(path + ".jwt.jwks", $"file '{jwt.Jwks}' not found");
+            }
+            if (jwt.ClockSkew < TimeSpan.Zero || jwt.ClockSkew > TimeSpan.FromMinutes(10))
+            {
+                Error(path + ".jwt.clockSkew", "must be between 0s and 10m");
+            }
+            if (string.IsNullOrWhiteSpace(jwt.ConsumerClaim))
+            {
+                Error(path + ".jwt.consumerClaim", "must name a claim");
+            }
+        }
+    }
+
+    private void ValidateRateLimit(RateLimitConfig limit, AuthConfig? auth, string path)
+    {
+        if (!(limit.RequestsPerSecond > 0) || double.IsInfinity(limit.RequestsPerSecond))
+        {
+            Error(path + ".requestsPerSecond", "must be a positive number");
+        }
+        if (limit.Burst is < 1)
+        {
+            Error(path + ".burst", "must be at least 1");
+        }
+        if (limit.MaxKeys is < 1 or > 100_000_000)
+        {
+            Error(path + ".maxKeys", "must be between 1 and 100000000");
+        }
+        string by = limit.By;
+        if (by is "client-ip")
+        {
+            return;
+        }
+        if (by == "consumer")
+        {
+            if (auth is null)
+            {
+                Error(path + ".by", "\"consumer\" needs auth on the same route");
+            }
+        }
+        else if (by.StartsWith("header:", StringComparison.Ordinal))
+        {
+            if (!IsToken(by["header:".Length..]))
+            {
+                Error(path + ".by", $"'{by}': header name is not a token");
+            }
+        }
+        else if (by.StartsWith("claim:", StringComparison.Ordinal))
+        {
+            if (auth?.Jwt is null)
+            {
+                Error(path + ".by", $"'{by}' needs auth.jwt on the same route");
+            }
+            else if (by.Length == "claim:".Length)
+            {
+                Error(path + ".by", "claim name is missing");
+            }
+        }
+        else
+        {
+            Error(path + ".by", $"unknown key '{by}' (expected \"client-ip\", \"consumer\", \"header:NAME\" or \"claim:NAME\")");
         }
     }
 

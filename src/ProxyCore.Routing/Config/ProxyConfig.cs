@@ -85,6 +85,72 @@ public sealed class RouteConfig
     /// <summary>Upstream response timeout for this route (answer 504 when it passes); default <see cref="TimeoutsConfig.Upstream"/>.</summary>
     [JsonConverter(typeof(NullableDurationJsonConverter))]
     public TimeSpan? Timeout { get; set; }
+
+    /// <summary>Who may use the route: API keys and/or JWT bearer tokens. Absent: open.</summary>
+    public AuthConfig? Auth { get; set; }
+
+    /// <summary>A token bucket per client key. Absent: no limit.</summary>
+    public RateLimitConfig? RateLimit { get; set; }
+}
+
+/// <summary>Route authentication. With both API keys and JWT configured, either one admits a request.</summary>
+public sealed class AuthConfig
+{
+    /// <summary>Accepted keys, each naming its consumer. Values may be "env:NAME".</summary>
+    public IReadOnlyList<ApiKeyConfig> ApiKeys { get; set; } = [];
+
+    /// <summary>Request header carrying the API key; default "x-api-key".</summary>
+    public string Header { get; set; } = "x-api-key";
+
+    /// <summary>Query parameter that may carry the API key instead (off when absent: keys in URLs end up in logs).</summary>
+    public string? Query { get; set; }
+
+    /// <summary>JWT bearer tokens in Authorization.</summary>
+    public JwtConfig? Jwt { get; set; }
+
+    /// <summary>Header set on the forwarded request to the authenticated consumer (any client-sent value is removed); default "x-consumer".</summary>
+    public string ConsumerHeader { get; set; } = "x-consumer";
+}
+
+public sealed class ApiKeyConfig
+{
+    public string Consumer { get; set; } = "";
+
+    public string Key { get; set; } = "";
+}
+
+public sealed class JwtConfig
+{
+    /// <summary>Required `iss`; absent: any issuer.</summary>
+    public string? Issuer { get; set; }
+
+    /// <summary>Required `aud` (string or one of the array); absent: any audience.</summary>
+    public string? Audience { get; set; }
+
+    /// <summary>Path of a JWKS file (RFC 7517) holding the verification keys.</summary>
+    public string Jwks { get; set; } = "";
+
+    /// <summary>Tolerance for `exp`/`nbf`; default 60s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Claim that names the consumer; default "sub".</summary>
+    public string ConsumerClaim { get; set; } = "sub";
+}
+
+public sealed class RateLimitConfig
+{
+    /// <summary>Sustained rate per key.</summary>
+    public double RequestsPerSecond { get; set; }
+
+    /// <summary>Requests a key may make at once after being idle; default = requestsPerSecond (at least 1).</summary>
+    public int? Burst { get; set; }
+
+    /// <summary>What a key is: "client-ip" (default), "consumer", "header:NAME" or "claim:NAME".</summary>
+    public string By { get; set; } = "client-ip";
+
+    /// <summary>Distinct keys tracked at once (memory is fixed at 16 bytes each); default 100000.</summary>
+    public int MaxKeys { get; set; } = 100_000;
 }
 
 public sealed class RouteMatchConfig

@@ -17,7 +17,7 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
     private static readonly Dictionary<Type, string[]> s_notSupportedYet = new()
     {
         [typeof(ProxyConfig)] = ["llm"],
-        [typeof(RouteConfig)] = ["auth", "rateLimit", "retry", "split", "transforms", "llm"],
+        [typeof(RouteConfig)] = ["retry", "split", "transforms", "llm"],
         [typeof(ClusterConfig)] = ["healthCheck", "outlierDetection", "circuitBreaker"],
     };
 
@@ -93,9 +93,14 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
         {
             return value.ValueKind is JsonValueKind.True or JsonValueKind.False || Fail(path, $"expected true or false, got {Describe(value)}");
         }
+        type = Nullable.GetUnderlyingType(type) ?? type;
         if (type == typeof(int))
         {
             return (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out _)) || Fail(path, $"expected an integer, got {Describe(value)}");
+        }
+        if (type == typeof(double))
+        {
+            return (value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double d) && double.IsFinite(d)) || Fail(path, $"expected a number, got {Describe(value)}");
         }
         var typeInfo = context.GetTypeInfo(type);
         if (typeInfo?.Kind == JsonTypeInfoKind.Enumerable)

@@ -80,7 +80,7 @@ public sealed class ProxySnapshot
                 headers[h] = new HeaderMatch(header.Name, header.Value, mode);
             }
             routes[i] = new RouteModel(route.Id, i, clusters[route.Cluster], route.Timeout ?? config.Timeouts.Upstream,
-                hosts, path, kind, [.. match.Methods], headers);
+                hosts, path, kind, [.. match.Methods], headers) { Config = route };
         }
 
         return new ProxySnapshot(config, (previous?.Version ?? 0) + 1, new RouteTable(routes),

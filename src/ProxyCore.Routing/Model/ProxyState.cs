@@ -11,14 +11,22 @@ public sealed class ProxyState
 {
     private readonly Lock _swapLock = new();
     private readonly Random? _random;
+    private readonly Action<ProxySnapshot>? _prepare;
     private ProxySnapshot _current;
 
+    /// <param name="prepare">
+    /// Runs on every new snapshot before it is published (the proxy layer builds route policies there);
+    /// if it throws, that snapshot is never published.
+    /// </param>
     /// <exception cref="ArgumentException">The config is invalid (the message lists every error).</exception>
-    public ProxyState(ProxyConfig initial, Random? random = null)
+    public ProxyState(ProxyConfig initial, Random? random = null, Action<ProxySnapshot>? prepare = null)
     {
         ThrowIfInvalid(initial);
         _random = random;
-        _current = ProxySnapshot.Build(initial, null, random);
+        _prepare = prepare;
+        var first = ProxySnapshot.Build(initial, null, random);
+        prepare?.Invoke(first);
+        _current = first;
     }
 
     public ProxySnapshot Current => Volatile.Read(ref _current);
@@ -36,6 +44,7 @@ public sealed class ProxyState
         lock (_swapLock)
         {
             var next = ProxySnapshot.Build(newConfig, _current, _random);
+            _prepare?.Invoke(next);
             Volatile.Write(ref _current, next);
             return next;
         }

@@ -1,3 +1,4 @@
+using ProxyCore.Routing.Config;
 using System.Text;
 using ProxyCore.Http;
 using HttpMethod = ProxyCore.Http.HttpMethod;
@@ -97,6 +98,18 @@ public sealed class RouteModel
     private readonly byte[][] _customMethods = [];
 
     public string Id { get; }
+
+    /// <summary>The route as configured (policies read their settings from it when the snapshot is prepared).</summary>
+    public RouteConfig? Config { get; internal init; }
+
+    /// <summary>True when the route has request policies (auth, rate limit) to run before the relay.</summary>
+    public bool HasPolicies => Config is { Auth: not null } or { RateLimit: not null };
+
+    /// <summary>
+    /// The runtime objects of the route's policies, built by the proxy layer (which owns their types)
+    /// while the snapshot is prepared, before it is published; never written after.
+    /// </summary>
+    public object? Policies { get; set; }
 
     /// <summary>The id as UTF-8, precomputed for metrics labels and logs.</summary>
     public byte[] IdUtf8 { get; }
