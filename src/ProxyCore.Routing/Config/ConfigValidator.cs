@@ -1,7 +1,7 @@
 namespace ProxyCore.Routing.Config;
 
 /// <summary>Pass 3 of <see cref="ProxyConfigLoader"/>: what the config means, not its shape.</summary>
-internal sealed class ConfigValidator(ProxyConfig config)
+internal sealed partial class ConfigValidator(ProxyConfig config)
 {
     internal static readonly string[] LoadBalancingPolicies = ["round-robin", "weighted-round-robin", "least-requests", "power-of-two", "random"];
     private static readonly string[] s_protocols = ["http1", "http2"];
@@ -92,6 +92,7 @@ internal sealed class ConfigValidator(ProxyConfig config)
         {
             var cluster = config.Clusters[i];
             string path = $"$.clusters[{i}]";
+            ValidateClusterPolicies(cluster, path);
             if (string.IsNullOrWhiteSpace(cluster.Id))
             {
                 Error(path + ".id", "id is required");
@@ -181,8 +182,15 @@ internal sealed class ConfigValidator(ProxyConfig config)
             {
                 ValidateRateLimit(limit, route.Auth, path + ".rateLimit");
             }
+            ValidateRoutePolicies(route, path);
         }
     }
+
+    /// <summary>Cluster policy blocks each validate in their own file (ConfigValidator.*.cs).</summary>
+    partial void ValidateClusterPolicies(ClusterConfig cluster, string path);
+
+    /// <summary>Route policy blocks each validate in their own file (ConfigValidator.*.cs).</summary>
+    partial void ValidateRoutePolicies(RouteConfig route, string path);
 
     private void ValidateAuth(AuthConfig auth, string path)
     {
