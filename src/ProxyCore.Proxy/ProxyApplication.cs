@@ -48,6 +48,11 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         {
             return RespondAsync(exchange, ForwarderError.NoDestination, route.Id);
         }
+        if (!cluster.State.TryEnter(cluster.MaxConcurrentRequests))
+        {
+            // Circuit breaker: refuse at once rather than queue work the cluster cannot take.
+            return RespondAsync(exchange, ForwarderError.CircuitOpen, route.Id);
+        }
         destination.State.BeginRequest();
         return _forwarder.ForwardAsync(exchange, route, destination, this);
     }
@@ -68,8 +73,11 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         Record(exchange, route.Id, null, 0);
     }
 
+    void IForwarderObserver.OnRetry(RouteModel route, DestinationModel failed, ForwarderError reason) => _metrics.RecordRetry();
+
     void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)
     {
+        route.Cluster.State.Exit();
         // Only the upstream's own failures count against it (least-requests, later outlier detection).
         destination.State.EndRequest(success: error is not (ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout
             or ForwarderError.UpstreamClosed or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite));

@@ -32,6 +32,8 @@ public sealed class ProxyMetrics
 
     public void RecordRetry() => Interlocked.Increment(ref _upstreamRetries);
 
+    public long RetryCount => Interlocked.Read(ref _upstreamRetries);
+
     public long RequestCount(string route, int status) => _requests.TryGetValue((route, status), out var c) ? Volatile.Read(ref c.Value) : 0;
 
     /// <summary>The whole exposition, process and runtime series included.</summary>
@@ -51,7 +53,7 @@ public sealed class ProxyMetrics
         sb.Append("# HELP proxycore_connections Open connections by side.\n# TYPE proxycore_connections gauge\n");
         sb.Append("proxycore_connections{side=\"client\"} ").Append(TransportMetrics.ClientConnectionsOpen).Append('\n');
         sb.Append("proxycore_connections{side=\"upstream\"} ").Append(TransportMetrics.UpstreamConnectionsOpen).Append('\n');
-        sb.Append("# HELP proxycore_upstream_retries_total Requests sent again on a fresh connection after a stale keep-alive one failed.\n# TYPE proxycore_upstream_retries_total counter\n");
+        sb.Append("# HELP proxycore_upstream_retries_total Tries retried under a route retry policy (connect failure, timeout, reset or a listed status).\n# TYPE proxycore_upstream_retries_total counter\n");
         sb.Append("proxycore_upstream_retries_total ").Append(Volatile.Read(ref _upstreamRetries)).Append('\n');
         WriteRuntime(sb);
         return sb.ToString();

@@ -31,6 +31,10 @@ public enum ForwarderError : byte
     ResponseBody,
     /// <summary>The client went away while the response was being written.</summary>
     ClientGone,
+    /// <summary>The upstream answered with a status the route retries on (used to report the retry).</summary>
+    UpstreamStatus,
+    /// <summary>The cluster's circuit breaker is open: too many requests in flight (503).</summary>
+    CircuitOpen,
 }
 
 public static class ForwarderErrors
@@ -39,7 +43,7 @@ public static class ForwarderErrors
     public static int StatusCode(ForwarderError error) => error switch
     {
         ForwarderError.NoRoute => 404,
-        ForwarderError.NoDestination => 503,
+        ForwarderError.NoDestination or ForwarderError.CircuitOpen => 503,
         ForwarderError.ConnectTimeout or ForwarderError.UpstreamTimeout => 504,
         ForwarderError.RequestBody => 400,
         ForwarderError.RequestBodyTooLarge => 413,
@@ -61,6 +65,8 @@ public static class ForwarderErrors
         ForwarderError.RequestBodyTooLarge => "request-body-too-large",
         ForwarderError.ResponseBody => "upstream-response-body-failed",
         ForwarderError.ClientGone => "client-gone",
+        ForwarderError.UpstreamStatus => "upstream-status",
+        ForwarderError.CircuitOpen => "circuit-open",
         _ => "none",
     };
 
@@ -76,6 +82,7 @@ public static class ForwarderErrors
         ForwarderError.UpstreamTimeout => "The upstream did not answer in time.",
         ForwarderError.RequestBody => "The request body is malformed or incomplete.",
         ForwarderError.RequestBodyTooLarge => "The request body is larger than this route allows.",
+        ForwarderError.CircuitOpen => "The cluster is at its limit of requests in flight; try again shortly.",
         _ => "The response could not be relayed.",
     };
 }

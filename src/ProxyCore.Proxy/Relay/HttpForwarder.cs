@@ -105,6 +105,7 @@ public sealed class HttpForwarder
             var destination = context.Destination!;
             context.Begin(route.Timeout, exchange.Aborted);
             var error = ForwarderError.ClientGone;
+            int retries = 0;
             Exception? failure = null;
             try
             {
@@ -120,8 +121,21 @@ public sealed class HttpForwarder
                     }
 
                     var cluster = route.Cluster;
+                    var retry = route.Retry;
+                    // A retry must not duplicate work: after a connect failure nothing was sent; otherwise
+                    // only an idempotent request without a body (a body is streamed, never kept) is sent again.
+                    bool repeatable = HttpMethods.IsIdempotent(request.Method) && !exchange.HasRequestBody;
                     for (int attempt = 0; ; attempt++)
                     {
+                        if (retries > 0)
+                        {
+                            context.RestartTimer(retry!.PerTryTimeout ?? route.Timeout, exchange.Aborted);
+                        }
+                        else if (retry?.PerTryTimeout is { } perTry)
+                        {
+                            context.Timeout.CancelAfter(perTry);
+                        }
+
                         // Step 1: lease.
                         UpstreamLease lease;
                         try
@@ -131,6 +145,11 @@ public sealed class HttpForwarder
                         catch (UpstreamConnectException e)
                         {
                             error = e.Reason == UpstreamConnectFailure.Timeout ? ForwarderError.ConnectTimeout : ForwarderError.ConnectFailed;
+                            if (retry is { OnConnectFailure: true } && await PrepareRetryAsync(context, route, destination, error, ++retries).ConfigureAwait(false) is { } next)
+                            {
+                                destination = context.Destination = next;
+                                continue;
+                            }
                             goto Finished;
                         }
 
@@ -216,6 +235,13 @@ public sealed class HttpForwarder
                                 {
                                     continue; // Stale keep-alive connection: the request never reached an application.
                                 }
+                                if (repeatable && retry is not null &&
+                                    ((headError == ForwarderError.UpstreamTimeout && retry.OnTimeout) || (headError == ForwarderError.UpstreamClosed && retry.OnReset)) &&
+                                    await PrepareRetryAsync(context, route, destination, headError, ++retries).ConfigureAwait(false) is { } next)
+                                {
+                                    destination = context.Destination = next;
+                                    continue;
+                                }
                                 if (bodyPump is not null)
                                 {
                                     lease.Connection.Abort();
@@ -229,6 +255,12 @@ public sealed class HttpForwarder
                                 }
                                 error = headError;
                                 goto Finished;
+                            }
+                            if (repeatable && retry is not null && retry.OnStatus(response.StatusCode) &&
+                                await PrepareRetryAsync(context, route, destination, ForwarderError.UpstreamStatus, ++retries).ConfigureAwait(false) is { } retryAt)
+                            {
+                                destination = context.Destination = retryAt;
+                                continue; // this answer is dropped unread: the connection is not reused
                             }
                             context.Timeout.CancelAfter(context.RouteTimeout); // from here on: the longest silence between body reads
 
@@ -370,11 +402,12 @@ public sealed class HttpForwarder
                 finally
                 {
                     context.End();
+                    context.EndRetries(route.Cluster.State);
                     if (error != ForwarderError.None)
                     {
                         await ReportAsync(exchange, error).ConfigureAwait(false);
                     }
-                    context.Observer!.OnForwarded(exchange, route, destination, error, context.UpstreamTicks);
+                    context.Observer!.OnForwarded(exchange, route, context.Destination ?? destination, error, context.UpstreamTicks);
                 }
             Finished:;
             }
@@ -384,6 +417,27 @@ public sealed class HttpForwarder
             }
             context.Finish(failure);
         }
+    }
+
+    /// <summary>
+    /// Decides whether a failed try may be retried (attempts left, retry budget), and if so counts the
+    /// failure against its destination, waits the backoff and picks the destination of the next try.
+    /// </summary>
+    private static async ValueTask<DestinationModel?> PrepareRetryAsync(ForwarderContext context, RouteModel route, DestinationModel failed, ForwarderError reason, int retry)
+    {
+        var policy = route.Retry!;
+        var cluster = route.Cluster;
+        if (retry > policy.Attempts || !cluster.State.TryBeginRetry(policy.BudgetPercent, policy.MinRetryConcurrency))
+        {
+            return null;
+        }
+        context.RetriesInFlight++;
+        failed.State.EndRequest(success: false);
+        context.Observer!.OnRetry(route, failed, reason);
+        await Task.Delay(policy.Delay(retry, Random.Shared), context.Exchange!.Aborted).ConfigureAwait(false);
+        var next = cluster.LoadBalancer.Pick(cluster.Destinations) ?? failed;
+        next.State.BeginRequest();
+        return next;
     }
 
     /// <summary>RFC 9110 §15.2: an interim answer. We already gave the client its 100; others (103) go on.</summary>
@@ -770,6 +824,9 @@ public sealed class HttpForwarder
 public interface IForwarderObserver
 {
     void OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks);
+
+    /// <summary>A try failed with <paramref name="reason"/> and will be retried.</summary>
+    void OnRetry(RouteModel route, DestinationModel failed, ForwarderError reason);
 }
 
 /// <summary>
@@ -842,11 +899,30 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
         _clientGone = clientAborted.UnsafeRegister(s_cancel, Timeout);
     }
 
+    public int RetriesInFlight;
+
     public void End()
     {
         _clientGone.Dispose();
         Timeout = Reuse(Timeout);
         PumpCancel = Reuse(PumpCancel);
+    }
+
+    /// <summary>A fresh timer for the next try (the last one may have fired).</summary>
+    public void RestartTimer(TimeSpan timeout, CancellationToken clientAborted)
+    {
+        _clientGone.Dispose();
+        Timeout = Reuse(Timeout);
+        Timeout.CancelAfter(timeout);
+        _clientGone = clientAborted.UnsafeRegister(s_cancel, Timeout);
+    }
+
+    public void EndRetries(ClusterState cluster)
+    {
+        for (; RetriesInFlight > 0; RetriesInFlight--)
+        {
+            cluster.EndRetry();
+        }
     }
 
     private static CancellationTokenSource Reuse(CancellationTokenSource source)

@@ -93,6 +93,10 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             var cluster = config.Clusters[i];
             string path = $"$.clusters[{i}]";
             ValidateClusterPolicies(cluster, path);
+            if (cluster.CircuitBreaker is { MaxConcurrentRequests: < 1 })
+            {
+                Error(path + ".circuitBreaker.maxConcurrentRequests", "must be at least 1");
+            }
             if (string.IsNullOrWhiteSpace(cluster.Id))
             {
                 Error(path + ".id", "id is required");
@@ -182,6 +186,10 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             {
                 ValidateRateLimit(limit, route.Auth, path + ".rateLimit");
             }
+            if (route.Retry is { } retry)
+            {
+                ValidateRetry(retry, path + ".retry");
+            }
             ValidateRoutePolicies(route, path);
         }
     }
@@ -191,6 +199,48 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
 
     /// <summary>Route policy blocks each validate in their own file (ConfigValidator.*.cs).</summary>
     partial void ValidateRoutePolicies(RouteConfig route, string path);
+
+    private void ValidateRetry(RetryConfig retry, string path)
+    {
+        if (retry.Attempts is < 1 or > 10)
+        {
+            Error(path + ".attempts", "must be between 1 and 10");
+        }
+        if (retry.On.Count == 0)
+        {
+            Error(path + ".on", "name at least one condition: \"connect-failure\", \"timeout\", \"reset\" or a status such as 503");
+        }
+        for (int i = 0; i < retry.On.Count; i++)
+        {
+            var item = retry.On[i];
+            bool ok = item.ValueKind switch
+            {
+                System.Text.Json.JsonValueKind.String => item.GetString() is "connect-failure" or "timeout" or "reset",
+                System.Text.Json.JsonValueKind.Number => item.TryGetInt32(out int status) && status is >= 500 and <= 599 || item.TryGetInt32(out status) && status == 429,
+                _ => false,
+            };
+            if (!ok)
+            {
+                Error($"{path}.on[{i}]", $"unknown retry condition {item.GetRawText()} (expected \"connect-failure\", \"timeout\", \"reset\", 429 or a 5xx status)");
+            }
+        }
+        if (retry.PerTryTimeout is { } perTry)
+        {
+            Positive(path + ".perTryTimeout", perTry);
+        }
+        if (retry.Backoff < TimeSpan.Zero || retry.MaxBackoff < retry.Backoff)
+        {
+            Error(path + ".maxBackoff", "backoff must be ≥ 0 and maxBackoff ≥ backoff");
+        }
+        if (retry.BudgetPercent is < 1 or > 100)
+        {
+            Error(path + ".budgetPercent", "must be between 1 and 100");
+        }
+        if (retry.MinRetryConcurrency < 0)
+        {
+            Error(path + ".minRetryConcurrency", "must be ≥ 0");
+        }
+    }
 
     private void ValidateAuth(AuthConfig auth, string path)
     {

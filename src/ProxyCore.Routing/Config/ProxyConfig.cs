@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace ProxyCore.Routing.Config;
@@ -91,6 +92,41 @@ public sealed class RouteConfig
 
     /// <summary>A token bucket per client key. Absent: no limit.</summary>
     public RateLimitConfig? RateLimit { get; set; }
+
+    /// <summary>Retries on another attempt when that is safe. Absent: no retries.</summary>
+    public RetryConfig? Retry { get; set; }
+}
+
+/// <summary>
+/// When to try again. A retry happens only when it cannot duplicate work: nothing reached the
+/// upstream (a connect failure), or the method is idempotent and the request has no body (a body is
+/// streamed, never buffered, so it cannot be sent twice).
+/// </summary>
+public sealed class RetryConfig
+{
+    /// <summary>Retries after the first try; default 2.</summary>
+    public int Attempts { get; set; } = 2;
+
+    /// <summary>Conditions: "connect-failure", "timeout", "reset" (closed before an answer) and status codes such as 502, 503.</summary>
+    public IReadOnlyList<JsonElement> On { get; set; } = [];
+
+    /// <summary>Time to the response head for each try; default the route's timeout.</summary>
+    [JsonConverter(typeof(NullableDurationJsonConverter))]
+    public TimeSpan? PerTryTimeout { get; set; }
+
+    /// <summary>First backoff (doubling per retry, full jitter); default 25ms.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan Backoff { get; set; } = TimeSpan.FromMilliseconds(25);
+
+    /// <summary>Largest backoff; default 250ms.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Retries in flight may be at most this share of the cluster's requests in flight (as Envoy's retry budget); default 20.</summary>
+    public int BudgetPercent { get; set; } = 20;
+
+    /// <summary>Retries always allowed in flight whatever the budget says (so a quiet cluster can retry at all); default 3.</summary>
+    public int MinRetryConcurrency { get; set; } = 3;
 }
 
 /// <summary>Route authentication. With both API keys and JWT configured, either one admits a request.</summary>
@@ -201,6 +237,15 @@ public sealed class ClusterConfig
 
     /// <summary>Idle pooled connections kept per destination; default 64. 0 disables pooling.</summary>
     public int MaxIdleConnectionsPerDestination { get; set; } = 64;
+
+    /// <summary>Limits that answer 503 at once instead of queueing work the cluster cannot take. Absent: none.</summary>
+    public CircuitBreakerConfig? CircuitBreaker { get; set; }
+}
+
+public sealed class CircuitBreakerConfig
+{
+    /// <summary>Requests in flight to the cluster; past it, 503 with `circuit-open`. Default 1000.</summary>
+    public int MaxConcurrentRequests { get; set; } = 1000;
 }
 
 public sealed class DestinationConfig

@@ -17,8 +17,8 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
     private static readonly Dictionary<Type, string[]> s_notSupportedYet = new()
     {
         [typeof(ProxyConfig)] = ["llm"],
-        [typeof(RouteConfig)] = ["retry", "split", "transforms", "llm"],
-        [typeof(ClusterConfig)] = ["healthCheck", "outlierDetection", "circuitBreaker"],
+        [typeof(RouteConfig)] = ["split", "transforms", "llm"],
+        [typeof(ClusterConfig)] = ["healthCheck", "outlierDetection"],
     };
 
     public void WriteObject(JsonElement element, JsonTypeInfo typeInfo, string path, Utf8JsonWriter writer)
@@ -94,6 +94,10 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
             return value.ValueKind is JsonValueKind.True or JsonValueKind.False || Fail(path, $"expected true or false, got {Describe(value)}");
         }
         type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type == typeof(JsonElement))
+        {
+            return true; // free-form (mixed strings and numbers): the semantic validator checks it
+        }
         if (type == typeof(int))
         {
             return (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out _)) || Fail(path, $"expected an integer, got {Describe(value)}");

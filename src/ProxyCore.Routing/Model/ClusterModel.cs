@@ -39,6 +39,12 @@ public sealed class ClusterModel
     /// <summary>The same three settings as the upstream pool takes them, built once per snapshot.</summary>
     public UpstreamPoolOptions PoolOptions { get; }
 
+    /// <summary>Requests in flight past which the cluster answers 503 at once (circuit breaker); int.MaxValue when unset.</summary>
+    public int MaxConcurrentRequests { get; init; } = int.MaxValue;
+
+    /// <summary>In-flight counters for the circuit breaker and the retry budget.</summary>
+    public ClusterState State { get; } = new();
+
     /// <summary>A healthy destination by this cluster's policy, or null (the relay answers 503).</summary>
     public DestinationModel? PickDestination() => LoadBalancer.Pick(Destinations);
 }

@@ -47,7 +47,10 @@ public sealed class ProxySnapshot
             }
             clusters[cluster.Id] = new ClusterModel(cluster.Id, destinations,
                 LoadBalancing.LoadBalancers.Create(cluster.LoadBalancing, destinations, random),
-                cluster.ConnectTimeout, cluster.IdleTimeout, cluster.MaxIdleConnectionsPerDestination);
+                cluster.ConnectTimeout, cluster.IdleTimeout, cluster.MaxIdleConnectionsPerDestination)
+            {
+                MaxConcurrentRequests = cluster.CircuitBreaker?.MaxConcurrentRequests ?? int.MaxValue,
+            };
         }
 
         var routes = new RouteModel[config.Routes.Count];
@@ -80,7 +83,7 @@ public sealed class ProxySnapshot
                 headers[h] = new HeaderMatch(header.Name, header.Value, mode);
             }
             routes[i] = new RouteModel(route.Id, i, clusters[route.Cluster], route.Timeout ?? config.Timeouts.Upstream,
-                hosts, path, kind, [.. match.Methods], headers) { Config = route };
+                hosts, path, kind, [.. match.Methods], headers) { Config = route, Retry = route.Retry is { } retry ? new RetryModel(retry) : null };
         }
 
         return new ProxySnapshot(config, (previous?.Version ?? 0) + 1, new RouteTable(routes),
