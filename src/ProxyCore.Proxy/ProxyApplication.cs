@@ -42,7 +42,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         {
             return RejectAsync(exchange, route, policies, rejection);
         }
-        var cluster = route.Cluster;
+        var cluster = route.Split?.Choose(exchange.Request, Random.Shared) ?? route.Cluster;
         var destination = cluster.LoadBalancer.Pick(cluster.Destinations);
         if (destination is null)
         {
@@ -77,7 +77,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
 
     void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)
     {
-        route.Cluster.State.Exit();
+        destination.Cluster.State.Exit();
         // Only the upstream's own failures count against it (least-requests, later outlier detection).
         destination.State.EndRequest(success: error is not (ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout
             or ForwarderError.UpstreamClosed or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite));

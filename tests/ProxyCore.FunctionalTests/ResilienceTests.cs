@@ -10,77 +10,6 @@ namespace ProxyCore.FunctionalTests;
 [Collection(SerialCollection.Name)]
 public sealed class ResilienceTests
 {
-    /// <summary>An upstream that answers every request with <paramref name="status"/> (or never, when 0), keep-alive.</summary>
-    private sealed class FailingUpstream : IAsyncDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-        private readonly CancellationTokenSource _stop = new();
-        private int _requests;
-
-        public FailingUpstream(int status)
-        {
-            _listener.Start();
-            _ = Task.Run(async () =>
-            {
-                while (!_stop.IsCancellationRequested)
-                {
-                    Socket socket;
-                    try
-                    {
-                        socket = await _listener.AcceptSocketAsync(_stop.Token);
-                    }
-                    catch (Exception)
-                    {
-                        return;
-                    }
-                    _ = Task.Run(async () =>
-                    {
-                        using (socket)
-                        {
-                            var buffer = new byte[8192];
-                            var seen = new StringBuilder();
-                            try
-                            {
-                                while (true)
-                                {
-                                    int n = await socket.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
-                                    if (n == 0)
-                                    {
-                                        return;
-                                    }
-                                    seen.Append(Encoding.ASCII.GetString(buffer, 0, n));
-                                    while (seen.ToString().IndexOf("\r\n\r\n", StringComparison.Ordinal) is var end and >= 0)
-                                    {
-                                        seen.Remove(0, end + 4);
-                                        Interlocked.Increment(ref _requests);
-                                        if (status != 0)
-                                        {
-                                            await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status} Failing\r\nContent-Length: 4\r\n\r\nfail"), SocketFlags.None);
-                                        }
-                                    }
-                                }
-                            }
-                            catch (Exception)
-                            {
-                            }
-                        }
-                    });
-                }
-            });
-        }
-
-        public int Requests => Volatile.Read(ref _requests);
-
-        public string Url => $"http://{_listener.LocalEndpoint}";
-
-        public ValueTask DisposeAsync()
-        {
-            _stop.Cancel();
-            _listener.Stop();
-            return ValueTask.CompletedTask;
-        }
-    }
-
     private static TestHost Start(string[] badDestinations, RetryConfig? retry, CircuitBreakerConfig? breaker = null, TimeSpan? timeout = null) => TestHost.Start(url =>
     {
         var config = TestHost.DefaultConfig(url);
@@ -170,6 +99,77 @@ public sealed class ResilienceTests
         Assert.Equal("circuit-open", refused.Headers.GetValues("proxycore-error").Single());
         Assert.Equal(HttpStatusCode.OK, (await slow).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/bytes/1")).StatusCode);
+    }
+}
+
+/// <summary>An upstream that answers every request with <paramref name="status"/> (or never, when 0), keep-alive.</summary>
+internal sealed class FailingUpstream : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private int _requests;
+
+    public FailingUpstream(int status)
+    {
+        _listener.Start();
+        _ = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                Socket socket;
+                try
+                {
+                    socket = await _listener.AcceptSocketAsync(_stop.Token);
+                }
+                catch (Exception)
+                {
+                    return;
+                }
+                _ = Task.Run(async () =>
+                {
+                    using (socket)
+                    {
+                        var buffer = new byte[8192];
+                        var seen = new StringBuilder();
+                        try
+                        {
+                            while (true)
+                            {
+                                int n = await socket.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
+                                if (n == 0)
+                                {
+                                    return;
+                                }
+                                seen.Append(Encoding.ASCII.GetString(buffer, 0, n));
+                                while (seen.ToString().IndexOf("\r\n\r\n", StringComparison.Ordinal) is var end and >= 0)
+                                {
+                                    seen.Remove(0, end + 4);
+                                    Interlocked.Increment(ref _requests);
+                                    if (status != 0)
+                                    {
+                                        await socket.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {status} Failing\r\nContent-Length: 4\r\n\r\nfail"), SocketFlags.None);
+                                    }
+                                }
+                            }
+                        }
+                        catch (Exception)
+                        {
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    public int Requests => Volatile.Read(ref _requests);
+
+    public string Url => $"http://{_listener.LocalEndpoint}";
+
+    public ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        return ValueTask.CompletedTask;
     }
 }
 

@@ -120,7 +120,7 @@ public sealed class HttpForwarder
                         goto Finished;
                     }
 
-                    var cluster = route.Cluster;
+                    var cluster = destination.Cluster;
                     var retry = route.Retry;
                     // A retry must not duplicate work: after a connect failure nothing was sent; otherwise
                     // only an idempotent request without a body (a body is streamed, never kept) is sent again.
@@ -402,7 +402,7 @@ public sealed class HttpForwarder
                 finally
                 {
                     context.End();
-                    context.EndRetries(route.Cluster.State);
+                    context.EndRetries((context.Destination ?? destination).Cluster.State);
                     if (error != ForwarderError.None)
                     {
                         await ReportAsync(exchange, error).ConfigureAwait(false);
@@ -426,7 +426,7 @@ public sealed class HttpForwarder
     private static async ValueTask<DestinationModel?> PrepareRetryAsync(ForwarderContext context, RouteModel route, DestinationModel failed, ForwarderError reason, int retry)
     {
         var policy = route.Retry!;
-        var cluster = route.Cluster;
+        var cluster = failed.Cluster;
         if (retry > policy.Attempts || !cluster.State.TryBeginRetry(policy.BudgetPercent, policy.MinRetryConcurrency))
         {
             return null;

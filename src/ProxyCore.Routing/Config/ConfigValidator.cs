@@ -190,6 +190,14 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             {
                 ValidateRetry(retry, path + ".retry");
             }
+            if (route.Split is { } split)
+            {
+                ValidateSplit(split, route.Sticky, clusterIds, path);
+            }
+            else if (route.Sticky is not null)
+            {
+                Error(path + ".sticky", "only means something with a split");
+            }
             ValidateRoutePolicies(route, path);
         }
     }
@@ -199,6 +207,56 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
 
     /// <summary>Route policy blocks each validate in their own file (ConfigValidator.*.cs).</summary>
     partial void ValidateRoutePolicies(RouteConfig route, string path);
+
+    private void ValidateSplit(IReadOnlyList<SplitConfig> split, string? sticky, HashSet<string> clusterIds, string path)
+    {
+        int weighted = 0;
+        for (int i = 0; i < split.Count; i++)
+        {
+            var entry = split[i];
+            string epath = $"{path}.split[{i}]";
+            if (!clusterIds.Contains(entry.Cluster))
+            {
+                Error(epath + ".cluster", $"unknown cluster '{entry.Cluster}'");
+            }
+            if (entry.Weight < 0)
+            {
+                Error(epath + ".weight", "must be ≥ 0");
+            }
+            if (entry.When is { } when)
+            {
+                if ((when.Header is null) == (when.Cookie is null))
+                {
+                    Error(epath + ".when", "give exactly one of header or cookie");
+                }
+                else if (when.Header is not null && !IsToken(when.Header))
+                {
+                    Error(epath + ".when.header", $"'{when.Header}' is not a valid header name");
+                }
+                else if (when.Cookie is { Length: 0 })
+                {
+                    Error(epath + ".when.cookie", "must name a cookie");
+                }
+            }
+            else
+            {
+                weighted += Math.Max(0, entry.Weight);
+            }
+        }
+        if (split.Count == 0)
+        {
+            Error(path + ".split", "needs at least one entry");
+        }
+        else if (weighted == 0 && split.Any(e => e.When is null))
+        {
+            Error(path + ".split", "the weights of the entries without `when` add up to 0");
+        }
+        if (sticky is not null && !(sticky.StartsWith("header:", StringComparison.Ordinal) && IsToken(sticky[7..])
+            || sticky.StartsWith("cookie:", StringComparison.Ordinal) && sticky.Length > 7))
+        {
+            Error(path + ".sticky", $"'{sticky}' is not \"header:NAME\" or \"cookie:NAME\"");
+        }
+    }
 
     private void ValidateRetry(RetryConfig retry, string path)
     {

@@ -95,6 +95,36 @@ public sealed class RouteConfig
 
     /// <summary>Retries on another attempt when that is safe. Absent: no retries.</summary>
     public RetryConfig? Retry { get; set; }
+
+    /// <summary>
+    /// Traffic split between clusters (canary, blue/green, A/B). Entries with `when` take the requests
+    /// they match; the rest are shared by weight among the entries without it. Absent: all to `cluster`.
+    /// </summary>
+    public IReadOnlyList<SplitConfig>? Split { get; set; }
+
+    /// <summary>Keeps a client on one side of a weighted split: "header:NAME" or "cookie:NAME" (hashed). Absent: random per request.</summary>
+    public string? Sticky { get; set; }
+}
+
+public sealed class SplitConfig
+{
+    public string Cluster { get; set; } = "";
+
+    /// <summary>Relative share among the entries without `when`; default 1, 0 = none.</summary>
+    public int Weight { get; set; } = 1;
+
+    /// <summary>A/B: requests with this header or cookie (value, or just present) go to this cluster.</summary>
+    public SplitWhenConfig? When { get; set; }
+}
+
+public sealed class SplitWhenConfig
+{
+    public string? Header { get; set; }
+
+    public string? Cookie { get; set; }
+
+    /// <summary>Exact value to match; absent: the header or cookie only has to be present.</summary>
+    public string? Value { get; set; }
 }
 
 /// <summary>

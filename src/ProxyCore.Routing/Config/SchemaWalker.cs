@@ -17,7 +17,7 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
     private static readonly Dictionary<Type, string[]> s_notSupportedYet = new()
     {
         [typeof(ProxyConfig)] = ["llm"],
-        [typeof(RouteConfig)] = ["split", "transforms", "llm"],
+        [typeof(RouteConfig)] = ["transforms", "llm"],
         [typeof(ClusterConfig)] = ["healthCheck", "outlierDetection"],
     };
 

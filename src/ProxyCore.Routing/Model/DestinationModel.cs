@@ -41,5 +41,8 @@ public sealed class DestinationModel
 
     public DestinationState State { get; }
 
+    /// <summary>The cluster this destination belongs to in its snapshot (set when the cluster is built).</summary>
+    public ClusterModel Cluster { get; internal set; } = null!;
+
     public override string ToString() => Address;
 }

@@ -51,6 +51,10 @@ public sealed class ProxySnapshot
             {
                 MaxConcurrentRequests = cluster.CircuitBreaker?.MaxConcurrentRequests ?? int.MaxValue,
             };
+            foreach (var destination in destinations)
+            {
+                destination.Cluster = clusters[cluster.Id];
+            }
         }
 
         var routes = new RouteModel[config.Routes.Count];
@@ -83,7 +87,11 @@ public sealed class ProxySnapshot
                 headers[h] = new HeaderMatch(header.Name, header.Value, mode);
             }
             routes[i] = new RouteModel(route.Id, i, clusters[route.Cluster], route.Timeout ?? config.Timeouts.Upstream,
-                hosts, path, kind, [.. match.Methods], headers) { Config = route, Retry = route.Retry is { } retry ? new RetryModel(retry) : null };
+                hosts, path, kind, [.. match.Methods], headers) {
+                    Config = route,
+                    Retry = route.Retry is { } retry ? new RetryModel(retry) : null,
+                    Split = route.Split is { Count: > 0 } split ? new SplitModel(split, route.Sticky, clusters) : null,
+                };
         }
 
         return new ProxySnapshot(config, (previous?.Version ?? 0) + 1, new RouteTable(routes),

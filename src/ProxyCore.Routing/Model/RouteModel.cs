@@ -102,6 +102,9 @@ public sealed class RouteModel
     /// <summary>The route as configured (policies read their settings from it when the snapshot is prepared).</summary>
     public RouteConfig? Config { get; internal init; }
 
+    /// <summary>The route's traffic split, or null (all to <see cref="Cluster"/>).</summary>
+    public SplitModel? Split { get; internal init; }
+
     /// <summary>The route's retry policy, or null (no retries).</summary>
     public RetryModel? Retry { get; internal init; }
 

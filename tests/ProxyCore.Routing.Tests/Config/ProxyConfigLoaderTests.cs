@@ -214,7 +214,7 @@ public class ProxyConfigLoaderTests
             {
               "listeners": [ { "address": "127.0.0.1:8080", "protocol": ["http1"] } ],
               "routes": [
-                { "id": "a", "match": { "path": "a" }, "cluster": "missing", "split": [ { "cluster": "b", "weight": 1 } ] },
+                { "id": "a", "match": { "path": "a" }, "cluster": "missing", "llm": {} },
                 { "id": "a", "match": { "path": "/b", "methods": [ 42 ] }, "cluster": "c", "timeout": "soon" }
               ],
               "clusters": [ { "id": "c", "loadBalancing": "fastest",
@@ -228,7 +228,7 @@ public class ProxyConfigLoaderTests
         string[] expected =
         [
             "$.listeners[0].protocol",
-            "$.routes[0].split",
+            "$.routes[0].llm",
             "$.routes[0].match.path",
             "$.routes[0].cluster",
             "$.routes[1].id",
@@ -261,7 +261,8 @@ public class ProxyConfigLoaderTests
                 "healthCheck": { "path": "/healthz", "interval": "2s", "timeout": "1s" },
                 "outlierDetection": { "consecutiveFailures": 5, "ejectFor": "30s" },
                 "circuitBreaker": { "maxConcurrentRequests": 1000 },
-                "destinations": [ { "address": "http://127.0.0.1:9000" } ] } ] }
+                "destinations": [ { "address": "http://127.0.0.1:9000" } ] },
+                { "id": "canary", "destinations": [ { "address": "http://127.0.0.1:9001" } ] } ] }
             """;
 
         var result = ProxyConfigLoader.Parse(json);
@@ -269,7 +270,7 @@ public class ProxyConfigLoaderTests
         string[] expected =
         [
             "$.clusters[0].healthCheck", "$.clusters[0].outlierDetection",
-            "$.routes[0].split", "$.routes[0].transforms",
+            "$.routes[0].transforms",
         ];
         Assert.Equal(expected, result.Errors.Select(e => e.Path).Order(StringComparer.Ordinal));
         Assert.All(result.Errors, e => Assert.Contains("not supported yet", e.Message, StringComparison.Ordinal));
