@@ -1,6 +1,8 @@
+using System.IO.Pipelines;
 using System.Net;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
+using ProxyCore.Http.Http2;
 using ProxyCore.Proxy;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
@@ -94,7 +96,10 @@ public sealed class ProxyHost : IAsyncDisposable
         var application = new ProxyApplication(state, forwarder, metrics, accessLog);
         int maxConnections = limits.MaxConnections;
         ConnectionServer? proxyServer = null;
-        proxyServer = new ConnectionServer(connection => ServeAsync(connection, application, http1, proxyServer!, maxConnections),
+        var http2 = config.Listeners.Any(l => l.Protocols.Contains("http2"))
+            ? new Http2ConnectionOptions { MaxHeaderListSize = (int)limits.MaxHeaderBytes }
+            : null;
+        proxyServer = new ConnectionServer(connection => ServeAsync(connection, application, http1, http2, proxyServer!, maxConnections),
             (message, e) => Log.Warn($"{message}: {e.Message}"));
 
         var listenEndPoints = new List<IPEndPoint>();
@@ -112,7 +117,7 @@ public sealed class ProxyHost : IAsyncDisposable
             if (config.Admin.Enabled)
             {
                 var admin = new AdminApplication(state, metrics, () => host is { _draining: false });
-                adminServer = new ConnectionServer(connection => ServeAsync(connection, admin, Http1ConnectionOptions.Default, adminServer!, 64),
+                adminServer = new ConnectionServer(connection => ServeAsync(connection, admin, Http1ConnectionOptions.Default, null, adminServer!, 64),
                     (message, e) => Log.Warn($"admin {message}: {e.Message}"));
                 var bound = SocketConnectionListener.Bind(ParseEndPoint(config.Admin.Address));
                 adminEndPoint = (IPEndPoint)bound.EndPoint;
@@ -129,7 +134,8 @@ public sealed class ProxyHost : IAsyncDisposable
         return host;
     }
 
-    private static async Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options, ConnectionServer server, int maxConnections)
+    private static async Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options,
+        Http2ConnectionOptions? http2, ConnectionServer server, int maxConnections)
     {
         if (maxConnections > 0 && server.ActiveConnections > maxConnections)
         {
@@ -137,8 +143,60 @@ public sealed class ProxyHost : IAsyncDisposable
             connection.Abort();
             return;
         }
+        if (http2 is not null)
+        {
+            var protocol = await PeekProtocolAsync(connection, options.HeaderReadTimeout).ConfigureAwait(false);
+            if (protocol == Http2PrefaceStatus.Incomplete)
+            {
+                connection.Abort(); // Silent (or too slow) to say which protocol: nothing to serve.
+                return;
+            }
+            if (protocol == Http2PrefaceStatus.Match)
+            {
+                var h2 = new Http2Connection(connection, application, http2, server.Stopping);
+                await h2.RunAsync().ConfigureAwait(false);
+                return;
+            }
+        }
         var http1 = new Http1Connection(connection, application, options, server.Stopping);
         await http1.RunAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// h2c by prior knowledge (RFC 9113 §3.3): the client preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" means
+    /// HTTP/2, any other first bytes HTTP/1.1. Nothing is consumed: the protocol chosen reads from the
+    /// first byte. A mismatch shows at the first differing byte, so HTTP/1.1 requests wait for nothing.
+    /// Incomplete means the client closed or stayed silent past <paramref name="timeout"/>.
+    /// </summary>
+    private static async Task<Http2PrefaceStatus> PeekProtocolAsync(ConnectionContext connection, TimeSpan timeout)
+    {
+        var input = connection.Transport.Input;
+        using var cts = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return Http2PrefaceStatus.Incomplete;
+            }
+            var buffer = result.Buffer;
+            var status = Http2Preface.Check(buffer, out _);
+            if (status != Http2PrefaceStatus.Incomplete)
+            {
+                input.AdvanceTo(buffer.Start, buffer.Start);
+                return status;
+            }
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                // Closed before saying anything decisive: HTTP/1.1 sees the same bytes and ends quietly.
+                return buffer.IsEmpty ? Http2PrefaceStatus.Mismatch : Http2PrefaceStatus.Incomplete;
+            }
+        }
     }
 
     /// <summary>

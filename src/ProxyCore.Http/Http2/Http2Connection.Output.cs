@@ -1,0 +1,383 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using ProxyCore.Http.Http2.Hpack;
+
+namespace ProxyCore.Http.Http2;
+
+// The one writer every stream shares, and send-side flow control (§6.9).
+public sealed partial class Http2Connection
+{
+    /// <summary>
+    /// The most one stream writes per turn of the write lock, so a large body does not hold up the
+    /// other streams' frames for long (and a flush happens at least this often).
+    /// </summary>
+    private const int MaxDataPerWrite = 64 * 1024;
+
+    private enum ControlFrame : byte
+    {
+        SettingsAck,
+        PingAck,
+        GoAway,
+        RstStream,
+        /// <summary>Give back a stream's and the connection's consumed window (WINDOW_UPDATE).</summary>
+        StreamCredit,
+        /// <summary>Give back the connection's consumed window only.</summary>
+        ConnectionCredit,
+    }
+
+    private readonly record struct ControlItem(ControlFrame Kind, int StreamId, uint Value, Http2Stream? Stream);
+
+    // Frames of all streams go through _output under this lock: a whole HEADERS+CONTINUATION run is
+    // written in one hold (§4.3: "Field blocks MUST be transmitted as a contiguous sequence of frames,
+    // with no interleaved frames of any other type or from any other stream"), and the HPACK encoder's
+    // table changes in the order the blocks reach the wire. An async lock, since flushing waits on the socket.
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly HpackEncoder _encoder;
+    private readonly ArrayBufferWriter<byte> _headerBlock = new(1024);
+    private bool _outputClosed;
+    private uint _peerMaxFrameSize = Http2Frame.DefaultMaxFrameSize;
+
+    // Send-side flow control, under _windowLock. §6.9.2: both windows start at 65,535.
+    private readonly object _windowLock = new();
+    private long _connectionSendWindow = 65_535;
+    private int _peerInitialWindowSize = 65_535;
+    private readonly List<Http2Stream> _connectionWindowWaiters = [];
+
+    // Frames the streams' synchronous calls (AdvanceRequestBody, Abort) owe the client, sent by a work item.
+    private readonly ConcurrentQueue<ControlItem> _controlQueue = new();
+    private readonly ControlFrameSender _controlSender;
+    private int _controlScheduled;
+
+    private async Task WriteServerPrefaceAsync()
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            // §3.4: "The server connection preface consists of a potentially empty SETTINGS frame
+            // (Section 6.5) that MUST be the first frame the server sends in the HTTP/2 connection."
+            WriteSettings();
+            int extra = _options.ConnectionWindowSize - 65_535;
+            if (extra > 0)
+            {
+                // §6.9.2: the connection window only changes through WINDOW_UPDATE, never SETTINGS.
+                Http2FrameWriter.WriteWindowUpdate(_output, 0, extra);
+            }
+            await FlushOutputAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private void WriteSettings()
+    {
+        Span<Http2Setting> settings =
+        [
+            new(Http2SettingsParameter.SETTINGS_MAX_CONCURRENT_STREAMS, (uint)_options.MaxConcurrentStreams),
+            new(Http2SettingsParameter.SETTINGS_INITIAL_WINDOW_SIZE, (uint)_options.InitialStreamWindowSize),
+            new(Http2SettingsParameter.SETTINGS_MAX_FRAME_SIZE, _options.MaxFrameSize),
+            new(Http2SettingsParameter.SETTINGS_MAX_HEADER_LIST_SIZE, (uint)_options.MaxHeaderListSize),
+            new(Http2SettingsParameter.SETTINGS_HEADER_TABLE_SIZE, (uint)_options.HeaderTableSize),
+        ];
+        Http2FrameWriter.WriteSettings(_output, settings);
+    }
+
+    /// <summary>One connection-level or RST_STREAM frame, written and flushed under the write lock.</summary>
+    private async ValueTask<bool> WriteControlAsync(ControlFrame kind, int streamId, uint value, ulong pingData = 0)
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_outputClosed)
+            {
+                return false;
+            }
+            WriteControlFrame(kind, streamId, value, pingData);
+            await FlushOutputAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+        return true;
+    }
+
+    private void WriteControlFrame(ControlFrame kind, int streamId, uint value, ulong pingData)
+    {
+        switch (kind)
+        {
+            case ControlFrame.SettingsAck:
+                if ((int)value >= 0)
+                {
+                    // The client's HPACK decoder table changed size: our next block says so first (RFC 7541 §4.2).
+                    _encoder.SetMaxDynamicTableSize((int)value);
+                }
+                Http2FrameWriter.WriteSettingsAck(_output);
+                break;
+            case ControlFrame.PingAck:
+                Http2FrameWriter.WritePing(_output, pingData, ack: true);
+                break;
+            case ControlFrame.GoAway:
+                Http2FrameWriter.WriteGoAway(_output, streamId, (Http2ErrorCode)value);
+                break;
+            case ControlFrame.RstStream:
+                Http2FrameWriter.WriteRstStream(_output, streamId, (Http2ErrorCode)value);
+                break;
+        }
+    }
+
+    private void EnqueueControl(ControlItem item)
+    {
+        _controlQueue.Enqueue(item);
+        ScheduleControl();
+    }
+
+    private void ScheduleControl()
+    {
+        if (Interlocked.Exchange(ref _controlScheduled, 1) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(_controlSender, preferLocal: false);
+        }
+    }
+
+    private async Task SendControlFramesAsync()
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            // Cleared before draining: an item queued from now on schedules another run.
+            Volatile.Write(ref _controlScheduled, 0);
+            if (_outputClosed)
+            {
+                _controlQueue.Clear();
+                return;
+            }
+            while (_controlQueue.TryDequeue(out var item))
+            {
+                if (item.Kind == ControlFrame.StreamCredit)
+                {
+                    var stream = item.Stream!;
+                    if (stream.StreamId == item.StreamId && !stream.RequestEnded)
+                    {
+                        int increment = Interlocked.Exchange(ref stream.UnackedConsumed, 0);
+                        if (increment > 0)
+                        {
+                            Interlocked.Add(ref stream.ReceiveWindow, increment);
+                            Http2FrameWriter.WriteWindowUpdate(_output, item.StreamId, increment);
+                        }
+                    }
+                    continue;
+                }
+                WriteControlFrame(item.Kind, item.StreamId, item.Value, 0);
+            }
+            if (Volatile.Read(ref _connectionUnacked) >= _options.ConnectionWindowSize / 4)
+            {
+                int increment = Interlocked.Exchange(ref _connectionUnacked, 0);
+                if (increment > 0)
+                {
+                    Interlocked.Add(ref _connectionReceiveWindow, increment);
+                    Http2FrameWriter.WriteWindowUpdate(_output, 0, increment);
+                }
+            }
+            await FlushOutputAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The client is gone; the read loop finds out on its own.
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private sealed class ControlFrameSender(Http2Connection connection) : IThreadPoolWorkItem
+    {
+        public void Execute() => _ = connection.SendControlFramesAsync();
+    }
+
+    /// <summary>Caller holds the write lock.</summary>
+    private async ValueTask FlushOutputAsync()
+    {
+        var result = await _output.FlushAsync().ConfigureAwait(false);
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            _outputClosed = true;
+            throw new IOException("The client connection closed while frames were being written.");
+        }
+    }
+
+    // ---- the streams' frames ----
+
+    /// <summary>
+    /// A response head (<paramref name="status"/> ≥ 0), an interim 1xx head, or trailers (status -1):
+    /// HPACK-encoded and sent as HEADERS (+ CONTINUATION) in one hold of the write lock.
+    /// </summary>
+    internal async ValueTask WriteHeadersAsync(Http2Stream stream, HttpHead head, int status, long contentLength, bool endStream, bool flush)
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            ThrowIfCannotWrite(stream);
+            EncodeHead(head, status, contentLength);
+            Http2FrameWriter.WriteHeaders(_output, stream.StreamId, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
+            if (flush)
+            {
+                await FlushOutputAsync().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private void EncodeHead(HttpHead head, int status, long contentLength)
+    {
+        _headerBlock.ResetWrittenCount();
+        _encoder.BeginBlock(_headerBlock);
+        Span<byte> digits = stackalloc byte[20];
+        if (status >= 0)
+        {
+            // §8.3.2: ":status" carries the status code; there is no reason phrase in HTTP/2.
+            status.TryFormat(digits, out int n);
+            _encoder.Encode(":status"u8, digits[..n], _headerBlock);
+        }
+        var headers = head.Headers;
+        for (int i = 0; i < headers.Length; i++)
+        {
+            var header = headers[i];
+            switch (header.Id)
+            {
+                case KnownHeader.Connection:
+                case KnownHeader.KeepAlive:
+                case KnownHeader.ProxyConnection:
+                case KnownHeader.TransferEncoding:
+                case KnownHeader.Upgrade:
+                case KnownHeader.ContentLength:
+                    // §8.2.2: "An endpoint MUST NOT generate an HTTP/2 message containing
+                    // connection-specific header fields"; content-length is ours to write from the framing.
+                    continue;
+            }
+            var name = head.Get(header.Name);
+            if (name.IsEmpty || name[0] == (byte)':')
+            {
+                continue;
+            }
+            _encoder.Encode(name, head.Get(header.Value), _headerBlock);
+        }
+        if (contentLength >= 0)
+        {
+            contentLength.TryFormat(digits, out int n);
+            _encoder.Encode("content-length"u8, digits[..n], _headerBlock);
+        }
+    }
+
+    /// <summary>
+    /// Response body octets as DATA frames, within the client's stream and connection windows (§6.9):
+    /// when either is spent, what was written is flushed and the stream waits for WINDOW_UPDATE.
+    /// </summary>
+    internal async ValueTask WriteDataAsync(Http2Stream stream, ReadOnlySequence<byte> data, bool endStream, bool flush, CancellationToken cancellationToken)
+    {
+        if (data.IsEmpty)
+        {
+            // END_STREAM alone: an empty DATA frame, which flow control does not count.
+            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ThrowIfCannotWrite(stream);
+                Http2FrameWriter.WriteData(_output, stream.StreamId, ReadOnlySpan<byte>.Empty, endStream, _peerMaxFrameSize);
+                await FlushOutputAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+            return;
+        }
+
+        while (!data.IsEmpty)
+        {
+            int want = (int)Math.Min(data.Length, MaxDataPerWrite);
+            int granted = 0;
+            Task? windowOpened = null;
+            lock (_windowLock)
+            {
+                if (stream.IsReset || _outputClosed)
+                {
+                    ThrowStreamGone();
+                }
+                long available = Math.Min(stream.SendWindow, _connectionSendWindow);
+                if (available > 0)
+                {
+                    granted = (int)Math.Min(available, want);
+                    stream.SendWindow -= granted;
+                    _connectionSendWindow -= granted;
+                }
+                else
+                {
+                    stream.WindowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    if (_connectionSendWindow <= 0 && !_connectionWindowWaiters.Contains(stream))
+                    {
+                        _connectionWindowWaiters.Add(stream);
+                    }
+                    windowOpened = stream.WindowWaiter.Task;
+                }
+            }
+            if (windowOpened is not null)
+            {
+                // What is written must reach the client before it can send the WINDOW_UPDATE we wait for.
+                await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    ThrowIfCannotWrite(stream);
+                    await FlushOutputAsync().ConfigureAwait(false);
+                }
+                finally
+                {
+                    _writeLock.Release();
+                }
+                await windowOpened.WaitAsync(cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            bool last = granted == data.Length;
+            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ThrowIfCannotWrite(stream);
+                Http2FrameWriter.WriteData(_output, stream.StreamId, data.Slice(0, granted), endStream && last, _peerMaxFrameSize);
+                if (!last || flush || endStream)
+                {
+                    await FlushOutputAsync().ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+            data = data.Slice(granted);
+        }
+    }
+
+    /// <summary>Under the window lock: a stream waiting for window tries again.</summary>
+    private static void WakeLocked(Http2Stream stream)
+    {
+        var waiter = stream.WindowWaiter;
+        stream.WindowWaiter = null;
+        waiter?.TrySetResult();
+    }
+
+    private void ThrowIfCannotWrite(Http2Stream stream)
+    {
+        if (_outputClosed || stream.IsReset)
+        {
+            ThrowStreamGone();
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private static void ThrowStreamGone() =>
+        throw new IOException("The HTTP/2 stream was reset or its connection closed.");
+}

@@ -1,0 +1,470 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using ProxyCore.Http.Http2.Hpack;
+using ProxyCore.Transport;
+
+namespace ProxyCore.Http.Http2;
+
+/// <summary>
+/// The HTTP/2 server side of one client connection (RFC 9113), h2c by prior knowledge or after ALPN:
+/// one read loop parses frames and drives the stream states of §5.1; each request stream runs the
+/// application on its own task as an <see cref="Http2Stream"/> exchange; responses from all streams
+/// go out through one writer (see Http2Connection.Output.cs).
+/// </summary>
+/// <remarks>
+/// Errors are values: a handler that finds a connection error records it with <see cref="Fail"/> and
+/// returns false; the loop then sends GOAWAY with that code and closes (§5.4.1). A stream error sends
+/// RST_STREAM and resets only that stream (§5.4.2). Nothing the peer sends throws past this class.
+/// </remarks>
+public sealed partial class Http2Connection
+{
+    private static readonly Action<object?> s_onStopping = static state => ((Http2Connection)state!).OnStopping();
+
+    /// <summary>Stream identifiers remembered after closing, to tell "closed" (STREAM_CLOSED) from "never opened" (§5.1).</summary>
+    private const int ClosedStreamMemory = 256;
+
+    /// <summary>Frames one field block may span; more is a CONTINUATION flood, not a request.</summary>
+    private const int MaxHeaderBlockFrames = 64;
+
+    private enum BlockTarget : byte
+    {
+        /// <summary>A new stream's request head.</summary>
+        Request,
+        /// <summary>An open stream's trailers (HEADERS with END_STREAM after DATA, §8.1).</summary>
+        Trailers,
+        /// <summary>A block that must still go through HPACK (§4.3) but whose stream is refused or in error.</summary>
+        Discard,
+    }
+
+    private readonly ConnectionContext _context;
+    private readonly IHttpApplication _application;
+    private readonly Http2ConnectionOptions _options;
+    private readonly CancellationToken _stopping;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly HpackDecoder _decoder;
+    private byte[]? _clientAddress;
+
+    // Streams: the table and the pool are shared with the streams' tasks, under _streamsLock.
+    // Lock order: _streamsLock, then _windowLock.
+    private readonly object _streamsLock = new();
+    private readonly Dictionary<int, Http2Stream> _streams = [];
+    private readonly Stack<Http2Stream> _pool = new();
+    private readonly int[] _closedStreams = new int[ClosedStreamMemory]; // negative: we sent RST_STREAM
+    private int _closedStreamsNext;
+    private int _lastStreamId;
+    private TaskCompletionSource? _streamsDrained;
+    private bool _closing;
+
+    // The field block being received (HEADERS, then CONTINUATION until END_HEADERS).
+    private int _blockStreamId;
+    private BlockTarget _blockTarget;
+    private HttpHead? _blockHead;
+    private Http2Stream? _blockStream;
+    private bool _blockEndStream;
+    private Http2ErrorCode _blockError;
+    private int _blockBytes;
+    private int _blockFrames;
+    private Http2RequestFieldHandler _fieldHandler;
+    private readonly RequestHead _discardHead = new();
+
+    // Receive flow control: what the client may still send on the connection, and consumed octets not
+    // yet given back. The read loop takes, the streams' tasks give back: both through Interlocked.
+    private int _connectionReceiveWindow;
+    private int _connectionUnacked;
+
+    private volatile bool _stoppingRequested;
+    private bool _goAwaySent;
+    private bool _peerGoAway;
+    private bool _settingsReceived;
+    private Http2ErrorCode _connectionError;
+    private bool _failed;
+
+    public Http2Connection(ConnectionContext connection, IHttpApplication application, Http2ConnectionOptions options, CancellationToken stopping)
+    {
+        _context = connection;
+        _application = application;
+        _options = options;
+        _stopping = stopping;
+        _input = connection.Transport.Input;
+        _output = connection.Transport.Output;
+        _decoder = new HpackDecoder(options.HeaderTableSize, options.MaxHeaderListSize);
+        _encoder = new HpackEncoder();
+        _connectionReceiveWindow = options.ConnectionWindowSize;
+        _controlSender = new ControlFrameSender(this);
+    }
+
+    internal ConnectionContext Context => _context;
+
+    internal IHttpApplication Application => _application;
+
+    internal ReadOnlySpan<byte> ClientAddress => _clientAddress ??= FormatClientAddress(_context.RemoteEndPoint);
+
+    /// <summary>Serves streams until the client closes, a connection error, or the server stops (then GOAWAY, in-flight streams finish, close).</summary>
+    public async Task RunAsync()
+    {
+        using var stoppingRegistration = _stopping.UnsafeRegister(s_onStopping, this);
+        try
+        {
+            if (!await ReadPrefaceAsync().ConfigureAwait(false))
+            {
+                // §3.4: "Clients and servers MUST treat an invalid connection preface as a connection
+                // error (Section 5.4.1) of type PROTOCOL_ERROR."
+                Fail(Http2ErrorCode.PROTOCOL_ERROR);
+            }
+            else
+            {
+                await WriteServerPrefaceAsync().ConfigureAwait(false);
+                await ReadFramesAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception)
+        {
+            // The transport failed (client gone, reset): nothing to tell it.
+        }
+        finally
+        {
+            await CloseAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<bool> ReadPrefaceAsync()
+    {
+        using var timeout = new CancellationTokenSource(_options.PrefaceTimeout);
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await _input.ReadAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                return false;
+            }
+            var buffer = result.Buffer;
+            var status = Http2Preface.Check(buffer, out var consumed);
+            if (status == Http2PrefaceStatus.Match)
+            {
+                _input.AdvanceTo(consumed);
+                return true;
+            }
+            if (status == Http2PrefaceStatus.Mismatch || result.IsCompleted || result.IsCanceled)
+            {
+                _input.AdvanceTo(buffer.End);
+                return false;
+            }
+            _input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private async Task ReadFramesAsync()
+    {
+        while (true)
+        {
+            if (_stoppingRequested && !_goAwaySent)
+            {
+                // §6.8: a graceful shutdown names the last stream we will process; streams up to it finish.
+                _goAwaySent = true;
+                await WriteControlAsync(ControlFrame.GoAway, _lastStreamId, (uint)Http2ErrorCode.NO_ERROR).ConfigureAwait(false);
+            }
+            if ((_goAwaySent || _peerGoAway) && _blockStreamId == 0 && ActiveStreamCount == 0)
+            {
+                return;
+            }
+
+            var result = await _input.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            bool ok = true;
+            while (true)
+            {
+                var status = Http2FrameReader.TryReadFrame(buffer, _options.MaxFrameSize, out var frame, out var consumed, out var error);
+                if (status == Http2ReadStatus.Incomplete)
+                {
+                    break;
+                }
+                if (status == Http2ReadStatus.Error && error.IsConnectionError)
+                {
+                    ok = Fail(error.Code);
+                    break;
+                }
+                ok = await ProcessFrameAsync(status, frame, error).ConfigureAwait(false);
+                buffer = buffer.Slice(consumed);
+                if (!ok)
+                {
+                    break;
+                }
+            }
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            if (!ok || result.IsCompleted)
+            {
+                return;
+            }
+        }
+    }
+
+    private int ActiveStreamCount
+    {
+        get
+        {
+            lock (_streamsLock)
+            {
+                return _streams.Count;
+            }
+        }
+    }
+
+    /// <summary>Records a connection error (§5.4.1); the loop sends GOAWAY with it and closes.</summary>
+    private bool Fail(Http2ErrorCode code)
+    {
+        if (!_failed)
+        {
+            _failed = true;
+            _connectionError = code;
+        }
+        return false;
+    }
+
+    private ValueTask<bool> ProcessFrameAsync(Http2ReadStatus status, in Http2Frame frame, in Http2FrameError error)
+    {
+        // §6.2: "A HEADERS frame without the END_HEADERS flag set MUST be followed by a CONTINUATION
+        // frame for the same stream. A receiver MUST treat the receipt of any other type of frame or a
+        // frame on a different stream as a connection error (Section 5.4.1) of type PROTOCOL_ERROR."
+        // Unknown types included (§5.5: they "MUST NOT" appear inside a field block).
+        if (_blockStreamId != 0 && (frame.Type != Http2FrameType.CONTINUATION || frame.StreamId != _blockStreamId))
+        {
+            return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
+        }
+        // §3.4: "The SETTINGS frame MUST be the first frame the client sends"... "MUST treat ... as a
+        // connection error (Section 5.4.1) of type PROTOCOL_ERROR".
+        if (!_settingsReceived)
+        {
+            if (frame.Type != Http2FrameType.SETTINGS || frame.IsAck)
+            {
+                return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
+            }
+            _settingsReceived = true;
+        }
+        if (status == Http2ReadStatus.UnknownFrame)
+        {
+            return new(true); // §5.5: "Implementations MUST ignore and discard frames of unknown types."
+        }
+        if (status == Http2ReadStatus.Error)
+        {
+            // A stream error the frame alone shows (§5.4.2); a HEADERS block must still be decoded (§4.3).
+            return frame.Type == Http2FrameType.HEADERS
+                ? OnHeadersAsync(frame, error.Code)
+                : StreamErrorAsync(frame.StreamId, error.Code);
+        }
+        switch (frame.Type)
+        {
+            case Http2FrameType.DATA:
+                return OnDataAsync(frame);
+            case Http2FrameType.HEADERS:
+                return OnHeadersAsync(frame, Http2ErrorCode.NO_ERROR);
+            case Http2FrameType.CONTINUATION:
+                if (_blockStreamId == 0)
+                {
+                    // §6.10: "A CONTINUATION frame MUST be preceded by a HEADERS, PUSH_PROMISE or
+                    // CONTINUATION frame without the END_HEADERS flag set. A recipient that observes
+                    // violation of this rule MUST respond with a connection error (Section 5.4.1) of
+                    // type PROTOCOL_ERROR."
+                    return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
+                }
+                return DecodeFragmentAsync(frame.HeaderBlockFragment, frame.EndHeaders);
+            case Http2FrameType.PRIORITY:
+                // §5.3.2: the RFC 7540 priority scheme is deprecated; the frame is accepted in any
+                // stream state (§5.1) and ignored.
+                return new(true);
+            case Http2FrameType.RST_STREAM:
+                return new(OnRstStream(frame));
+            case Http2FrameType.SETTINGS:
+                return OnSettingsAsync(frame);
+            case Http2FrameType.PUSH_PROMISE:
+                // §8.4: "A client cannot push. Thus, servers MUST treat the receipt of a PUSH_PROMISE
+                // frame as a connection error (Section 5.4.1) of type PROTOCOL_ERROR."
+                return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
+            case Http2FrameType.PING:
+                if (frame.IsAck)
+                {
+                    return new(true); // We send no PING of our own yet.
+                }
+                // §6.7: "Receivers of a PING frame that does not include an ACK flag MUST send a PING
+                // frame with the ACK flag set in response, with an identical frame payload."
+                return WriteControlAsync(ControlFrame.PingAck, 0, 0, frame.PingOpaqueData);
+            case Http2FrameType.GOAWAY:
+                // §6.8: the client opens no more streams; those in flight finish, then we close.
+                _peerGoAway = true;
+                return new(true);
+            default:
+                return OnWindowUpdateAsync(frame);
+        }
+    }
+
+    // ---- HEADERS and CONTINUATION ----
+
+    private ValueTask<bool> OnHeadersAsync(in Http2Frame frame, Http2ErrorCode frameError)
+    {
+        int streamId = frame.StreamId;
+        // §5.1.1: "Streams initiated by a client MUST use odd-numbered stream identifiers" ... "An
+        // endpoint that receives an unexpected stream identifier MUST respond with a connection error
+        // (Section 5.4.1) of type PROTOCOL_ERROR."
+        if ((streamId & 1) == 0)
+        {
+            return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
+        }
+
+        Http2Stream? stream;
+        lock (_streamsLock)
+        {
+            _streams.TryGetValue(streamId, out stream);
+        }
+        if (frameError != Http2ErrorCode.NO_ERROR)
+        {
+            if (streamId > _lastStreamId)
+            {
+                _lastStreamId = streamId;
+            }
+            BeginBlock(BlockTarget.Discard, streamId, null, _discardHead, frame.EndStream, frameError);
+        }
+        else if (stream is not null)
+        {
+            if (stream.RequestEnded)
+            {
+                // §5.1 half-closed (remote): "If an endpoint receives additional frames, other than
+                // WINDOW_UPDATE, PRIORITY, or RST_STREAM, for a stream that is in this state, it MUST
+                // respond with a stream error (Section 5.4.2) of type STREAM_CLOSED."
+                BeginBlock(BlockTarget.Discard, streamId, null, _discardHead, frame.EndStream, Http2ErrorCode.STREAM_CLOSED);
+            }
+            else if (!frame.EndStream)
+            {
+                // §8.1: a trailer section is "a HEADERS frame ... with the END_STREAM flag set"; "An
+                // endpoint that receives a HEADERS frame without the END_STREAM flag set after
+                // receiving the HEADERS frame that opens a request ... MUST treat the corresponding
+                // request or response as malformed".
+                BeginBlock(BlockTarget.Discard, streamId, null, _discardHead, frame.EndStream, Http2ErrorCode.PROTOCOL_ERROR);
+            }
+            else
+            {
+                BeginBlock(BlockTarget.Trailers, streamId, stream, stream.RequestTrailers, true, Http2ErrorCode.NO_ERROR);
+            }
+        }
+        else if (streamId <= _lastStreamId)
+        {
+            // §5.1 closed: "An endpoint MUST NOT send frames other than PRIORITY on a closed stream.
+            // An endpoint that receives any frame other than PRIORITY after receiving a RST_STREAM
+            // MUST treat that as a stream error (Section 5.4.2) of type STREAM_CLOSED", and after
+            // END_STREAM "MUST treat that as a connection error (Section 6.4.1) of type STREAM_CLOSED".
+            // A lower identifier that never opened breaks §5.1.1 instead: "The identifier of a newly
+            // established stream MUST be numerically greater than all streams that the initiating
+            // endpoint has opened", a PROTOCOL_ERROR.
+            return new(Fail(WasClosed(streamId, out _) ? Http2ErrorCode.STREAM_CLOSED : Http2ErrorCode.PROTOCOL_ERROR));
+        }
+        else
+        {
+            _lastStreamId = streamId;
+            if (_goAwaySent || ActiveStreamCount >= _options.MaxConcurrentStreams)
+            {
+                // §5.1.2: "An endpoint that receives a HEADERS frame that causes its advertised
+                // concurrent stream limit to be exceeded MUST treat this as a stream error (Section
+                // 5.4.2) of type PROTOCOL_ERROR or REFUSED_STREAM"; REFUSED_STREAM tells the client it
+                // may retry (§8.7). After our GOAWAY, new streams are refused the same way.
+                BeginBlock(BlockTarget.Discard, streamId, null, _discardHead, frame.EndStream, Http2ErrorCode.REFUSED_STREAM);
+            }
+            else
+            {
+                stream = RentStream(streamId);
+                BeginBlock(BlockTarget.Request, streamId, stream, stream.Request, frame.EndStream, Http2ErrorCode.NO_ERROR);
+            }
+        }
+        return DecodeFragmentAsync(frame.HeaderBlockFragment, frame.EndHeaders);
+    }
+
+    private void BeginBlock(BlockTarget target, int streamId, Http2Stream? stream, HttpHead head, bool endStream, Http2ErrorCode error)
+    {
+        _blockStreamId = streamId;
+        _blockTarget = target;
+        _blockStream = stream;
+        _blockHead = head;
+        _blockEndStream = endStream;
+        _blockError = error;
+        _blockBytes = 0;
+        _blockFrames = 0;
+        if (target == BlockTarget.Discard)
+        {
+            _discardHead.Reset();
+        }
+        _fieldHandler.Begin(trailers: target == BlockTarget.Trailers);
+    }
+
+    private ValueTask<bool> DecodeFragmentAsync(in ReadOnlySequence<byte> fragment, bool endHeaders)
+    {
+        // Cap the raw block while it arrives: the decoder bounds the decoded list, this bounds the
+        // frames and octets a client can make us take for one request (CONTINUATION floods).
+        _blockBytes += (int)fragment.Length;
+        if (++_blockFrames > MaxHeaderBlockFrames || _blockBytes > 2 * _options.MaxHeaderListSize)
+        {
+            return new(Fail(Http2ErrorCode.ENHANCE_YOUR_CALM));
+        }
+        try
+        {
+            _decoder.Decode(fragment, endHeaders, _blockHead!, ref _fieldHandler);
+        }
+        catch (HpackException)
+        {
+            // §4.3: "A decoding error in a field block MUST be treated as a connection error (Section
+            // 5.4.1) of type COMPRESSION_ERROR."
+            return new(Fail(Http2ErrorCode.COMPRESSION_ERROR));
+        }
+        if (!endHeaders)
+        {
+            return new(true);
+        }
+        int streamId = _blockStreamId;
+        _blockStreamId = 0;
+        return EndBlockAsync(streamId);
+    }
+
+    private ValueTask<bool> EndBlockAsync(int streamId)
+    {
+        var stream = _blockStream;
+        _blockStream = null;
+        _blockHead = null;
+        switch (_blockTarget)
+        {
+            case BlockTarget.Request:
+            {
+                var error = _fieldHandler.Complete(stream!.Request);
+                if (error != Http2FieldError.None)
+                {
+                    // §8.1.1: "Malformed requests or responses that are detected MUST be treated as a
+                    // stream error (Section 5.4.2) of type PROTOCOL_ERROR."
+                    lock (_streamsLock)
+                    {
+                        RememberClosed(stream.StreamId, resetByUs: true);
+                        ReturnToPool(stream);
+                    }
+                    return WriteControlAsync(ControlFrame.RstStream, stream.StreamId, (uint)Http2ErrorCode.PROTOCOL_ERROR);
+                }
+                MergeCookies(stream.Request);
+                stream.OnHeadComplete(_blockEndStream);
+                lock (_streamsLock)
+                {
+                    _streams.Add(stream.StreamId, stream);
+                }
+                ThreadPool.UnsafeQueueUserWorkItem(stream, preferLocal: false);
+                return new(true);
+            }
+            case BlockTarget.Trailers:
+                if (_fieldHandler.Error != Http2FieldError.None)
+                {
+                    return StreamErrorAsync(stream!.StreamId, Http2ErrorCode.PROTOCOL_ERROR);
+                }
+                return EndRequestAsync(stream!);
+            default:
+                _discardHead.Reset();
+                return StreamErrorAsync(streamId, _blockError);
+        }
+    }
+}
