@@ -93,7 +93,7 @@ internal sealed partial class ConfigValidator
         var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, value) in headers)
         {
-            string hpath = $"{path}['{name}']";
+            string hpath = SchemaWalker.Append(path, name);
             if (!ValidateHeaderName(name, hpath))
             {
                 continue;
