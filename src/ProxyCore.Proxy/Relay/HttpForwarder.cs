@@ -6,6 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
+using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Model;
 using ProxyCore.Transport;
 
@@ -159,7 +160,7 @@ public sealed class HttpForwarder
                         try
                         {
                             // Step 2: request head (flushed together with the first body bytes, or alone).
-                            WriteRequestHead(upstream.Output, exchange, destination);
+                            WriteRequestHead(upstream.Output, exchange, route, destination);
                             Task<ForwarderError>? bodyPump = null;
                             if (exchange.HasRequestBody && !exchange.RequestBodyCompleted)
                             {
@@ -275,7 +276,7 @@ public sealed class HttpForwarder
 
                             var framing = response.Framing;
                             long contentLength = response.ContentLength;
-                            PrepareResponseHead(response);
+                            PrepareResponseHead(response, route);
                             await exchange.StartResponseAsync(ToClientFraming(framing, request.Method, contentLength), contentLength, exchange.Aborted).ConfigureAwait(false);
 
                             // Step 6: response body, one client flush per upstream read.
@@ -469,7 +470,7 @@ public sealed class HttpForwarder
 
     // ---- Step 2 ----
 
-    private void WriteRequestHead(PipeWriter output, HttpExchange exchange, DestinationModel destination)
+    private void WriteRequestHead(PipeWriter output, HttpExchange exchange, RouteModel route, DestinationModel destination)
     {
         var request = exchange.Request;
         var writer = new HeadWriter(output);
@@ -490,7 +491,9 @@ public sealed class HttpForwarder
             writer.Write(request.QuerySpan);
         }
         writer.Write(" HTTP/1.1\r\nhost: "u8);
-        writer.Write(!_options.PreserveHost || request.AuthoritySpan.IsEmpty ? destination.HostHeaderBytes : request.AuthoritySpan);
+        // Precedence: the route's transforms.host, then the client's Host (preserveHost), then the destination's.
+        writer.Write(route.Policies is RoutePolicies { Transforms.Host: { } host } ? host
+            : !_options.PreserveHost || request.AuthoritySpan.IsEmpty ? destination.HostHeaderBytes : request.AuthoritySpan);
         writer.Write("\r\n"u8);
 
         int connectionIndex = request.IndexOf(KnownHeader.Connection);
@@ -728,9 +731,13 @@ public sealed class HttpForwarder
 
     // ---- Step 5 ----
 
-    private void PrepareResponseHead(ResponseHead response)
+    private void PrepareResponseHead(ResponseHead response, RouteModel route)
     {
         StripHopByHop(response);
+        if (route.Policies is RoutePolicies { Transforms: { HasResponseTransforms: true } transforms })
+        {
+            transforms.ApplyResponse(response);
+        }
         if (_options.Via)
         {
             int via = response.IndexOf(KnownHeader.Via);

@@ -3,6 +3,7 @@ using System.Text;
 using ProxyCore.Http;
 using ProxyCore.Proxy.Stages.Auth;
 using ProxyCore.Proxy.Stages.RateLimit;
+using ProxyCore.Proxy.Stages.Transforms;
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.Model;
 
@@ -29,8 +30,9 @@ public struct PolicyRejection
 
 /// <summary>
 /// A route's request policies, built once per snapshot: authentication first (who is asking),
-/// then the rate limit (how often they may). Runs synchronously before the relay and allocates
-/// nothing on the way through.
+/// then the rate limit (how often they may), then the request transforms (what the upstream sees).
+/// Runs synchronously before the relay and allocates nothing on the way through. The relay applies
+/// the response transforms and the Host override (<see cref="Transforms"/>).
 /// </summary>
 public sealed class RoutePolicies
 {
@@ -49,6 +51,9 @@ public sealed class RoutePolicies
     private readonly TokenBucketLimiter? _limiter;
     private readonly RateLimitKey _limitBy;
     private readonly byte[] _limitName;
+
+    /// <summary>The route's transforms, or null.</summary>
+    public RouteTransforms? Transforms { get; }
 
     private RoutePolicies(RouteConfig route, TimeProvider time)
     {
@@ -71,6 +76,8 @@ public sealed class RoutePolicies
             }
             _jwt = new JwtValidator(new JwtValidationOptions { Issuer = jwt.Issuer, Audience = jwt.Audience, ClockSkew = jwt.ClockSkew }, keys, time);
         }
+
+        Transforms = route.Transforms is { } transforms ? new RouteTransforms(transforms, route.Id) : null;
 
         _limitName = [];
         if (route.RateLimit is { } limit)
@@ -100,7 +107,7 @@ public sealed class RoutePolicies
         }
     }
 
-    /// <summary>Runs authentication, then the rate limit. <see cref="StageStatus.Respond"/> fills <paramref name="rejection"/>.</summary>
+    /// <summary>Runs authentication, the rate limit, then the request transforms. <see cref="StageStatus.Respond"/> fills <paramref name="rejection"/>.</summary>
     public StageStatus Evaluate(HttpExchange exchange, out PolicyRejection rejection)
     {
         rejection = default;
@@ -139,6 +146,13 @@ public sealed class RoutePolicies
                 rejection = new PolicyRejection { Status = 429, Reason = "rate-limited", Message = "Too many requests: slow down and retry after the time in Retry-After.", RateLimit = decision };
                 return StageStatus.Respond;
             }
+        }
+
+        // Stage 3: transforms, once per request (a retried attempt reuses the rewritten head).
+        if (Transforms is not null && !Transforms.ApplyRequest(request, exchange.ClientAddress, consumer))
+        {
+            rejection = new PolicyRejection { Status = 500, Reason = "transform-failed", Message = "The route's path rewrite took too long on this path." };
+            return StageStatus.Respond;
         }
         return StageStatus.Continue;
     }

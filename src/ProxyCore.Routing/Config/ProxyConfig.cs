@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 
 namespace ProxyCore.Routing.Config;
 
@@ -104,6 +105,9 @@ public sealed class RouteConfig
 
     /// <summary>Keeps a client on one side of a weighted split: "header:NAME" or "cookie:NAME" (hashed). Absent: random per request.</summary>
     public string? Sticky { get; set; }
+
+    /// <summary>Rewrites of the forwarded request (path, Host, headers) and of the relayed response's headers. Absent: none.</summary>
+    public TransformsConfig? Transforms { get; set; }
 }
 
 public sealed class SplitConfig
@@ -157,6 +161,69 @@ public sealed class RetryConfig
 
     /// <summary>Retries always allowed in flight whatever the budget says (so a quiet cluster can retry at all); default 3.</summary>
     public int MinRetryConcurrency { get; set; } = 3;
+}
+
+
+/// <summary>
+/// Route transforms, applied in a fixed order whatever the order in the file: request headers
+/// remove → set → add, then the path stripPrefix → pathRegex → addPrefix; response headers remove
+/// → set → add. Header values may use {client_ip}, {consumer} (request only) and {route}.
+/// </summary>
+public sealed class TransformsConfig
+{
+    /// <summary>Removed from the path when it starts with it at a segment boundary ("/api": "/api/x" → "/x", "/api" → "/").</summary>
+    public string? StripPrefix { get; set; }
+
+    /// <summary>Put before the path ("/v1": "/x" → "/v1/x"), after stripPrefix and pathRegex.</summary>
+    public string? AddPrefix { get; set; }
+
+    /// <summary>Regex rewrite of the path (first match replaced; a path that does not match is left as it is).</summary>
+    public PathRegexConfig? PathRegex { get; set; }
+
+    /// <summary>Host sent upstream ("host[:port]"); wins over forwarding.preserveHost. X-Forwarded-Host keeps the client's.</summary>
+    public string? Host { get; set; }
+
+    /// <summary>Request headers set to these values (any the client sent with that name are replaced).</summary>
+    public IReadOnlyDictionary<string, string> SetRequestHeaders { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>Request headers appended (any the client sent are kept).</summary>
+    public IReadOnlyDictionary<string, string> AddRequestHeaders { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>Request header names removed before forwarding.</summary>
+    public IReadOnlyList<string> RemoveRequestHeaders { get; set; } = [];
+
+    /// <summary>Response headers set to these values (the upstream's are replaced).</summary>
+    public IReadOnlyDictionary<string, string> SetResponseHeaders { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>Response headers appended.</summary>
+    public IReadOnlyDictionary<string, string> AddResponseHeaders { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>Response header names removed before the answer reaches the client.</summary>
+    public IReadOnlyList<string> RemoveResponseHeaders { get; set; } = [];
+}
+
+public sealed class PathRegexConfig
+{
+    /// <summary>
+    /// Linear-time matching on every path: <see cref="RegexOptions.NonBacktracking"/> cannot backtrack
+    /// catastrophically (so no lookarounds, backreferences or atomic groups), and the match timeout
+    /// is a second guard should that ever change.
+    /// </summary>
+    public const RegexOptions Options = RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
+
+    /// <summary>Longest a single path match may take before the request is answered 500 (paths are at most a few KB).</summary>
+    public static readonly TimeSpan MatchTimeout = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>.NET regular expression matched against the path (without the query).</summary>
+    public string Pattern { get; set; } = "";
+
+    /// <summary>Replacement for the first match; $1 / ${name} insert groups.</summary>
+    public string Replacement { get; set; } = "";
+
+    /// <summary>Compiles <see cref="Pattern"/> as every snapshot does (once, never per request).</summary>
+    /// <exception cref="ArgumentException">The pattern does not parse.</exception>
+    /// <exception cref="NotSupportedException">The pattern needs backtracking.</exception>
+    public Regex Compile() => new(Pattern, Options, MatchTimeout);
 }
 
 /// <summary>Route authentication. With both API keys and JWT configured, either one admits a request.</summary>
@@ -343,7 +410,7 @@ public sealed class ForwardingConfig
     /// <summary>Add Via (RFC 9110 §7.6.3); default true.</summary>
     public bool Via { get; set; } = true;
 
-    /// <summary>Keep the client's Host header (default true); false sends the destination's host:port.</summary>
+    /// <summary>Keep the client's Host header (default true); false sends the destination's host:port. A route's transforms.host wins over both.</summary>
     public bool PreserveHost { get; set; } = true;
 }
 

@@ -17,7 +17,7 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
     private static readonly Dictionary<Type, string[]> s_notSupportedYet = new()
     {
         [typeof(ProxyConfig)] = ["llm"],
-        [typeof(RouteConfig)] = ["transforms", "llm"],
+        [typeof(RouteConfig)] = ["llm"],
         [typeof(ClusterConfig)] = ["healthCheck", "outlierDetection"],
     };
 
@@ -111,7 +111,7 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
         {
             return value.ValueKind == JsonValueKind.Array || Fail(path, $"expected an array, got {Describe(value)}");
         }
-        if (typeInfo?.Kind == JsonTypeInfoKind.Object)
+        if (typeInfo?.Kind is JsonTypeInfoKind.Object or JsonTypeInfoKind.Dictionary)
         {
             return value.ValueKind == JsonValueKind.Object || Fail(path, $"expected an object, got {Describe(value)}");
         }
@@ -124,6 +124,31 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
         if (typeInfo?.Kind == JsonTypeInfoKind.Object)
         {
             WriteObject(value, typeInfo, path, writer);
+        }
+        else if (typeInfo?.Kind == JsonTypeInfoKind.Dictionary)
+        {
+            // A map with names the user chooses (header name → value): check each value's shape.
+            var elementType = typeInfo.ElementType!;
+            writer.WriteStartObject();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var property in value.EnumerateObject())
+            {
+                string itemPath = Append(path, property.Name);
+                if (!seen.Add(property.Name))
+                {
+                    Fail(itemPath, "duplicate property (only one value can apply)");
+                }
+                else if (property.Value.ValueKind == JsonValueKind.Null)
+                {
+                    Fail(itemPath, "must not be null");
+                }
+                else if (CheckValue(property.Value, elementType, null, itemPath))
+                {
+                    writer.WritePropertyName(property.Name);
+                    WriteValue(property.Value, elementType, null, itemPath, writer);
+                }
+            }
+            writer.WriteEndObject();
         }
         else if (typeInfo?.Kind == JsonTypeInfoKind.Enumerable)
         {

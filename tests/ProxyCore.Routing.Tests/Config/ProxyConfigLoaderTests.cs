@@ -270,7 +270,6 @@ public class ProxyConfigLoaderTests
         string[] expected =
         [
             "$.clusters[0].healthCheck", "$.clusters[0].outlierDetection",
-            "$.routes[0].transforms",
         ];
         Assert.Equal(expected, result.Errors.Select(e => e.Path).Order(StringComparer.Ordinal));
         Assert.All(result.Errors, e => Assert.Contains("not supported yet", e.Message, StringComparison.Ordinal));
