@@ -30,6 +30,8 @@ public enum KnownHeader : byte
     ContentEncoding,
     Date,
     Server,
+    /// <summary>W3C trace context (the proxy writes its own hop's value).</summary>
+    TraceParent,
 }
 
 public static class KnownHeaders
@@ -64,6 +66,9 @@ public static class KnownHeaders
             case 10:
                 if (Ascii.EqualsIgnoreCase(name, "connection"u8)) return KnownHeader.Connection;
                 if (Ascii.EqualsIgnoreCase(name, "keep-alive"u8)) return KnownHeader.KeepAlive;
+                break;
+            case 11:
+                if (Ascii.EqualsIgnoreCase(name, "traceparent"u8)) return KnownHeader.TraceParent;
                 break;
             case 12:
                 if (Ascii.EqualsIgnoreCase(name, "content-type"u8)) return KnownHeader.ContentType;

@@ -19,9 +19,11 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
     private readonly HttpForwarder _forwarder;
     private readonly ProxyMetrics _metrics;
     private readonly AccessLog? _accessLog;
+    private readonly Tracing.OtlpExporter? _spans;
 
-    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog)
+    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, Tracing.OtlpExporter? spans = null)
     {
+        _spans = spans;
         _state = state;
         _forwarder = forwarder;
         _metrics = metrics;
@@ -86,6 +88,11 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
             _metrics.RecordUpstream(upstreamTicks);
         }
         Record(exchange, route.Id, destination.Address, upstreamTicks);
+        if (_spans is not null && exchange.ApplicationState is ForwarderContext { Trace.Active: true } context)
+        {
+            _spans.Export(exchange, context.Trace, route.Id, destination.Address,
+                exchange.ResponseStarted ? exchange.Response.StatusCode : 0, Stopwatch.GetTimestamp() - exchange.StartTimestamp);
+        }
     }
 
     private void Record(HttpExchange exchange, string routeLabel, string? upstream, long upstreamTicks)

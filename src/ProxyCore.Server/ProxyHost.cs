@@ -25,6 +25,7 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly UpstreamConnectionPool _pool;
     private readonly AccessLog? _accessLog;
     private readonly ProxyConfig _startConfig;
+    private ProxyCore.Proxy.Tracing.OtlpExporter? _spans;
     private volatile bool _draining;
     private int _stopped;
 
@@ -80,6 +81,7 @@ public sealed class ProxyHost : IAsyncDisposable
             XForwarded = config.Forwarding.XForwarded,
             Via = config.Forwarding.Via,
             Forwarded = config.Forwarding.Forwarded,
+            TracePropagation = config.Tracing.Propagate,
             PreserveHost = config.Forwarding.PreserveHost,
             MaxRequestBodyBytes = limits.MaxRequestBodyBytes,
             Limits = http1.Limits,
@@ -93,7 +95,8 @@ public sealed class ProxyHost : IAsyncDisposable
                 : new AccessLog(Console.OpenStandardOutput(), ownsOutput: true);
         }
 
-        var application = new ProxyApplication(state, forwarder, metrics, accessLog);
+        var spans = config.Tracing.OtlpEndpoint is { } otlp ? new ProxyCore.Proxy.Tracing.OtlpExporter(otlp, config.Tracing.ServiceName) : null;
+        var application = new ProxyApplication(state, forwarder, metrics, accessLog, spans);
         int maxConnections = limits.MaxConnections;
         ConnectionServer? proxyServer = null;
         var http2 = config.Listeners.Any(l => l.Protocols.Contains("http2"))
@@ -130,7 +133,7 @@ public sealed class ProxyHost : IAsyncDisposable
             adminServer?.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
             throw;
         }
-        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint);
+        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint) { _spans = spans };
         return host;
     }
 
@@ -208,7 +211,7 @@ public sealed class ProxyHost : IAsyncDisposable
         var notes = new List<string>();
         if (!SameListeners(config))
         {
-            notes.Add("listeners, admin address, limits and access log are read at start: restart to apply those changes");
+            notes.Add("listeners, admin address, limits, forwarding, tracing and access log are read at start: restart to apply those changes");
         }
         _state.Swap(config);
         return notes;
@@ -224,7 +227,9 @@ public sealed class ProxyHost : IAsyncDisposable
             && a.Limits.HeaderReadTimeout == config.Limits.HeaderReadTimeout && a.Limits.KeepAliveTimeout == config.Limits.KeepAliveTimeout
             && a.AccessLog.Enabled == config.AccessLog.Enabled && a.AccessLog.Path == config.AccessLog.Path
             && a.Forwarding.XForwarded == config.Forwarding.XForwarded && a.Forwarding.Via == config.Forwarding.Via
-            && a.Forwarding.Forwarded == config.Forwarding.Forwarded && a.Forwarding.PreserveHost == config.Forwarding.PreserveHost;
+            && a.Forwarding.Forwarded == config.Forwarding.Forwarded && a.Forwarding.PreserveHost == config.Forwarding.PreserveHost
+            && a.Tracing.Propagate == config.Tracing.Propagate && a.Tracing.OtlpEndpoint == config.Tracing.OtlpEndpoint
+            && a.Tracing.ServiceName == config.Tracing.ServiceName;
     }
 
     /// <summary>Stops accepting, lets requests in flight finish within <paramref name="drainTimeout"/>, then closes everything.</summary>
@@ -244,6 +249,10 @@ public sealed class ProxyHost : IAsyncDisposable
         if (_accessLog is not null)
         {
             await _accessLog.DisposeAsync().ConfigureAwait(false);
+        }
+        if (_spans is not null)
+        {
+            await _spans.DisposeAsync().ConfigureAwait(false);
         }
     }
 

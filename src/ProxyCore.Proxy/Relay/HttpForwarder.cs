@@ -6,6 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
+using ProxyCore.Proxy.Tracing;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Model;
 using ProxyCore.Transport;
@@ -26,6 +27,9 @@ public sealed class ForwarderOptions
 
     /// <summary>Add `Via: 1.1 proxycore` to requests and responses, as RFC 9110 §7.6.3 asks of a proxy (default on).</summary>
     public bool Via { get; init; } = true;
+
+    /// <summary>Continue (or start) the W3C trace: send our hop's `traceparent` upstream; default on.</summary>
+    public bool TracePropagation { get; init; } = true;
 
     /// <summary>Largest request body accepted, in bytes (0 = no limit). Over it: 413.</summary>
     public long MaxRequestBodyBytes { get; init; }
@@ -105,6 +109,14 @@ public sealed class HttpForwarder
             var route = context.Route!;
             var destination = context.Destination!;
             context.Begin(route.Timeout, exchange.Aborted);
+            if (_options.TracePropagation)
+            {
+                context.Trace.Begin(exchange.Request.TryGetValue(KnownHeader.TraceParent, out var clientTrace) ? clientTrace : default);
+            }
+            else
+            {
+                context.Trace.Active = false;
+            }
             var error = ForwarderError.ClientGone;
             int retries = 0;
             Exception? failure = null;
@@ -160,7 +172,7 @@ public sealed class HttpForwarder
                         try
                         {
                             // Step 2: request head (flushed together with the first body bytes, or alone).
-                            WriteRequestHead(upstream.Output, exchange, route, destination);
+                            WriteRequestHead(upstream.Output, exchange, route, destination, context);
                             Task<ForwarderError>? bodyPump = null;
                             if (exchange.HasRequestBody && !exchange.RequestBodyCompleted)
                             {
@@ -470,7 +482,7 @@ public sealed class HttpForwarder
 
     // ---- Step 2 ----
 
-    private void WriteRequestHead(PipeWriter output, HttpExchange exchange, RouteModel route, DestinationModel destination)
+    private void WriteRequestHead(PipeWriter output, HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderContext context)
     {
         var request = exchange.Request;
         var writer = new HeadWriter(output);
@@ -536,6 +548,8 @@ public sealed class HttpForwarder
                 case KnownHeader.Forwarded when _options.Forwarded:
                     forwardedIndex = forwardedIndex < 0 ? i : forwardedIndex;
                     continue;
+                case KnownHeader.TraceParent when context.Trace.Active:
+                    continue; // replaced by our hop's value below
             }
             var name = request.Get(header.Name);
             if (filterByConnection && IsNamedInConnection(request.GetValue(connectionIndex), name))
@@ -583,6 +597,12 @@ public sealed class HttpForwarder
             }
             writer.Write(s_viaValue);
             writer.Write("\r\n"u8);
+        }
+        if (context.Trace.Active)
+        {
+            Span<byte> traceParent = stackalloc byte[TraceContext.HeaderLength];
+            context.Trace.Format(traceParent);
+            writer.WriteHeader("traceparent"u8, traceParent);
         }
         if (teTrailers)
         {
@@ -907,6 +927,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     }
 
     public int RetriesInFlight;
+    public TraceContext Trace;
 
     public void End()
     {

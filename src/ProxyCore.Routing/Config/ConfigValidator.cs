@@ -17,6 +17,11 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
         var clusterIds = ValidateClusters();
         ValidateRoutes(clusterIds);
         ValidateLimits();
+        if (config.Tracing.OtlpEndpoint is { } otlp &&
+            !(Uri.TryCreate(otlp, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+        {
+            Error("$.tracing.otlpEndpoint", $"'{otlp}' is not an http(s) URL");
+        }
         if (config.AccessLog.Path is { Length: 0 })
         {
             Error("$.accessLog.path", "must not be empty (leave it out or null for stdout)");

@@ -30,6 +30,9 @@ public sealed class ProxyConfig
 
     public AccessLogConfig AccessLog { get; set; } = new();
 
+    /// <summary>W3C trace context and span export. Absent: traceparent is still propagated (and created when absent); nothing is exported.</summary>
+    public TracingConfig Tracing { get; set; } = new();
+
     /// <summary>
     /// The config-less sidecar mode (<c>proxycore --listen ADDR --upstream URL</c>): one listener,
     /// one route "default" matching every path (prefix "/"), one cluster "default" with one
@@ -412,6 +415,18 @@ public sealed class ForwardingConfig
 
     /// <summary>Keep the client's Host header (default true); false sends the destination's host:port. A route's transforms.host wins over both.</summary>
     public bool PreserveHost { get; set; } = true;
+}
+
+public sealed class TracingConfig
+{
+    /// <summary>Propagate / create `traceparent` on forwarded requests; default true.</summary>
+    public bool Propagate { get; set; } = true;
+
+    /// <summary>OTLP/HTTP JSON traces endpoint, e.g. "http://127.0.0.1:4318/v1/traces". Absent: no export.</summary>
+    public string? OtlpEndpoint { get; set; }
+
+    /// <summary>`service.name` of exported spans; default "proxycore".</summary>
+    public string ServiceName { get; set; } = "proxycore";
 }
 
 public sealed class AccessLogConfig
