@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ProxyCore.Http;
+using ProxyCore.Proxy.Health;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
@@ -19,13 +20,16 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
     private readonly HttpForwarder _forwarder;
     private readonly ProxyMetrics _metrics;
     private readonly AccessLog? _accessLog;
+    private readonly OutlierDetector? _outliers;
 
-    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog)
+    /// <param name="outliers">Fed every forwarded outcome; null = no passive health (outlierDetection blocks are then ignored).</param>
+    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, OutlierDetector? outliers = null)
     {
         _state = state;
         _forwarder = forwarder;
         _metrics = metrics;
         _accessLog = accessLog;
+        _outliers = outliers;
     }
 
     /// <summary>Not async itself: the relay's one async method is the only state machine a request pays for.</summary>
@@ -70,9 +74,13 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
 
     void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)
     {
-        // Only the upstream's own failures count against it (least-requests, later outlier detection).
-        destination.State.EndRequest(success: error is not (ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout
-            or ForwarderError.UpstreamClosed or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite));
+        // Only the upstream's own failures count against it: it could not be reached, broke the
+        // exchange, or answered 5xx. A client going away or a bad request body is not its fault.
+        bool failure = error is ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout or ForwarderError.UpstreamClosed
+            or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite
+            || (error == ForwarderError.None && exchange.Response.StatusCode >= 500);
+        destination.State.EndRequest(success: !failure);
+        _outliers?.Record(route.Cluster, destination, failure);
         if (upstreamTicks > 0)
         {
             _metrics.RecordUpstream(upstreamTicks);

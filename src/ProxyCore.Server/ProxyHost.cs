@@ -2,6 +2,7 @@ using System.Net;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
 using ProxyCore.Proxy;
+using ProxyCore.Proxy.Health;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
@@ -23,12 +24,17 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly UpstreamConnectionPool _pool;
     private readonly AccessLog? _accessLog;
     private readonly ProxyConfig _startConfig;
+    private readonly ActiveHealthChecker _healthChecker;
+    private readonly OutlierDetector _outliers;
     private volatile bool _draining;
     private int _stopped;
 
     private ProxyHost(ProxyConfig config, ProxyState state, ConnectionServer proxyServer, ConnectionServer? adminServer,
-        UpstreamConnectionPool pool, AccessLog? accessLog, ProxyMetrics metrics, IReadOnlyList<IPEndPoint> listenEndPoints, IPEndPoint? adminEndPoint)
+        UpstreamConnectionPool pool, AccessLog? accessLog, ProxyMetrics metrics, IReadOnlyList<IPEndPoint> listenEndPoints, IPEndPoint? adminEndPoint,
+        ActiveHealthChecker healthChecker, OutlierDetector outliers)
     {
+        _healthChecker = healthChecker;
+        _outliers = outliers;
         _startConfig = config;
         _state = state;
         _proxyServer = proxyServer;
@@ -91,7 +97,8 @@ public sealed class ProxyHost : IAsyncDisposable
                 : new AccessLog(Console.OpenStandardOutput(), ownsOutput: true);
         }
 
-        var application = new ProxyApplication(state, forwarder, metrics, accessLog);
+        var outliers = new OutlierDetector(TimeProvider.System);
+        var application = new ProxyApplication(state, forwarder, metrics, accessLog, outliers);
         int maxConnections = limits.MaxConnections;
         ConnectionServer? proxyServer = null;
         proxyServer = new ConnectionServer(connection => ServeAsync(connection, application, http1, proxyServer!, maxConnections),
@@ -125,7 +132,10 @@ public sealed class ProxyHost : IAsyncDisposable
             adminServer?.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
             throw;
         }
-        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint);
+        // Probes dial on their own factory, not through the pool: a probe must see a fresh connect.
+        var healthChecker = new ActiveHealthChecker(new SocketConnectionFactory(), TimeProvider.System);
+        healthChecker.Start(state.Current);
+        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers);
         return host;
     }
 
@@ -152,7 +162,8 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             notes.Add("listeners, admin address, limits and access log are read at start: restart to apply those changes");
         }
-        _state.Swap(config);
+        // Probe the new snapshot's destinations; their states (and so their verdicts) carried over.
+        _healthChecker.Start(_state.Swap(config));
         return notes;
     }
 
@@ -177,6 +188,8 @@ public sealed class ProxyHost : IAsyncDisposable
             return;
         }
         _draining = true;
+        await _healthChecker.StopAsync().ConfigureAwait(false);
+        _outliers.Dispose();
         await _proxyServer.StopAsync(drainTimeout).ConfigureAwait(false);
         if (_adminServer is not null)
         {
