@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ProxyCore.Http;
+using ProxyCore.Proxy.Health;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
@@ -20,14 +21,17 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
     private readonly ProxyMetrics _metrics;
     private readonly AccessLog? _accessLog;
     private readonly Tracing.OtlpExporter? _spans;
+    private readonly OutlierDetector? _outliers;
 
-    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, Tracing.OtlpExporter? spans = null)
+    /// <param name="outliers">Fed every forwarded outcome; null = no passive health (outlierDetection blocks are then ignored).</param>
+    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, OutlierDetector? outliers = null, Tracing.OtlpExporter? spans = null)
     {
         _spans = spans;
         _state = state;
         _forwarder = forwarder;
         _metrics = metrics;
         _accessLog = accessLog;
+        _outliers = outliers;
     }
 
     /// <summary>Not async itself: the relay's one async method is the only state machine a request pays for.</summary>
@@ -80,9 +84,13 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
     void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)
     {
         destination.Cluster.State.Exit();
-        // Only the upstream's own failures count against it (least-requests, later outlier detection).
-        destination.State.EndRequest(success: error is not (ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout
-            or ForwarderError.UpstreamClosed or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite));
+        // Only the upstream's own failures count against it: it could not be reached, broke the
+        // exchange, or answered 5xx. A client going away or a bad request body is not its fault.
+        bool failure = error is ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout or ForwarderError.UpstreamClosed
+            or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite
+            || (error == ForwarderError.None && exchange.Response.StatusCode >= 500);
+        destination.State.EndRequest(success: !failure);
+        _outliers?.Record(destination.Cluster, destination, failure);
         if (upstreamTicks > 0)
         {
             _metrics.RecordUpstream(upstreamTicks);

@@ -75,7 +75,37 @@ internal sealed class AdminApplication : IHttpApplication
                     .Append("\"} ").Append(d.State.Healthy ? 1 : 0).Append('\n');
             }
         }
+        HealthSeries(sb, clusters.Values);
         return sb.ToString();
+    }
+
+    /// <summary>Outlier ejections and active probe results, per destination.</summary>
+    private static void HealthSeries(StringBuilder sb, IEnumerable<ClusterModel> clusters)
+    {
+        sb.Append("# HELP proxycore_destination_ejections_total Times outlier detection ejected a destination.\n# TYPE proxycore_destination_ejections_total counter\n");
+        foreach (var cluster in clusters)
+        {
+            foreach (var d in cluster.Destinations)
+            {
+                sb.Append("proxycore_destination_ejections_total{cluster=\"").Append(cluster.Id).Append("\",destination=\"").Append(d.Address)
+                    .Append("\"} ").Append(d.State.EjectionsTotal).Append('\n');
+            }
+        }
+        sb.Append("# HELP proxycore_health_checks_total Active health probes per destination, by result.\n# TYPE proxycore_health_checks_total counter\n");
+        foreach (var cluster in clusters)
+        {
+            if (cluster.Config?.HealthCheck is null)
+            {
+                continue;
+            }
+            foreach (var d in cluster.Destinations)
+            {
+                sb.Append("proxycore_health_checks_total{cluster=\"").Append(cluster.Id).Append("\",destination=\"").Append(d.Address)
+                    .Append("\",result=\"passed\"} ").Append(d.State.HealthChecksPassed).Append('\n');
+                sb.Append("proxycore_health_checks_total{cluster=\"").Append(cluster.Id).Append("\",destination=\"").Append(d.Address)
+                    .Append("\",result=\"failed\"} ").Append(d.State.HealthChecksFailed).Append('\n');
+            }
+        }
     }
 
     private static async ValueTask RespondAsync(HttpExchange exchange, int status, string contentType, string body)

@@ -4,6 +4,7 @@ using ProxyCore.Http;
 using ProxyCore.Http.Http1;
 using ProxyCore.Http.Http2;
 using ProxyCore.Proxy;
+using ProxyCore.Proxy.Health;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
@@ -26,12 +27,17 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly AccessLog? _accessLog;
     private readonly ProxyConfig _startConfig;
     private ProxyCore.Proxy.Tracing.OtlpExporter? _spans;
+    private readonly ActiveHealthChecker _healthChecker;
+    private readonly OutlierDetector _outliers;
     private volatile bool _draining;
     private int _stopped;
 
     private ProxyHost(ProxyConfig config, ProxyState state, ConnectionServer proxyServer, ConnectionServer? adminServer,
-        UpstreamConnectionPool pool, AccessLog? accessLog, ProxyMetrics metrics, IReadOnlyList<IPEndPoint> listenEndPoints, IPEndPoint? adminEndPoint)
+        UpstreamConnectionPool pool, AccessLog? accessLog, ProxyMetrics metrics, IReadOnlyList<IPEndPoint> listenEndPoints, IPEndPoint? adminEndPoint,
+        ActiveHealthChecker healthChecker, OutlierDetector outliers)
     {
+        _healthChecker = healthChecker;
+        _outliers = outliers;
         _startConfig = config;
         _state = state;
         _proxyServer = proxyServer;
@@ -96,7 +102,8 @@ public sealed class ProxyHost : IAsyncDisposable
         }
 
         var spans = config.Tracing.OtlpEndpoint is { } otlp ? new ProxyCore.Proxy.Tracing.OtlpExporter(otlp, config.Tracing.ServiceName) : null;
-        var application = new ProxyApplication(state, forwarder, metrics, accessLog, spans);
+        var outliers = new OutlierDetector(TimeProvider.System);
+        var application = new ProxyApplication(state, forwarder, metrics, accessLog, outliers, spans);
         int maxConnections = limits.MaxConnections;
         ConnectionServer? proxyServer = null;
         var http2 = config.Listeners.Any(l => l.Protocols.Contains("http2"))
@@ -133,7 +140,10 @@ public sealed class ProxyHost : IAsyncDisposable
             adminServer?.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
             throw;
         }
-        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint) { _spans = spans };
+        // Probes dial on their own factory, not through the pool: a probe must see a fresh connect.
+        var healthChecker = new ActiveHealthChecker(new SocketConnectionFactory(), TimeProvider.System);
+        healthChecker.Start(state.Current);
+        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers) { _spans = spans };
         return host;
     }
 
@@ -213,7 +223,8 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             notes.Add("listeners, admin address, limits, forwarding, tracing and access log are read at start: restart to apply those changes");
         }
-        _state.Swap(config);
+        // Probe the new snapshot's destinations; their states (and so their verdicts) carried over.
+        _healthChecker.Start(_state.Swap(config));
         return notes;
     }
 
@@ -240,6 +251,8 @@ public sealed class ProxyHost : IAsyncDisposable
             return;
         }
         _draining = true;
+        await _healthChecker.StopAsync().ConfigureAwait(false);
+        _outliers.Dispose();
         await _proxyServer.StopAsync(drainTimeout).ConfigureAwait(false);
         if (_adminServer is not null)
         {

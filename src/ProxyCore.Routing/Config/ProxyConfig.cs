@@ -340,12 +340,79 @@ public sealed class ClusterConfig
 
     /// <summary>Limits that answer 503 at once instead of queueing work the cluster cannot take. Absent: none.</summary>
     public CircuitBreakerConfig? CircuitBreaker { get; set; }
+
+    /// <summary>Active probes of each destination. Absent: destinations are never probed (they stay healthy).</summary>
+    public HealthCheckConfig? HealthCheck { get; set; }
+
+    /// <summary>Passive ejection of destinations that fail real requests. Absent: nothing is ejected.</summary>
+    public OutlierDetectionConfig? OutlierDetection { get; set; }
 }
 
 public sealed class CircuitBreakerConfig
 {
     /// <summary>Requests in flight to the cluster; past it, 503 with `circuit-open`. Default 1000.</summary>
     public int MaxConcurrentRequests { get; set; } = 1000;
+
+}
+
+
+/// <summary>
+/// Active health checks: <c>GET path</c> to every destination each interval, on its own connection.
+/// A destination starts healthy; it turns unhealthy after <see cref="UnhealthyThreshold"/> failed
+/// probes in a row and healthy again after <see cref="HealthyThreshold"/> good ones.
+/// </summary>
+public sealed class HealthCheckConfig
+{
+    /// <summary>Required, starts with '/'; sent after the destination's own path prefix.</summary>
+    public string Path { get; set; } = "";
+
+    /// <summary>Time between probes of one destination; default 5s. Shorter finds failures sooner and costs a connection per probe.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Connect plus response head; default 2s, must be below <see cref="Interval"/>. Over it the probe failed.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Good probes in a row that bring an unhealthy destination back; default 2.</summary>
+    public int HealthyThreshold { get; set; } = 2;
+
+    /// <summary>Failed probes in a row that take a destination out; default 3.</summary>
+    public int UnhealthyThreshold { get; set; } = 3;
+
+    /// <summary>Statuses that count as healthy: ranges and codes, comma-separated ("200-399", "200,204"); default "200-399".</summary>
+    public string ExpectedStatus { get; set; } = "200-399";
+}
+
+/// <summary>
+/// Passive outlier detection: a destination whose real requests fail is ejected (takes no traffic)
+/// for a while, longer each time it happens again, and returns by itself when the time is up.
+/// </summary>
+public sealed class OutlierDetectionConfig
+{
+    /// <summary>Upstream failures in a row (connect errors, resets, timeouts, 5xx) that eject a destination; default 5.</summary>
+    public int ConsecutiveFailures { get; set; } = 5;
+
+    /// <summary>Base ejection time, multiplied by how many times the destination was ejected recently; default 30s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan EjectFor { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest single ejection, however often a destination was ejected; default 300s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan MaxEjectFor { get; set; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>Never eject more than this share of the cluster's destinations; default 50.</summary>
+    public int MaxEjectionPercent { get; set; } = 50;
+
+    /// <summary>Also eject when this percentage of requests in one window failed; absent: off.</summary>
+    public int? ErrorRatePercent { get; set; }
+
+    /// <summary>Requests a window needs before <see cref="ErrorRatePercent"/> is judged; default 20.</summary>
+    public int MinRequests { get; set; } = 20;
+
+    /// <summary>Length of the error-rate window; default 10s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan ErrorRateWindow { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 public sealed class DestinationConfig

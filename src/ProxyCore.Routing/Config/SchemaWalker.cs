@@ -18,7 +18,6 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
     {
         [typeof(ProxyConfig)] = ["llm"],
         [typeof(RouteConfig)] = ["llm"],
-        [typeof(ClusterConfig)] = ["healthCheck", "outlierDetection"],
     };
 
     public void WriteObject(JsonElement element, JsonTypeInfo typeInfo, string path, Utf8JsonWriter writer)

@@ -1,3 +1,4 @@
+using ProxyCore.Routing.Config;
 using ProxyCore.Routing.LoadBalancing;
 using ProxyCore.Transport;
 
@@ -24,6 +25,9 @@ public sealed class ClusterModel
     }
 
     public string Id { get; }
+
+    /// <summary>The cluster's validated config (health checks and outlier detection read their blocks here).</summary>
+    public ClusterConfig? Config { get; internal init; }
 
     public DestinationModel[] Destinations { get; }
 

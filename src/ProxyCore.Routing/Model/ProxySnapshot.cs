@@ -49,6 +49,7 @@ public sealed class ProxySnapshot
                 LoadBalancing.LoadBalancers.Create(cluster.LoadBalancing, destinations, random),
                 cluster.ConnectTimeout, cluster.IdleTimeout, cluster.MaxIdleConnectionsPerDestination)
             {
+                Config = cluster,
                 MaxConcurrentRequests = cluster.CircuitBreaker?.MaxConcurrentRequests ?? int.MaxValue,
             };
             foreach (var destination in destinations)

@@ -34,7 +34,7 @@ internal sealed class RelayHarness : IAsyncDisposable
         };
         State = new ProxyState(config);
         Metrics = new ProxyMetrics();
-        Application = new ProxyApplication(State, new HttpForwarder(_pool, options ?? ForwarderOptions.Default), Metrics, null);
+        Application = new ProxyApplication(State, new HttpForwarder(_pool, options ?? new ForwarderOptions { TracePropagation = false }), Metrics, null);
     }
 
     public ProxyState State { get; }
