@@ -177,6 +177,42 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public async Task Allow_AuthenticatedButNotListedConsumer_Gets403()
+    {
+        await using var host = Start(new AuthConfig
+        {
+            ApiKeys = [new ApiKeyConfig { Consumer = "mobile", Key = MobileKey }, new ApiKeyConfig { Consumer = "batch", Key = "batch-key-0123456789abcdef" }],
+            Allow = ["mobile"],
+        });
+        using var client = host.CreateClient();
+        async Task<HttpStatusCode> SendAsync(string key)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/bytes/1");
+            request.Headers.Add("x-api-key", key);
+            return (await client.SendAsync(request)).StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.OK, await SendAsync(MobileKey));
+        Assert.Equal(HttpStatusCode.Forbidden, await SendAsync("batch-key-0123456789abcdef"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await SendAsync("nobody-key-0123456789abcdef"));
+    }
+
+    [Fact]
+    public async Task Jwt_RS256WithAnInlinePemKey_Passes()
+    {
+        using var rsa = RSA.Create(2048);
+        await using var host = Start(new AuthConfig { Jwt = new JwtConfig { PublicKey = rsa.ExportSubjectPublicKeyInfoPem() } });
+        string header = Base64Url(Encoding.UTF8.GetBytes("""{"alg":"RS256","typ":"JWT"}"""));
+        string payload = Base64Url(Encoding.UTF8.GetBytes($$"""{"sub":"svc-7","exp":{{Now + 300}}}"""));
+        string signature = Base64Url(rsa.SignData(Encoding.ASCII.GetBytes(header + "." + payload), HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
+        using var client = host.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/headers");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", $"{header}.{payload}.{signature}");
+        var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("svc-7", UpstreamHeaders(await response.Content.ReadAsStringAsync())["x-consumer"]);
+    }
+
+    [Fact]
     public void Validation_NamesEachPolicyErrorByItsPath()
     {
         var result = ProxyConfigLoader.Parse("""
@@ -192,6 +228,14 @@ public sealed class PolicyTests
         Assert.Contains("$.routes[0].auth.apiKeys[0].key", paths);
         Assert.Contains("$.routes[0].auth.apiKeys[1].key", paths);
         Assert.Contains("$.routes[0].auth.jwt.jwks", paths);
+        var both = ProxyConfigLoader.Parse("""
+            { "listeners": [ { "address": "127.0.0.1:8080" } ],
+              "routes": [ { "id": "r", "match": { "path": "/" }, "cluster": "c",
+                            "auth": { "jwt": { "jwks": "a.json", "publicKey": "-----BEGIN PUBLIC KEY-----" }, "allow": [] } } ],
+              "clusters": [ { "id": "c", "destinations": [ { "address": "http://127.0.0.1:9000" } ] } ] }
+            """);
+        Assert.Contains(both.Errors, e => e.Path == "$.routes[0].auth.jwt");
+        Assert.Contains(both.Errors, e => e.Path == "$.routes[0].auth.allow");
         Assert.Contains("$.routes[0].rateLimit.requestsPerSecond", paths);
         Assert.Contains("$.routes[0].rateLimit.by", paths);
     }

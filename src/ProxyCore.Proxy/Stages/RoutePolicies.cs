@@ -48,6 +48,7 @@ public sealed class RoutePolicies
     private readonly JwtValidator? _jwt;
     private readonly byte[] _consumerClaim;
     private readonly byte[]? _consumerHeader;
+    private readonly byte[][]? _allow;
     private readonly TokenBucketLimiter? _limiter;
     private readonly RateLimitKey _limitBy;
     private readonly byte[] _limitName;
@@ -63,16 +64,19 @@ public sealed class RoutePolicies
         _keyQuery = auth?.Query is { } query ? Encoding.ASCII.GetBytes(query + "=") : null;
         _consumerHeader = auth is null ? null : Encoding.ASCII.GetBytes(auth.ConsumerHeader);
         _consumerClaim = Encoding.ASCII.GetBytes(auth?.Jwt?.ConsumerClaim ?? "sub");
+        _allow = auth?.Allow is { } allow ? [.. allow.Select(Encoding.UTF8.GetBytes)] : null;
         if (auth?.Jwt is { } jwt)
         {
             JsonWebKeySet keys;
             try
             {
-                keys = JsonWebKeySet.Parse(File.ReadAllBytes(jwt.Jwks));
+                keys = jwt.PublicKey is { } pem
+                    ? new JsonWebKeySet([JsonWebKey.FromPem(ConfigSecrets.Resolve(pem)!)])
+                    : JsonWebKeySet.Parse(File.ReadAllBytes(jwt.Jwks));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or InvalidDataException or ArgumentException or CryptographicException)
             {
-                throw new InvalidOperationException($"route '{route.Id}': auth.jwt.jwks '{jwt.Jwks}' could not be loaded: {e.Message}", e);
+                throw new InvalidOperationException($"route '{route.Id}': the auth.jwt key could not be loaded: {e.Message}", e);
             }
             _jwt = new JwtValidator(new JwtValidationOptions { Issuer = jwt.Issuer, Audience = jwt.Audience, ClockSkew = jwt.ClockSkew }, keys, time);
         }
@@ -120,6 +124,11 @@ public sealed class RoutePolicies
         {
             if (!Authenticate(request, out consumer, out claims, ref rejection))
             {
+                return StageStatus.Respond;
+            }
+            if (_allow is not null && !IsAllowed(consumer))
+            {
+                rejection = new PolicyRejection { Status = 403, Reason = "consumer-not-allowed", Message = "The authenticated consumer may not use this route." };
                 return StageStatus.Respond;
             }
             // The upstream learns who called; a client cannot claim to be someone else by sending the header itself.
@@ -202,6 +211,18 @@ public sealed class RoutePolicies
             Message = sawCredential ? "The credentials presented are not valid for this route." : "This route needs credentials (an API key or a bearer token).",
             JwtError = _jwt is null ? JwtError.None : jwtError,
         };
+        return false;
+    }
+
+    private bool IsAllowed(ReadOnlySpan<byte> consumer)
+    {
+        foreach (var name in _allow!)
+        {
+            if (consumer.SequenceEqual(name))
+            {
+                return true;
+            }
+        }
         return false;
     }
 

@@ -342,6 +342,10 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
         {
             Error(path + ".header", $"'{auth.Header}' is not a valid header name");
         }
+        if (auth.Allow is { Count: 0 })
+        {
+            Error(path + ".allow", "an empty list admits nobody; leave it out to admit every valid consumer");
+        }
         if (!IsToken(auth.ConsumerHeader))
         {
             Error(path + ".consumerHeader", $"'{auth.ConsumerHeader}' is not a valid header name");
@@ -352,11 +356,19 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
         }
         if (auth.Jwt is { } jwt)
         {
-            if (string.IsNullOrWhiteSpace(jwt.Jwks))
+            if (string.IsNullOrWhiteSpace(jwt.Jwks) == (jwt.PublicKey is null))
             {
-                Error(path + ".jwt.jwks", "the path of a JWKS file is required");
+                Error(path + ".jwt", "give exactly one of jwks (a JWKS file) or publicKey (inline PEM)");
             }
-            else if (!File.Exists(jwt.Jwks))
+            else if (jwt.PublicKey is { } pem && ConfigSecrets.Resolve(pem) is not { } resolved)
+            {
+                Error(path + ".jwt.publicKey", $"environment variable '{pem[ConfigSecrets.EnvPrefix.Length..]}' is not set");
+            }
+            else if (jwt.PublicKey is { } inline && !(ConfigSecrets.Resolve(inline) ?? "").Contains("-----BEGIN ", StringComparison.Ordinal))
+            {
+                Error(path + ".jwt.publicKey", "expected a PEM block (-----BEGIN PUBLIC KEY----- …)");
+            }
+            else if (jwt.PublicKey is null && !File.Exists(jwt.Jwks))
             {
                 Error(path + ".jwt.jwks", $"file '{jwt.Jwks}' not found");
             }

@@ -246,6 +246,9 @@ public sealed class AuthConfig
 
     /// <summary>Header set on the forwarded request to the authenticated consumer (any client-sent value is removed); default "x-consumer".</summary>
     public string ConsumerHeader { get; set; } = "x-consumer";
+
+    /// <summary>Consumers admitted to this route; others are authenticated but refused with 403. Absent: every valid consumer.</summary>
+    public IReadOnlyList<string>? Allow { get; set; }
 }
 
 public sealed class ApiKeyConfig
@@ -263,8 +266,11 @@ public sealed class JwtConfig
     /// <summary>Required `aud` (string or one of the array); absent: any audience.</summary>
     public string? Audience { get; set; }
 
-    /// <summary>Path of a JWKS file (RFC 7517) holding the verification keys.</summary>
+    /// <summary>Path of a JWKS file (RFC 7517) holding the verification keys (this or <see cref="PublicKey"/>).</summary>
     public string Jwks { get; set; } = "";
+
+    /// <summary>One verification key inline as PEM (SubjectPublicKeyInfo, RSA public key or certificate); may be "env:NAME".</summary>
+    public string? PublicKey { get; set; }
 
     /// <summary>Tolerance for `exp`/`nbf`; default 60s.</summary>
     [JsonConverter(typeof(DurationJsonConverter))]
