@@ -48,8 +48,11 @@ public sealed class ConnectionServer : IAsyncDisposable
     public CancellationToken Stopping => _stopping.Token;
 
     /// <summary>Starts accepting on <paramref name="listener"/>; may be called for several listeners. The server owns it from now on.</summary>
+    /// <param name="listener">The bound listener.</param>
+    /// <param name="handler">This listener's own handler (its TLS middleware and protocols, say) instead of the
+    /// server's; connections of every listener still count in <see cref="ActiveConnections"/> and drain together.</param>
     /// <exception cref="InvalidOperationException">The server is stopping.</exception>
-    public void Start(IConnectionListener listener)
+    public void Start(IConnectionListener listener, ConnectionDelegate? handler = null)
     {
         ArgumentNullException.ThrowIfNull(listener);
         lock (_lock)
@@ -59,7 +62,7 @@ public sealed class ConnectionServer : IAsyncDisposable
                 throw new InvalidOperationException("The connection server is stopping.");
             }
             _listeners.Add(listener);
-            _acceptLoops.Add(AcceptLoopAsync(listener));
+            _acceptLoops.Add(AcceptLoopAsync(listener, handler ?? _handler));
         }
     }
 
@@ -140,7 +143,7 @@ public sealed class ConnectionServer : IAsyncDisposable
         }
     }
 
-    private async Task AcceptLoopAsync(IConnectionListener listener)
+    private async Task AcceptLoopAsync(IConnectionListener listener, ConnectionDelegate handler)
     {
         // Let Start return before the first accept completes synchronously on a busy listener.
         await Task.Yield();
@@ -174,11 +177,11 @@ public sealed class ConnectionServer : IAsyncDisposable
                 _connections.Add(tracked);
             }
             Interlocked.Increment(ref _activeConnections);
-            tracked.Task = RunAsync(tracked);
+            tracked.Task = RunAsync(tracked, handler);
         }
     }
 
-    private async Task RunAsync(TrackedConnection tracked)
+    private async Task RunAsync(TrackedConnection tracked, ConnectionDelegate handler)
     {
         // The handler runs on the thread pool, not inline on the accept loop: its synchronous
         // prefix (parsing a first request already received) must not delay the next accept.
@@ -186,7 +189,7 @@ public sealed class ConnectionServer : IAsyncDisposable
         var connection = tracked.Connection;
         try
         {
-            await _handler(connection).ConfigureAwait(false);
+            await handler(connection).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

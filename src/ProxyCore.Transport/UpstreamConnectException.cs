@@ -19,6 +19,12 @@ public enum UpstreamConnectFailure
 
     /// <summary>The name did not resolve. Map to 502.</summary>
     DnsFailure,
+
+    /// <summary>
+    /// The TLS handshake failed: the certificate was not trusted or not for this name, no common version
+    /// or ALPN id, or the peer does not speak TLS. Map to 502; nothing of the request was sent.
+    /// </summary>
+    Tls,
 }
 
 /// <summary>

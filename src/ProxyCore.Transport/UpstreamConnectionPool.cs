@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using ProxyCore.Transport.Tls;
 
 namespace ProxyCore.Transport;
 
@@ -28,7 +29,7 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
 
     private readonly IConnectionFactory _factory;
     private readonly TimeProvider _timeProvider;
-    private readonly ConcurrentDictionary<EndPoint, EndpointPool> _pools = new();
+    private readonly ConcurrentDictionary<PoolKey, EndpointPool> _pools = new();
     private readonly ITimer _evictionTimer;
     private readonly List<ConnectionContext> _evicted = [];  // only touched by the eviction pass (guarded by _evicting)
     private int _evicting;
@@ -60,7 +61,7 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ObjectDisposedException.ThrowIf(_disposed, this);
 
-        var pool = _pools.GetOrAdd(endPoint, static (ep, self) => new EndpointPool(self, ep), this);
+        var pool = _pools.GetOrAdd(new PoolKey(endPoint, options.Tls), static (key, self) => new EndpointPool(self, key.EndPoint, key.Tls), this);
         while (pool.TryPop(out var connection))
         {
             if (IsUsable(connection))
@@ -135,6 +136,10 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         try
         {
             var connection = await _factory.ConnectAsync(pool.EndPoint, linked.Token).ConfigureAwait(false);
+            if (pool.Tls is { } tls)
+            {
+                connection = await tls.AuthenticateAsync(connection, pool.EndPoint, linked.Token).ConfigureAwait(false);
+            }
             return new UpstreamLease(connection, isReused: false, pool, options);
         }
         catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
@@ -234,8 +239,11 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         }
     }
 
+    /// <summary>Connections are interchangeable when they go to the same endpoint with the same TLS settings (or none).</summary>
+    private readonly record struct PoolKey(EndPoint EndPoint, UpstreamTlsOptions? Tls);
+
     /// <summary>The idle connections of one endpoint: a ring buffer, newest at the tail, oldest at the head.</summary>
-    internal sealed class EndpointPool(UpstreamConnectionPool owner, EndPoint endPoint)
+    internal sealed class EndpointPool(UpstreamConnectionPool owner, EndPoint endPoint, UpstreamTlsOptions? tls)
     {
         private readonly Lock _lock = new();
         private Entry[] _entries = new Entry[4];
@@ -244,6 +252,9 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         private bool _closed;
 
         public EndPoint EndPoint { get; } = endPoint;
+
+        /// <summary>How new connections are wrapped in TLS; null for plaintext.</summary>
+        public UpstreamTlsOptions? Tls { get; } = tls;
 
         public bool TryPop(out ConnectionContext connection)
         {

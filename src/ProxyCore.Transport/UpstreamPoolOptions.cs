@@ -1,3 +1,5 @@
+using ProxyCore.Transport.Tls;
+
 namespace ProxyCore.Transport;
 
 /// <summary>How the upstream pool dials and keeps connections to one cluster's destinations.</summary>
@@ -24,6 +26,13 @@ public sealed class UpstreamPoolOptions
     /// Unbounded, one burst leaves as many idle connections as it had concurrent requests.
     /// </summary>
     public int MaxIdlePerEndpoint { get; init; } = 64;
+
+    /// <summary>
+    /// TLS to the destinations (https:// addresses), null for plaintext. <see cref="ConnectTimeout"/> covers
+    /// the TCP connect and the handshake together. Connections are pooled per endpoint and TLS settings, so
+    /// plain and TLS connections (or two SNI names) to one address never mix.
+    /// </summary>
+    public UpstreamTlsOptions? Tls { get; init; }
 
     /// <summary>The defaults above.</summary>
     public static UpstreamPoolOptions Default { get; } = new();
