@@ -11,6 +11,7 @@ using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.Model;
 using ProxyCore.Transport;
+using ProxyCore.Transport.Tls;
 
 namespace ProxyCore.Server;
 
@@ -27,6 +28,7 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly AccessLog? _accessLog;
     private readonly ProxyConfig _startConfig;
     private ProxyCore.Proxy.Tracing.OtlpExporter? _spans;
+    private IReadOnlyList<TlsServerOptions?> _tlsListeners = [];
     private readonly ActiveHealthChecker _healthChecker;
     private readonly OutlierDetector _outliers;
     private volatile bool _draining;
@@ -109,10 +111,11 @@ public sealed class ProxyHost : IAsyncDisposable
         var http2 = config.Listeners.Any(l => l.Protocols.Contains("http2"))
             ? new Http2ConnectionOptions { MaxHeaderListSize = (int)limits.MaxHeaderBytes }
             : null;
-        proxyServer = new ConnectionServer(connection => ServeAsync(connection, application, http1, http2, proxyServer!, maxConnections),
+        proxyServer = new ConnectionServer(connection => ServeAsync(connection, application, http1, http2, true, proxyServer!),
             (message, e) => Log.Warn($"{message}: {e.Message}"));
 
         var listenEndPoints = new List<IPEndPoint>();
+        var tlsListeners = new List<TlsServerOptions?>();
         ConnectionServer? adminServer = null;
         IPEndPoint? adminEndPoint = null;
         ProxyHost? host = null;
@@ -120,14 +123,27 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             foreach (var listener in config.Listeners)
             {
+                // Per listener: its protocols, and TLS in front when it has a tls block. The connection limit
+                // comes first, so a connection over it costs no handshake.
+                var builder = new ConnectionBuilder().Use(next => connection => LimitConnectionsAsync(connection, next, proxyServer, maxConnections));
+                TlsServerOptions? tls = null;
+                if (listener.Tls is { } tlsConfig)
+                {
+                    tls = new TlsServerOptions(TlsModel.BuildServerCertificates(tlsConfig, listener.Protocols)) { HandshakeTimeout = tlsConfig.HandshakeTimeout };
+                    builder.Use(TlsServerMiddleware.Create(tls));
+                }
+                tlsListeners.Add(tls);
+                var listenerHttp2 = listener.Protocols.Contains("http2") ? http2 : null;
+                bool allowHttp1 = listener.Protocols.Contains("http1");
+                var handler = builder.Build(connection => ServeAsync(connection, application, http1, listenerHttp2, allowHttp1, proxyServer));
                 var bound = SocketConnectionListener.Bind(ParseEndPoint(listener.Address));
                 listenEndPoints.Add((IPEndPoint)bound.EndPoint);
-                proxyServer.Start(bound);
+                proxyServer.Start(bound, handler);
             }
             if (config.Admin.Enabled)
             {
                 var admin = new AdminApplication(state, metrics, () => host is { _draining: false });
-                adminServer = new ConnectionServer(connection => ServeAsync(connection, admin, Http1ConnectionOptions.Default, null, adminServer!, 64),
+                adminServer = new ConnectionServer(connection => LimitConnectionsAsync(connection, c => ServeAsync(c, admin, Http1ConnectionOptions.Default, null, true, adminServer!), adminServer!, 64),
                     (message, e) => Log.Warn($"admin {message}: {e.Message}"));
                 var bound = SocketConnectionListener.Bind(ParseEndPoint(config.Admin.Address));
                 adminEndPoint = (IPEndPoint)bound.EndPoint;
@@ -143,33 +159,51 @@ public sealed class ProxyHost : IAsyncDisposable
         // Probes dial on their own factory, not through the pool: a probe must see a fresh connect.
         var healthChecker = new ActiveHealthChecker(new SocketConnectionFactory(), TimeProvider.System);
         healthChecker.Start(state.Current);
-        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers) { _spans = spans };
+        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers) { _spans = spans, _tlsListeners = tlsListeners };
         return host;
     }
 
-    private static async Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options,
-        Http2ConnectionOptions? http2, ConnectionServer server, int maxConnections)
+    private static Task LimitConnectionsAsync(ConnectionContext connection, ConnectionDelegate next, ConnectionServer server, int maxConnections)
     {
         if (maxConnections > 0 && server.ActiveConnections > maxConnections)
         {
             // Over the connection limit: close at once rather than queue work we cannot serve.
             connection.Abort();
-            return;
+            return Task.CompletedTask;
         }
+        return next(connection);
+    }
+
+    /// <summary>
+    /// Picks the protocol: over TLS, what ALPN agreed on ("h2" → HTTP/2; "http/1.1" or no ALPN → HTTP/1.1,
+    /// unless the listener serves HTTP/2 only); in plaintext, the h2c preface decides.
+    /// </summary>
+    private static async Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options,
+        Http2ConnectionOptions? http2, bool allowHttp1, ConnectionServer server)
+    {
+        bool useHttp2 = false;
         if (http2 is not null)
         {
-            var protocol = await PeekProtocolAsync(connection, options.HeaderReadTimeout).ConfigureAwait(false);
-            if (protocol == Http2PrefaceStatus.Incomplete)
+            if (connection.IsTls)
             {
-                connection.Abort(); // Silent (or too slow) to say which protocol: nothing to serve.
-                return;
+                useHttp2 = connection.NegotiatedProtocol == "h2" || (!allowHttp1 && connection.NegotiatedProtocol is null);
             }
-            if (protocol == Http2PrefaceStatus.Match)
+            else
             {
-                var h2 = new Http2Connection(connection, application, http2, server.Stopping);
-                await h2.RunAsync().ConfigureAwait(false);
-                return;
+                var protocol = await PeekProtocolAsync(connection, options.HeaderReadTimeout).ConfigureAwait(false);
+                if (protocol == Http2PrefaceStatus.Incomplete || (protocol == Http2PrefaceStatus.Mismatch && !allowHttp1))
+                {
+                    connection.Abort(); // Silent (or too slow) to say which protocol, or one this listener does not serve.
+                    return;
+                }
+                useHttp2 = protocol == Http2PrefaceStatus.Match;
             }
+        }
+        if (useHttp2)
+        {
+            var h2 = new Http2Connection(connection, application, http2!, server.Stopping);
+            await h2.RunAsync().ConfigureAwait(false);
+            return;
         }
         var http1 = new Http1Connection(connection, application, options, server.Stopping);
         await http1.RunAsync().ConfigureAwait(false);
@@ -223,15 +257,50 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             notes.Add("listeners, admin address, limits, forwarding, tracing and access log are read at start: restart to apply those changes");
         }
+        else
+        {
+            RotateCertificates(config, notes);
+        }
         // Probe the new snapshot's destinations; their states (and so their verdicts) carried over.
         _healthChecker.Start(_state.Swap(config));
         return notes;
+    }
+
+    /// <summary>
+    /// Certificate rotation without a restart: each TLS listener re-reads its certificate files and new
+    /// handshakes use them; connections already up keep theirs. A listener whose files fail to load keeps
+    /// the certificates it had (the reason is in the notes).
+    /// </summary>
+    private void RotateCertificates(ProxyConfig config, List<string> notes)
+    {
+        for (int i = 0; i < _tlsListeners.Count && i < config.Listeners.Count; i++)
+        {
+            if (_tlsListeners[i] is not { } tls)
+            {
+                continue;
+            }
+            if (config.Listeners[i].Tls is not { } tlsConfig)
+            {
+                notes.Add($"listener {config.Listeners[i].Address}: TLS cannot be turned off by a reload: restart to apply");
+                continue;
+            }
+            try
+            {
+                tls.Certificates = TlsModel.BuildServerCertificates(tlsConfig, _startConfig.Listeners[i].Protocols);
+            }
+            catch (Exception ex)
+            {
+                notes.Add($"listener {config.Listeners[i].Address}: certificates not reloaded, the old ones keep serving: {ex.Message}");
+            }
+        }
     }
 
     private bool SameListeners(ProxyConfig config)
     {
         var a = _startConfig;
         return a.Listeners.Select(l => l.Address).SequenceEqual(config.Listeners.Select(l => l.Address))
+            && a.Listeners.Select(l => string.Join(',', l.Protocols)).SequenceEqual(config.Listeners.Select(l => string.Join(',', l.Protocols)))
+            && a.Listeners.Select(l => l.Tls is null).SequenceEqual(config.Listeners.Select(l => l.Tls is null))
             && a.Admin.Address == config.Admin.Address && a.Admin.Enabled == config.Admin.Enabled
             && a.Limits.MaxRequestLineBytes == config.Limits.MaxRequestLineBytes && a.Limits.MaxHeaderBytes == config.Limits.MaxHeaderBytes
             && a.Limits.MaxHeaderCount == config.Limits.MaxHeaderCount && a.Limits.MaxRequestBodyBytes == config.Limits.MaxRequestBodyBytes

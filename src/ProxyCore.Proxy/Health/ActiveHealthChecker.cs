@@ -99,7 +99,7 @@ public sealed class ActiveHealthChecker : IAsyncDisposable
                     {
                         continue;
                     }
-                    var probe = new Probe(destination.EndPoint, BuildRequest(check.Path, destination), expected, check.Timeout);
+                    var probe = new Probe(destination.EndPoint, BuildRequest(check.Path, destination), expected, check.Timeout, destination.Cluster.PoolOptions.Tls);
                     var delay = InitialDelay(check.Interval, _random);
                     var state = destination.State;
                     _loops.Add(Task.Run(() => RunAsync(probe, state, check, delay, generation.Token)));
@@ -188,6 +188,12 @@ public sealed class ActiveHealthChecker : IAsyncDisposable
         try
         {
             connection = await connections.ConnectAsync(probe.EndPoint, token).ConfigureAwait(false);
+            if (probe.Tls is { } tls)
+            {
+                // An https:// destination is probed over TLS, with the cluster's trust: a certificate the
+                // relay would refuse makes the destination unhealthy rather than healthy-but-unusable.
+                connection = await tls.AuthenticateAsync(connection, probe.EndPoint, token).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -250,7 +256,7 @@ public sealed class ActiveHealthChecker : IAsyncDisposable
     }
 
     /// <summary>What a probe of one destination sends and expects.</summary>
-    internal sealed record Probe(EndPoint EndPoint, byte[] Request, StatusRanges Expected, TimeSpan Timeout);
+    internal sealed record Probe(EndPoint EndPoint, byte[] Request, StatusRanges Expected, TimeSpan Timeout, ProxyCore.Transport.Tls.UpstreamTlsOptions? Tls = null);
 }
 
 /// <summary>

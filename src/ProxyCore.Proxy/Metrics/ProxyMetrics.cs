@@ -53,6 +53,9 @@ public sealed class ProxyMetrics
         sb.Append("# HELP proxycore_connections Open connections by side.\n# TYPE proxycore_connections gauge\n");
         sb.Append("proxycore_connections{side=\"client\"} ").Append(TransportMetrics.ClientConnectionsOpen).Append('\n');
         sb.Append("proxycore_connections{side=\"upstream\"} ").Append(TransportMetrics.UpstreamConnectionsOpen).Append('\n');
+        sb.Append("# HELP proxycore_tls_handshakes_total Client TLS handshakes by result (failed: plaintext clients, scanners, no common version or ALPN, timeouts).\n# TYPE proxycore_tls_handshakes_total counter\n");
+        sb.Append("proxycore_tls_handshakes_total{result=\"ok\"} ").Append(ProxyCore.Transport.Tls.TlsServerMiddleware.HandshakesCompleted).Append('\n');
+        sb.Append("proxycore_tls_handshakes_total{result=\"failed\"} ").Append(ProxyCore.Transport.Tls.TlsServerMiddleware.HandshakesFailed).Append('\n');
         sb.Append("# HELP proxycore_upstream_retries_total Tries retried under a route retry policy (connect failure, timeout, reset or a listed status).\n# TYPE proxycore_upstream_retries_total counter\n");
         sb.Append("proxycore_upstream_retries_total ").Append(Volatile.Read(ref _upstreamRetries)).Append('\n');
         WriteRuntime(sb);

@@ -61,14 +61,7 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             }
             if (listener.Tls is { } tls)
             {
-                if (string.IsNullOrWhiteSpace(tls.Certificate))
-                {
-                    Error(path + ".tls.certificate", "a PEM certificate file is required");
-                }
-                if (string.IsNullOrWhiteSpace(tls.Key))
-                {
-                    Error(path + ".tls.key", "a PEM private key file is required");
-                }
+                ValidateListenerTls(tls, path + ".tls");
             }
         }
         return seen;
@@ -98,6 +91,7 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             var cluster = config.Clusters[i];
             string path = $"$.clusters[{i}]";
             ValidateClusterPolicies(cluster, path);
+            ValidateClusterTls(cluster, path);
             if (cluster.CircuitBreaker is { MaxConcurrentRequests: < 1 })
             {
                 Error(path + ".circuitBreaker.maxConcurrentRequests", "must be at least 1");
@@ -128,9 +122,9 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
                 {
                     Error(dpath + ".address", error!);
                 }
-                else if (parsed.IsHttps)
+                else if (d > 0 && Addresses.TryParseDestination(cluster.Destinations[0].Address, out var first, out _) && first.IsHttps != parsed.IsHttps)
                 {
-                    Error(dpath + ".address", "TLS to upstreams (https://) is not supported yet");
+                    Error(dpath + ".address", "mixes http:// and https:// in one cluster: TLS settings are per cluster, so split them into two clusters");
                 }
                 else if (!addresses.Add(destination.Address))
                 {

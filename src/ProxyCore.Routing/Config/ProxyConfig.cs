@@ -57,13 +57,54 @@ public sealed class ListenerConfig
     public TlsConfig? Tls { get; set; }
 }
 
+/// <summary>
+/// TLS termination on a listener. The simple form is one certificate (<see cref="Certificate"/> and
+/// <see cref="Key"/>); <see cref="Certificates"/> adds more, chosen by the SNI host name the client
+/// sends. ALPN offers "h2" and/or "http/1.1" as the listener's protocols allow.
+/// </summary>
 public sealed class TlsConfig
+{
+    /// <summary>PEM certificate (chain) file: leaf first, then intermediates. The default certificate; optional when <see cref="Certificates"/> is given (its first entry is then the default).</summary>
+    public string Certificate { get; set; } = "";
+
+    /// <summary>PEM private key file (PKCS#8, RSA or EC; unencrypted) of <see cref="Certificate"/>.</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>Further certificates, each for the SNI host names it lists. Empty: one certificate for every name.</summary>
+    public IReadOnlyList<TlsCertificateConfig> Certificates { get; set; } = [];
+
+    /// <summary>Time from accept to a finished handshake; default 10s, then the connection is closed.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Oldest TLS version accepted: "1.2" (default) or "1.3".</summary>
+    public string MinVersion { get; set; } = "1.2";
+}
+
+/// <summary>One SNI certificate of a TLS listener.</summary>
+public sealed class TlsCertificateConfig
 {
     /// <summary>PEM certificate (chain) file.</summary>
     public string Certificate { get; set; } = "";
 
     /// <summary>PEM private key file.</summary>
     public string Key { get; set; } = "";
+
+    /// <summary>Host names served with this certificate: exact ("a.example") or wildcard ("*.b.example", any depth).</summary>
+    public IReadOnlyList<string> Hosts { get; set; } = [];
+}
+
+/// <summary>TLS to a cluster's https:// destinations. Absent: verify against the system trust store with each destination's host as SNI.</summary>
+public sealed class UpstreamTlsConfig
+{
+    /// <summary>SNI sent and name the certificate must carry; default each destination's host.</summary>
+    public string? ServerName { get; set; }
+
+    /// <summary>PEM file of CA certificates to trust instead of the system store (a private CA, self-signed certificates).</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>Accept any certificate, unverified. Dangerous: anyone between the proxy and the upstream can read and change the traffic. Default false.</summary>
+    public bool InsecureSkipVerify { get; set; }
 }
 
 public sealed class AdminConfig
@@ -352,6 +393,9 @@ public sealed class ClusterConfig
 
     /// <summary>Passive ejection of destinations that fail real requests. Absent: nothing is ejected.</summary>
     public OutlierDetectionConfig? OutlierDetection { get; set; }
+
+    /// <summary>TLS settings for https:// destinations (server name, CA file). Absent: system trust, SNI = destination host.</summary>
+    public UpstreamTlsConfig? Tls { get; set; }
 }
 
 public sealed class CircuitBreakerConfig
@@ -423,7 +467,7 @@ public sealed class OutlierDetectionConfig
 
 public sealed class DestinationConfig
 {
-    /// <summary>"http://host:port[/path-prefix]".</summary>
+    /// <summary>"http://host:port[/path-prefix]" or "https://…" (TLS; see <see cref="ClusterConfig.Tls"/>).</summary>
     public string Address { get; set; } = "";
 
     /// <summary>Relative share under weighted-round-robin (other policies ignore it); default 1, 0 = takes no traffic.</summary>

@@ -8,7 +8,7 @@ namespace ProxyCore.Routing.Model;
 public sealed class ClusterModel
 {
     internal ClusterModel(string id, DestinationModel[] destinations, ILoadBalancer loadBalancer,
-        TimeSpan connectTimeout, TimeSpan idleTimeout, int maxIdleConnectionsPerDestination)
+        TimeSpan connectTimeout, TimeSpan idleTimeout, int maxIdleConnectionsPerDestination, Transport.Tls.UpstreamTlsOptions? tls = null)
     {
         Id = id;
         Destinations = destinations;
@@ -21,6 +21,7 @@ public sealed class ClusterModel
             ConnectTimeout = connectTimeout,
             IdleTimeout = idleTimeout,
             MaxIdlePerEndpoint = maxIdleConnectionsPerDestination,
+            Tls = tls,
         };
     }
 
@@ -40,7 +41,7 @@ public sealed class ClusterModel
 
     public int MaxIdleConnectionsPerDestination { get; }
 
-    /// <summary>The same three settings as the upstream pool takes them, built once per snapshot.</summary>
+    /// <summary>The same settings (and TLS for https:// destinations) as the upstream pool takes them, built once per snapshot.</summary>
     public UpstreamPoolOptions PoolOptions { get; }
 
     /// <summary>Requests in flight past which the cluster answers 503 at once (circuit breaker); int.MaxValue when unset.</summary>

@@ -47,7 +47,7 @@ public sealed class ProxySnapshot
             }
             clusters[cluster.Id] = new ClusterModel(cluster.Id, destinations,
                 LoadBalancing.LoadBalancers.Create(cluster.LoadBalancing, destinations, random),
-                cluster.ConnectTimeout, cluster.IdleTimeout, cluster.MaxIdleConnectionsPerDestination)
+                cluster.ConnectTimeout, cluster.IdleTimeout, cluster.MaxIdleConnectionsPerDestination, TlsModel.BuildUpstream(cluster))
             {
                 Config = cluster,
                 MaxConcurrentRequests = cluster.CircuitBreaker?.MaxConcurrentRequests ?? int.MaxValue,
