@@ -139,7 +139,9 @@ internal sealed partial class ConfigValidator
         }
         if (roots.Count == 0)
         {
-            error = $"'{path}' holds no -----BEGIN CERTIFICATE----- block";
+            error = File.ReadAllText(path).Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)
+                ? $"'{path}' is not a readable PEM file of CA certificates: its CERTIFICATE block does not decode"
+                : $"'{path}' holds no -----BEGIN CERTIFICATE----- block";
             return null;
         }
         return roots;

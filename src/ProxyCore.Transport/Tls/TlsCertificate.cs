@@ -50,7 +50,9 @@ public sealed class TlsCertificate
         }
         if (chain.Count == 0)
         {
-            error = $"'{certificatePath}' holds no -----BEGIN CERTIFICATE----- block";
+            error = certificatePem.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)
+                ? $"'{certificatePath}' is not a readable PEM certificate: its CERTIFICATE block does not decode"
+                : $"'{certificatePath}' holds no -----BEGIN CERTIFICATE----- block";
             DisposeAll(chain);
             return null;
         }
@@ -80,8 +82,9 @@ public sealed class TlsCertificate
             // Takes the first certificate of the file and the key that matches its algorithm.
             leaf = X509Certificate2.CreateFromPem(certificatePem, keyPem);
         }
-        catch (CryptographicException ex)
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
+            // ArgumentException: the key parsed but is not this certificate's.
             error = KeyReadable(keyPem)
                 ? $"the private key in '{keyPath}' does not belong to the certificate in '{certificatePath}'"
                 : $"'{keyPath}' is not a readable private key: {ex.Message}";
