@@ -86,7 +86,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         destination.Cluster.State.Exit();
         // Only the upstream's own failures count against it: it could not be reached, broke the
         // exchange, or answered 5xx. A client going away or a bad request body is not its fault.
-        bool failure = error is ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout or ForwarderError.UpstreamClosed
+        bool failure = error is ForwarderError.ConnectFailed or ForwarderError.UpstreamTls or ForwarderError.ConnectTimeout or ForwarderError.UpstreamClosed
             or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite
             || (error == ForwarderError.None && exchange.Response.StatusCode >= 500);
         destination.State.EndRequest(success: !failure);

@@ -35,6 +35,8 @@ public enum ForwarderError : byte
     UpstreamStatus,
     /// <summary>The cluster's circuit breaker is open: too many requests in flight (503).</summary>
     CircuitOpen,
+    /// <summary>The TLS handshake with an https:// upstream failed: untrusted or misnamed certificate, no common version, not TLS (502). Nothing was sent: safe to retry.</summary>
+    UpstreamTls,
 }
 
 public static class ForwarderErrors
@@ -67,6 +69,7 @@ public static class ForwarderErrors
         ForwarderError.ClientGone => "client-gone",
         ForwarderError.UpstreamStatus => "upstream-status",
         ForwarderError.CircuitOpen => "circuit-open",
+        ForwarderError.UpstreamTls => "upstream-tls-failed",
         _ => "none",
     };
 
@@ -83,6 +86,7 @@ public static class ForwarderErrors
         ForwarderError.RequestBody => "The request body is malformed or incomplete.",
         ForwarderError.RequestBodyTooLarge => "The request body is larger than this route allows.",
         ForwarderError.CircuitOpen => "The cluster is at its limit of requests in flight; try again shortly.",
+        ForwarderError.UpstreamTls => "The TLS handshake with the upstream failed (certificate not trusted or not issued for its name?).",
         _ => "The response could not be relayed.",
     };
 }

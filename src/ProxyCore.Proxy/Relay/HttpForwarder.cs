@@ -157,7 +157,12 @@ public sealed class HttpForwarder
                         }
                         catch (UpstreamConnectException e)
                         {
-                            error = e.Reason == UpstreamConnectFailure.Timeout ? ForwarderError.ConnectTimeout : ForwarderError.ConnectFailed;
+                            error = e.Reason switch
+                            {
+                                UpstreamConnectFailure.Timeout => ForwarderError.ConnectTimeout,
+                                UpstreamConnectFailure.Tls => ForwarderError.UpstreamTls,
+                                _ => ForwarderError.ConnectFailed,
+                            };
                             if (retry is { OnConnectFailure: true } && await PrepareRetryAsync(context, route, destination, error, ++retries).ConfigureAwait(false) is { } next)
                             {
                                 destination = context.Destination = next;
