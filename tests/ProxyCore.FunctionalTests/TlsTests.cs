@@ -255,6 +255,36 @@ public sealed class TlsTests : IDisposable
         return ssl.RemoteCertificate!.Subject;
     }
 
+    [Fact]
+    public async Task ValidateCommand_TlsMistakes_ListedWithTheirPaths()
+    {
+        string config = _pki.Write("config.json", $$"""
+            { "listeners": [ { "address": "127.0.0.1:0", "protocols": ["http1", "h3"],
+                               "tls": { "certificate": "{{_pki.Directory}}/missing.pem", "key": "{{_local.Key}}",
+                                        "certificates": [ { "certificate": "{{_a.Certificate}}", "key": "{{_b.Key}}", "hosts": ["a.*.example"] } ] } } ],
+              "routes": [ { "id": "r", "match": { "path": "/" }, "cluster": "c" } ],
+              "clusters": [ { "id": "c", "destinations": [ { "address": "https://127.0.0.1:1" } ], "tls": { "caFile": "{{_pki.Directory}}/nope.pem" } } ] }
+            """);
+
+        var (code, output) = await ProxyProcess.RunAsync("validate", config);
+
+        Assert.Equal(1, code);
+        Assert.Contains("$.listeners[0].protocols[1]", output);
+        Assert.Contains("$.listeners[0].tls.certificate", output);
+        Assert.Contains("$.listeners[0].tls.certificates[0].key", output);
+        Assert.Contains("does not belong to the certificate", output);
+        Assert.Contains("$.listeners[0].tls.certificates[0].hosts[0]", output);
+        Assert.Contains("$.clusters[0].tls.caFile", output);
+
+        string good = _pki.Write("good.json", $$"""
+            { "listeners": [ { "address": "127.0.0.1:0", "tls": { "certificate": "{{_local.Certificate}}", "key": "{{_local.Key}}" } } ],
+              "routes": [ { "id": "r", "match": { "path": "/" }, "cluster": "c" } ],
+              "clusters": [ { "id": "c", "destinations": [ { "address": "https://127.0.0.1:1" } ], "tls": { "caFile": "{{_pki.CaFile}}" } } ] }
+            """);
+        (code, output) = await ProxyProcess.RunAsync("validate", good);
+        Assert.True(code == 0, output);
+    }
+
     // ---- upstream TLS: the proxy dials an https:// destination (a second ProxyCore terminating TLS) ----
 
     /// <summary>A plain front proxy whose cluster points at a TLS-terminating ProxyCore in front of the mock.</summary>
