@@ -123,9 +123,10 @@ public static class Program
         }
 
         await using var host = ProxyHost.Start(config);
-        foreach (var endPoint in host.ListenEndPoints)
+        for (int i = 0; i < host.ListenEndPoints.Count; i++)
         {
-            Log.Info($"proxycore {Version} listening on http://{endPoint}");
+            string scheme = config.Listeners[i].Tls is null ? "http" : "https";
+            Log.Info($"proxycore {Version} listening on {scheme}://{host.ListenEndPoints[i]}");
         }
         if (host.AdminEndPoint is not null)
         {
