@@ -55,6 +55,92 @@ public sealed class SteadyStateAllocationTests
         }
     }
 
+    /// <summary>
+    /// The same over TLS from client to proxy. The clients' own SslStreams run in this process and are
+    /// counted too, so the bound is on both ends together; the point is that TLS adds no per-request
+    /// garbage that grows with traffic (a leak of buffers or boxes per record would show here).
+    /// </summary>
+    [Fact]
+    public async Task KeepAliveGets_OverTls_AllocateUnder32BytesPerRequestBothEndsCounted()
+    {
+        using var pki = new ProxyCore.Tests.Shared.TestCertificates();
+        var (certificate, key) = pki.Issue("alloc", "127.0.0.1");
+        using var upstream = new TcpListener(IPAddress.Loopback, 0);
+        upstream.Start();
+        using var stop = new CancellationTokenSource();
+        var upstreamTask = Task.Run(() => ServeFixedAsync(upstream, stop.Token));
+
+        var config = ProxyConfig.ForUpstream("127.0.0.1:0", $"http://{upstream.LocalEndpoint}");
+        config.Listeners[0].Tls = new TlsConfig { Certificate = certificate, Key = key };
+        config.Admin = new AdminConfig { Enabled = false };
+        await using var proxy = ProxyHost.Start(config);
+
+        const int connections = 16;
+        var clients = new System.Net.Security.SslStream[connections];
+        for (int i = 0; i < connections; i++)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(proxy.ListenEndPoints[0]);
+            clients[i] = new System.Net.Security.SslStream(new NetworkStream(socket, ownsSocket: true));
+            await clients[i].AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "127.0.0.1",
+                RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+            });
+        }
+        try
+        {
+            await RunTlsAsync(clients, 1000);
+            await RunTlsAsync(clients, 1000);
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            await RunTlsAsync(clients, 1000);
+            long perRequest = (GC.GetTotalAllocatedBytes(precise: true) - before) / (connections * 1000L);
+            Assert.True(perRequest < 32, $"{perRequest} B allocated per proxied TLS request (client and proxy)");
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+            stop.Cancel();
+        }
+    }
+
+    private static Task RunTlsAsync(System.Net.Security.SslStream[] clients, int requestsEach)
+    {
+        var tasks = new Task[clients.Length];
+        for (int i = 0; i < clients.Length; i++)
+        {
+            tasks[i] = TlsClientLoopAsync(clients[i], requestsEach);
+        }
+        return Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    private static async Task TlsClientLoopAsync(System.Net.Security.SslStream client, int requests)
+    {
+        var buffer = new byte[4096];
+        for (int i = 0; i < requests; i++)
+        {
+            await client.WriteAsync(s_request.AsMemory());
+            int received = 0;
+            while (true)
+            {
+                int n = await client.ReadAsync(buffer.AsMemory(received));
+                if (n == 0)
+                {
+                    throw new IOException("proxy closed the connection");
+                }
+                received += n;
+                int headEnd = buffer.AsSpan(0, received).IndexOf("\r\n\r\n"u8);
+                if (headEnd >= 0 && received >= headEnd + 4 + 64)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
     private static Task RunAsync(Socket[] clients, int requestsEach)
     {
         var tasks = new Task[clients.Length];
