@@ -392,6 +392,39 @@ public sealed class TlsTests : IDisposable
         Assert.Equal(body, await response.Content.ReadAsByteArrayAsync());
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task HealthCheck_HttpsDestination_ProbedOverTlsWithTheClusterTrust(bool trusted)
+    {
+        using var otherPki = new TestCertificates("Some Other CA");
+        var (front, back) = await StartChainAsync(new UpstreamTlsConfig { CaFile = trusted ? _pki.CaFile : otherPki.CaFile });
+        await using var _ = front;
+        await using var __ = back;
+        var config = TestHost.DefaultConfig($"https://127.0.0.1:{back.ProxyEndPoint.Port}");
+        config.Clusters[^1].Tls = new UpstreamTlsConfig { CaFile = trusted ? _pki.CaFile : otherPki.CaFile };
+        config.Clusters[^1].HealthCheck = new HealthCheckConfig
+        {
+            Path = "/healthz", Interval = TimeSpan.FromMilliseconds(200), Timeout = TimeSpan.FromMilliseconds(150), HealthyThreshold = 1, UnhealthyThreshold = 2,
+        };
+        front.Proxy.Reload(config);
+        using var client = front.CreateClient();
+        string result = trusted ? "passed" : "failed";
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        string metrics;
+        while (!System.Text.RegularExpressions.Regex.IsMatch(metrics = await client.GetStringAsync($"{front.AdminUri}metrics"), $"result=\"{result}\"\\}} ([2-9]|[1-9][0-9]+)\n"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for two probes:\n" + metrics);
+            await Task.Delay(20);
+        }
+
+        // A certificate the relay would refuse makes the destination unhealthy (503), not healthy-but-failing (502).
+        Assert.Equal(trusted, front.Proxy.Current.Clusters["mock"].Destinations[0].State.Healthy);
+        using var response = await client.GetAsync("/hello");
+        Assert.Equal(trusted ? HttpStatusCode.OK : HttpStatusCode.ServiceUnavailable, response.StatusCode);
+    }
+
     [Fact]
     public async Task UpstreamPool_TlsDial_ExposesNegotiatedAlpnAndReusesTheConnection()
     {
