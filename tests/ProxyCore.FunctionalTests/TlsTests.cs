@@ -411,16 +411,18 @@ public sealed class TlsTests : IDisposable
         using var client = front.CreateClient();
         string result = trusted ? "passed" : "failed";
 
+        // Two probes with this result, and the verdict they lead to (probes counted before the verdict is stored).
+        var state = front.Proxy.Current.Clusters["mock"].Destinations[0].State;
+        var probes = new System.Text.RegularExpressions.Regex($"proxycore_health_checks_total\\{{[^}}]*result=\"{result}\"\\}} ([2-9]|[1-9][0-9]+)\n");
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         string metrics;
-        while (!System.Text.RegularExpressions.Regex.IsMatch(metrics = await client.GetStringAsync($"{front.AdminUri}metrics"), $"result=\"{result}\"\\}} ([2-9]|[1-9][0-9]+)\n"))
+        while (!probes.IsMatch(metrics = await client.GetStringAsync($"{front.AdminUri}metrics")) || state.Healthy != trusted)
         {
-            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for two probes:\n" + metrics);
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for two {result} probes and healthy={trusted}:\n" + metrics);
             await Task.Delay(20);
         }
 
         // A certificate the relay would refuse makes the destination unhealthy (503), not healthy-but-failing (502).
-        Assert.Equal(trusted, front.Proxy.Current.Clusters["mock"].Destinations[0].State.Healthy);
         using var response = await client.GetAsync("/hello");
         Assert.Equal(trusted ? HttpStatusCode.OK : HttpStatusCode.ServiceUnavailable, response.StatusCode);
     }
