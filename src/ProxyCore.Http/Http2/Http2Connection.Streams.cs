@@ -11,6 +11,11 @@ public sealed partial class Http2Connection
     {
         int streamId = frame.StreamId;
         int length = frame.FlowControlledLength;
+        if (length == 0 && !frame.EndStream && !SpendControlBudget())
+        {
+            // An empty DATA frame without END_STREAM carries nothing: a flood of them is work for free.
+            return new(false);
+        }
         // §6.9.1: "A sender MUST NOT send a flow-controlled frame with a length that exceeds the space
         // available in either of the flow-control windows advertised by the receiver." The connection
         // window is checked first: "frames received in error" still count against it.
@@ -135,6 +140,10 @@ public sealed partial class Http2Connection
     /// <summary>A stream error (§5.4.2): reset the stream if it is open, and send RST_STREAM.</summary>
     private ValueTask<bool> StreamErrorAsync(int streamId, Http2ErrorCode code)
     {
+        if (!SpendControlBudget())
+        {
+            return new(false); // each stream error is a RST_STREAM we write
+        }
         lock (_streamsLock)
         {
             if (_streams.TryGetValue(streamId, out var stream))
@@ -169,18 +178,26 @@ public sealed partial class Http2Connection
             // treat this as a connection error (Section 5.4.1) of type PROTOCOL_ERROR."
             return Fail(Http2ErrorCode.PROTOCOL_ERROR);
         }
+        bool unfinished = false;
         lock (_streamsLock)
         {
             if (_streams.TryGetValue(streamId, out var stream))
             {
+                // Cancelled while its response was still being produced: the application's work (the
+                // upstream request) is aborted through the exchange's Aborted token.
+                unfinished = !stream.IsReset && !stream.ResponseCompleted;
                 ResetLocked(stream, byUs: false);
             }
         }
-        return true;
+        return unfinished ? SpendRapidResetBudget() : SpendControlBudget();
     }
 
     private ValueTask<bool> OnSettingsAsync(in Http2Frame frame)
     {
+        if (!SpendControlBudget())
+        {
+            return new(false); // each SETTINGS is applied to every stream and answered
+        }
         if (frame.IsAck)
         {
             return new(true); // Our settings are in force; nothing waits on it.
@@ -244,6 +261,11 @@ public sealed partial class Http2Connection
     {
         int streamId = frame.StreamId;
         int increment = frame.WindowSizeIncrement;
+        if (increment < TinyWindowIncrement && !SpendControlBudget())
+        {
+            // Real clients give window back in large steps; a stream of one-octet updates is a flood.
+            return new(false);
+        }
         if (streamId == 0)
         {
             lock (_windowLock)
@@ -270,12 +292,14 @@ public sealed partial class Http2Connection
             return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
         }
         bool overflow = false;
+        bool open = false;
         lock (_streamsLock)
         {
             // Closed streams: §5.1 "WINDOW_UPDATE or RST_STREAM frames can be received in this state
             // for a short period after" END_STREAM: ignored.
             if (_streams.TryGetValue(streamId, out var stream) && !stream.IsReset)
             {
+                open = true;
                 lock (_windowLock)
                 {
                     stream.SendWindow += increment;
@@ -283,6 +307,10 @@ public sealed partial class Http2Connection
                     WakeLocked(stream);
                 }
             }
+        }
+        if (!open && increment >= TinyWindowIncrement && !SpendControlBudget())
+        {
+            return new(false); // for a stream that is gone: nothing to open
         }
         return overflow ? StreamErrorAsync(streamId, Http2ErrorCode.FLOW_CONTROL_ERROR) : new(true);
     }
@@ -477,6 +505,7 @@ public sealed partial class Http2Connection
     /// <summary>Ends the connection: GOAWAY after a connection error, streams aborted and awaited, pipes completed, pooled streams retired.</summary>
     private async Task CloseAsync()
     {
+        _idleTimer.Dispose();
         if (_failed)
         {
             try
