@@ -555,6 +555,10 @@ public sealed partial class Http2Connection
                         RememberClosed(stream.StreamId, resetByUs: true);
                         ReturnToPool(stream);
                     }
+                    if (!SpendControlBudget())
+                    {
+                        return new(false); // a stream of empty or broken HEADERS, each answered with RST_STREAM
+                    }
                     return WriteControlAsync(ControlFrame.RstStream, stream.StreamId, (uint)Http2ErrorCode.PROTOCOL_ERROR);
                 }
                 MergeCookies(stream.Request);

@@ -54,9 +54,14 @@ internal sealed class Http2TestClient : IAsyncDisposable
 
     public int ServerConnectionWindowIncrement { get; private set; }
 
-    public static async Task<Http2TestClient> StartAsync(IHttpApplication application, Http2ConnectionOptions? options = null, bool handshake = true)
+    /// <summary>
+    /// A connection to a new <see cref="Http2Connection"/>; several started with the same
+    /// <paramref name="transport"/>, application and options are neighbours on one server.
+    /// </summary>
+    public static async Task<Http2TestClient> StartAsync(IHttpApplication application, Http2ConnectionOptions? options = null, bool handshake = true,
+        InMemoryTransport? transport = null)
     {
-        var transport = new InMemoryTransport();
+        transport ??= new InMemoryTransport();
         var client = await transport.ConnectAsync(transport.EndPoint);
         var server = (await transport.AcceptAsync())!;
         var stopping = new CancellationTokenSource();
@@ -112,6 +117,9 @@ internal sealed class Http2TestClient : IAsyncDisposable
     public void WriteRaw(ReadOnlySpan<byte> bytes) => _output.Write(bytes);
 
     public async Task FlushAsync() => await _output.FlushAsync().AsTask().WaitAsync(Timeout);
+
+    /// <summary>A flush without a timeout: it stays pending while the server does not read (backpressure).</summary>
+    public Task StartFlush() => _output.FlushAsync().AsTask();
 
     public Task SendAsync(Action<IBufferWriter<byte>> write)
     {
