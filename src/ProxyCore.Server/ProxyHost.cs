@@ -111,6 +111,7 @@ public sealed class ProxyHost : IAsyncDisposable
             {
                 MaxHeaderListSize = (int)limits.MaxHeaderBytes,
                 IdleTimeout = limits.KeepAliveTimeout,
+                HeaderBlockTimeout = limits.HeaderReadTimeout,
                 MaxConcurrentStreams = limits.Http2.MaxConcurrentStreams,
                 InitialStreamWindowSize = (int)limits.Http2.InitialStreamWindowSize,
                 ConnectionWindowSize = (int)limits.Http2.ConnectionWindowSize,

@@ -28,6 +28,18 @@ internal sealed class FakeTimeProvider : TimeProvider
         }
     }
 
+    /// <summary>How far ahead the earliest armed timer is due; null when none is armed.</summary>
+    public TimeSpan? NextDueIn
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _timers.Count == 0 ? null : TimeSpan.FromTicks(_timers.Min(t => t.Due) - _now);
+            }
+        }
+    }
+
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
         var timer = new FakeTimer(this, callback, state);

@@ -370,7 +370,9 @@ public sealed partial class Http2Connection
             {
                 _streamsDrained?.TrySetResult();
             }
-            wakeReader = count == 0 && !_closing && (_stoppingRequested || _peerGoAway || _goAwaySent);
+            // The last stream finished: the read loop looks again, to close a draining connection or
+            // to arm the idle timeout (it waits in a read that started while streams were open).
+            wakeReader = count == 0 && !_closing;
         }
         if (retire is not null)
         {
@@ -381,7 +383,6 @@ public sealed partial class Http2Connection
         }
         if (wakeReader)
         {
-            // The last stream of a draining connection finished: the read loop may close now.
             _input.CancelPendingRead();
         }
     }

@@ -67,6 +67,7 @@ public sealed partial class Http2Connection
     private Http2ErrorCode _blockError;
     private int _blockBytes;
     private int _blockFrames;
+    private long _blockStarted; // TimeProvider timestamp of the block's HEADERS
     private Http2RequestFieldHandler _fieldHandler;
     private readonly RequestHead _discardHead = new();
 
@@ -81,7 +82,8 @@ public sealed partial class Http2Connection
     private readonly long _rapidResetWindowTicks;
     private readonly long _controlFrameWindowTicks;
 
-    // Idle connection timeout: armed while no stream is open, fires into the read loop.
+    // Idle connection timeout, armed while no stream is open, and header block timeout, armed while a
+    // block is incomplete: one timer, firing into the read loop.
     private readonly ITimer _idleTimer;
     private volatile bool _idleExpired;
     // A response found the connection's send window shut for StallTimeout: the read loop closes.
@@ -195,7 +197,7 @@ public sealed partial class Http2Connection
 
     private async Task<bool> ReadPrefaceAsync()
     {
-        using var timeout = new CancellationTokenSource(_options.PrefaceTimeout);
+        using var timeout = new CancellationTokenSource(_options.PrefaceTimeout, _options.TimeProvider);
         while (true)
         {
             ReadResult result;
@@ -238,18 +240,30 @@ public sealed partial class Http2Connection
                 Fail(Http2ErrorCode.ENHANCE_YOUR_CALM);
                 return;
             }
-            bool idle = _blockStreamId == 0 && ActiveStreamCount == 0;
+            bool blockOpen = _blockStreamId != 0;
+            bool idle = !blockOpen && ActiveStreamCount == 0;
             if ((_goAwaySent || _peerGoAway) && idle)
             {
                 return;
             }
 
-            if (idle)
+            if (blockOpen)
+            {
+                // From the block's first frame, not from the last: dribbling CONTINUATION frames does not extend it.
+                var left = _options.HeaderBlockTimeout - _options.TimeProvider.GetElapsedTime(_blockStarted);
+                if (left <= TimeSpan.Zero)
+                {
+                    Fail(Http2ErrorCode.ENHANCE_YOUR_CALM);
+                    return;
+                }
+                _idleTimer.Change(left, Timeout.InfiniteTimeSpan);
+            }
+            else if (idle)
             {
                 _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
             }
             var result = await _input.ReadAsync().ConfigureAwait(false);
-            if (idle)
+            if (idle || blockOpen)
             {
                 _idleTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
@@ -265,6 +279,11 @@ public sealed partial class Http2Connection
                 if (_idleExpired)
                 {
                     _idleExpired = false;
+                    if (blockOpen)
+                    {
+                        _input.AdvanceTo(buffer.Start);
+                        continue; // the loop's top finds the block's time spent
+                    }
                     if (idle && ActiveStreamCount == 0 && !_goAwaySent)
                     {
                         // Nothing open for IdleTimeout: a graceful close (§6.8), as HTTP/1.1's keep-alive timeout.
@@ -501,6 +520,7 @@ public sealed partial class Http2Connection
         _blockError = error;
         _blockBytes = 0;
         _blockFrames = 0;
+        _blockStarted = _options.TimeProvider.GetTimestamp();
         if (target == BlockTarget.Discard)
         {
             _discardHead.Reset();

@@ -96,6 +96,14 @@ public sealed class Http2ConnectionOptions
     /// </summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// How long one field block (HEADERS and its CONTINUATION frames) may take to arrive whole (default
+    /// 10 s, as <c>limits.headerReadTimeout</c> for an HTTP/1.1 head). Nothing else may be sent while a
+    /// block is open (§6.2), so a client that starts one and stalls holds the whole connection: past it,
+    /// GOAWAY ENHANCE_YOUR_CALM.
+    /// </summary>
+    public TimeSpan HeaderBlockTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The clock behind every timeout and rate window above (tests pass a fake one).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -58,14 +58,14 @@ public sealed class Http2AttackTests
         return streamId;
     }
 
-    /// <summary>Waits (bounded) until the server has armed a timer on the fake clock, so advancing it means something.</summary>
-    private static async Task WaitForTimerAsync(FakeTimeProvider clock, int count = 1)
+    /// <summary>Waits (bounded) until some timer on the fake clock is due within <paramref name="within"/>.</summary>
+    private static async Task WaitForTimerDueAsync(FakeTimeProvider clock, TimeSpan within)
     {
-        for (int i = 0; i < 1000 && clock.TimerCount < count; i++)
+        for (int i = 0; i < 1000 && !(clock.NextDueIn <= within); i++)
         {
             await Task.Delay(10);
         }
-        Assert.True(clock.TimerCount >= count, "the server never armed its timer");
+        Assert.True(clock.NextDueIn <= within, $"no timer due within {within} (next: {clock.NextDueIn})");
     }
 
     // ---- 1. Rapid Reset (CVE-2023-44487) ----
@@ -207,6 +207,40 @@ public sealed class Http2AttackTests
         await client.FlushAsync();
         var response = await client.ReadResponseAsync(1);
         Assert.Equal(200, response.Status);
+    }
+
+    [Theory]
+    [InlineData(false)] // HEADERS without END_HEADERS, then silence: the connection is blocked (§6.2)
+    [InlineData(true)]  // a CONTINUATION every 3 s: each frame must not buy more time
+    public async Task HeaderBlock_NotFinishedInTheTimeout_GoAwayEnhanceYourCalm(bool dribble)
+    {
+        var clock = new FakeTimeProvider();
+        var app = new AttackApplication();
+        var options = new Http2ConnectionOptions { TimeProvider = clock, HeaderBlockTimeout = TimeSpan.FromSeconds(10) };
+        var transport = new InMemoryTransport();
+        await using var victim = await Http2TestClient.StartAsync(app, options, transport: transport);
+        await using var neighbour = await Http2TestClient.StartAsync(app, options, transport: transport);
+
+        var block = victim.RequestBlock(path: "/");
+        RawFrame(victim, Http2FrameType.HEADERS, Http2FrameFlags.END_STREAM, 1, block.AsSpan(0, 1));
+        await victim.FlushAsync();
+        // The block's deadline is armed (the idle timers are a minute away): from here on it is
+        // absolute, so when the server takes each later frame does not matter.
+        await WaitForTimerDueAsync(clock, options.HeaderBlockTimeout);
+        for (int i = 1; i <= 3; i++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(3));
+            if (dribble)
+            {
+                RawFrame(victim, Http2FrameType.CONTINUATION, 0, 1, block.AsSpan(i, 1));
+                await victim.FlushAsync();
+            }
+        }
+        clock.Advance(TimeSpan.FromSeconds(1));
+
+        await victim.ExpectConnectionErrorAsync(Http2ErrorCode.ENHANCE_YOUR_CALM);
+        Assert.Equal(0, app.Requests);
+        await AssertServesAsync(neighbour, 1);
     }
 
     // ---- 3. HPACK bomb ----
@@ -404,7 +438,7 @@ public sealed class Http2AttackTests
         // between us (64 KiB each way in this transport), far below what we sent.
         Assert.True(sent < 500 * 1000 * 17);
 
-        await WaitForTimerAsync(clock);
+        await WaitForTimerDueAsync(clock, options.StallTimeout);
         clock.Advance(options.StallTimeout);
         await victim.ServerTask.WaitAsync(Http2TestClient.Timeout);
         await AssertServesAsync(neighbour, 1);
@@ -423,7 +457,7 @@ public sealed class Http2AttackTests
         await client.SendRequestAsync(1, path: "/big", extra: [("x-size", "1000")]);
         var head = await client.ReadUntilAsync(f => f.Type == Http2FrameType.HEADERS && f.StreamId == 1);
         Assert.NotNull(head);
-        await WaitForTimerAsync(clock);
+        await WaitForTimerDueAsync(clock, TimeSpan.FromSeconds(30));
         clock.Advance(TimeSpan.FromSeconds(30));
 
         var reset = await client.ReadUntilAsync(f => f.Type is Http2FrameType.RST_STREAM or Http2FrameType.GOAWAY);
@@ -460,7 +494,7 @@ public sealed class Http2AttackTests
             }
         }
         Assert.Equal(65_535, received);
-        await WaitForTimerAsync(clock);
+        await WaitForTimerDueAsync(clock, options.StallTimeout);
         clock.Advance(options.StallTimeout);
 
         await victim.ExpectConnectionErrorAsync(Http2ErrorCode.ENHANCE_YOUR_CALM);
@@ -473,11 +507,16 @@ public sealed class Http2AttackTests
         var clock = new FakeTimeProvider();
         var options = new Http2ConnectionOptions { TimeProvider = clock, IdleTimeout = TimeSpan.FromSeconds(60) };
         await using var client = await Http2TestClient.StartAsync(new AttackApplication(), options);
-        await AssertServesAsync(client, 1);
-        await WaitForTimerAsync(clock);
+        // A response read without a frame back (no WINDOW_UPDATE): the server must arm the timeout
+        // when its last stream ends, not only when the client next sends something.
+        await client.SendRequestAsync(1);
+        Assert.NotNull(await client.ReadUntilAsync(f => f.StreamId == 1 && f.EndStream));
+        await WaitForTimerDueAsync(clock, options.IdleTimeout);
         clock.Advance(TimeSpan.FromSeconds(59));
-        await AssertServesAsync(client, 3); // activity: still open
-        await WaitForTimerAsync(clock);
+        await client.SendRequestAsync(3); // activity: still open
+        Assert.NotNull(await client.ReadUntilAsync(f => f.StreamId == 3 && f.EndStream));
+        await WaitForTimerDueAsync(clock, options.IdleTimeout);
+        Assert.True(clock.NextDueIn > TimeSpan.FromSeconds(59), "the idle timeout restarts with activity");
         clock.Advance(TimeSpan.FromSeconds(60));
 
         var goAway = await client.ReadUntilAsync(f => f.Type == Http2FrameType.GOAWAY);
