@@ -156,6 +156,99 @@ public sealed partial class Http2ClientsTests
         Assert.Equal("ok", await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// Rapid Reset over a real socket, with the budget from config (limits.http2.maxRapidResets): the
+    /// attacking connection gets GOAWAY ENHANCE_YOUR_CALM, a client on another connection is served.
+    /// </summary>
+    [Fact]
+    public async Task RapidResetOverTcp_ConfiguredBudget_GoAwayEnhanceYourCalmOthersServed()
+    {
+        await using var host = TestHost.Start(url => TestHost.DefaultConfig(url, b => b.Limits = new ProxyCore.Routing.Config.LimitsConfig
+        {
+            Http2 = new ProxyCore.Routing.Config.Http2LimitsConfig { MaxRapidResets = 50 },
+        }));
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(host.ProxyEndPoint);
+        var attack = new MemoryStream();
+        attack.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
+        WriteFrame(attack, 0x4, 0, 0, []); // SETTINGS
+        for (int i = 0; i < 60; i++)
+        {
+            int streamId = 1 + (2 * i);
+            WriteFrame(attack, 0x1, 0x5, streamId, RequestBlock("/delay/10000", host.ProxyEndPoint.ToString())); // HEADERS, END_STREAM | END_HEADERS
+            WriteFrame(attack, 0x3, 0, streamId, [0, 0, 0, 8]); // RST_STREAM CANCEL
+        }
+        await socket.SendAsync(attack.ToArray(), SocketFlags.None);
+
+        var (type, code) = await ReadUntilGoAwayAsync(socket);
+        Assert.Equal(0x7, type);
+        Assert.Equal(0xBu, code); // ENHANCE_YOUR_CALM
+
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false })
+        {
+            BaseAddress = host.BaseUri,
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        using var response = await client.GetAsync("/hello");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+    }
+
+    private static void WriteFrame(MemoryStream output, byte type, byte flags, int streamId, ReadOnlySpan<byte> payload)
+    {
+        output.Write([(byte)(payload.Length >> 16), (byte)(payload.Length >> 8), (byte)payload.Length, type, flags,
+            (byte)(streamId >> 24), (byte)(streamId >> 16), (byte)(streamId >> 8), (byte)streamId]);
+        output.Write(payload);
+    }
+
+    /// <summary>An HPACK block of literals without indexing (RFC 7541 §6.2.2), no Huffman.</summary>
+    private static byte[] RequestBlock(string path, string authority)
+    {
+        var block = new MemoryStream();
+        foreach (var (name, value) in new[] { (":method", "GET"), (":scheme", "http"), (":path", path), (":authority", authority) })
+        {
+            block.WriteByte(0x00);
+            block.WriteByte((byte)name.Length);
+            block.Write(Encoding.ASCII.GetBytes(name));
+            block.WriteByte((byte)value.Length);
+            block.Write(Encoding.ASCII.GetBytes(value));
+        }
+        return block.ToArray();
+    }
+
+    /// <summary>Reads frames until GOAWAY: its type and error code; (0, 0) when the connection closed first.</summary>
+    private static async Task<(int Type, uint Code)> ReadUntilGoAwayAsync(Socket socket)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var buffer = new List<byte>();
+        var chunk = new byte[16 * 1024];
+        while (true)
+        {
+            while (buffer.Count >= 9)
+            {
+                int length = (buffer[0] << 16) | (buffer[1] << 8) | buffer[2];
+                if (buffer.Count < 9 + length)
+                {
+                    break;
+                }
+                int type = buffer[3];
+                if (type == 0x7)
+                {
+                    uint code = (uint)((buffer[13] << 24) | (buffer[14] << 16) | (buffer[15] << 8) | buffer[16]);
+                    return (type, code);
+                }
+                buffer.RemoveRange(0, 9 + length);
+            }
+            int n = await socket.ReceiveAsync(chunk, SocketFlags.None, timeout.Token);
+            if (n == 0)
+            {
+                return (0, 0);
+            }
+            buffer.AddRange(chunk.AsSpan(0, n).ToArray());
+        }
+    }
+
     [GeneratedRegex(@"requests: (?<total>\d+) total, \d+ started, \d+ done, (?<succeeded>\d+) succeeded, (?<failed>\d+) failed, (?<errored>\d+) errored, (?<timeout>\d+) timeout")]
     private static partial Regex RequestsLine();
 
@@ -189,11 +282,11 @@ public sealed partial class Http2ClientsTests
 /// </summary>
 public sealed class ToolFactAttribute : FactAttribute
 {
-    public ToolFactAttribute(string tool)
+    public ToolFactAttribute(string tool, string debianPackage = "nghttp2-client")
     {
         if (!IsOnPath(tool))
         {
-            Skip = $"'{tool}' is not installed (Debian: apt-get install nghttp2-client; .ci/run installs it)";
+            Skip = $"'{tool}' is not installed (Debian: apt-get install {debianPackage}; .ci/run installs it)";
         }
     }
 
