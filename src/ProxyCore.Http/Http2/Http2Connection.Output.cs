@@ -120,7 +120,8 @@ public sealed partial class Http2Connection
                 Http2FrameWriter.WritePing(_output, pingData, ack: true);
                 break;
             case ControlFrame.GoAway:
-                Http2FrameWriter.WriteGoAway(_output, streamId, (Http2ErrorCode)value);
+                Http2FrameWriter.WriteGoAway(_output, streamId, (Http2ErrorCode)value,
+                    _failed && (Http2ErrorCode)value == _connectionError ? _connectionErrorReason : default);
                 break;
             case ControlFrame.RstStream:
                 Http2FrameWriter.WriteRstStream(_output, streamId, (Http2ErrorCode)value);

@@ -94,6 +94,7 @@ public sealed partial class Http2Connection
     private bool _peerGoAway;
     private bool _settingsReceived;
     private Http2ErrorCode _connectionError;
+    private byte[]? _connectionErrorReason;
     private bool _failed;
 
     public Http2Connection(ConnectionContext connection, IHttpApplication application, Http2ConnectionOptions options, CancellationToken stopping)
@@ -141,12 +142,12 @@ public sealed partial class Http2Connection
     /// </summary>
     private bool SpendControlBudget() =>
         _controlFrames.TryAdd(_options.TimeProvider.GetTimestamp(), _controlFrameWindowTicks, _options.MaxControlFrames)
-        || Fail(Http2ErrorCode.ENHANCE_YOUR_CALM);
+        || Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_controlFlood);
 
     /// <summary>A stream cancelled (or refused) before its response completed: the Rapid Reset budget (CVE-2023-44487).</summary>
     private bool SpendRapidResetBudget() =>
         _rapidResets.TryAdd(_options.TimeProvider.GetTimestamp(), _rapidResetWindowTicks, _options.MaxRapidResets)
-        || Fail(Http2ErrorCode.ENHANCE_YOUR_CALM);
+        || Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_rapidReset);
 
     private void OnIdleTimer()
     {
@@ -237,7 +238,7 @@ public sealed partial class Http2Connection
             }
             if (_stalled)
             {
-                Fail(Http2ErrorCode.ENHANCE_YOUR_CALM);
+                Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_flowControlStall);
                 return;
             }
             bool blockOpen = _blockStreamId != 0;
@@ -253,7 +254,7 @@ public sealed partial class Http2Connection
                 var left = _options.HeaderBlockTimeout - _options.TimeProvider.GetElapsedTime(_blockStarted);
                 if (left <= TimeSpan.Zero)
                 {
-                    Fail(Http2ErrorCode.ENHANCE_YOUR_CALM);
+                    Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_headerBlockTimeout);
                     return;
                 }
                 _idleTimer.Change(left, Timeout.InfiniteTimeSpan);
@@ -272,7 +273,7 @@ public sealed partial class Http2Connection
             {
                 if (_stalled)
                 {
-                    Fail(Http2ErrorCode.ENHANCE_YOUR_CALM);
+                    Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_flowControlStall);
                     _input.AdvanceTo(buffer.Start);
                     return;
                 }
@@ -333,16 +334,27 @@ public sealed partial class Http2Connection
         }
     }
 
-    /// <summary>Records a connection error (§5.4.1); the loop sends GOAWAY with it and closes.</summary>
-    private bool Fail(Http2ErrorCode code)
+    /// <summary>
+    /// Records a connection error (§5.4.1); the loop sends GOAWAY with it and closes. <paramref name="reason"/>
+    /// goes out as GOAWAY's debug data (§6.8), so a client (or whoever reads its logs) sees which limit it hit.
+    /// </summary>
+    private bool Fail(Http2ErrorCode code, byte[]? reason = null)
     {
         if (!_failed)
         {
             _failed = true;
             _connectionError = code;
+            _connectionErrorReason = reason;
         }
         return false;
     }
+
+    // GOAWAY debug data per limit: names, never values (§6.8: nothing security- or privacy-sensitive).
+    private static readonly byte[] s_rapidReset = "rapid-reset: limits.http2.maxRapidResets"u8.ToArray();
+    private static readonly byte[] s_controlFlood = "control-frame-flood: limits.http2.maxControlFrames"u8.ToArray();
+    private static readonly byte[] s_headerBlockTooLarge = "header-block-too-large: limits.http2.maxHeaderBlockFrames or 2 x limits.maxHeaderBytes"u8.ToArray();
+    private static readonly byte[] s_headerBlockTimeout = "header-block-timeout: limits.headerReadTimeout"u8.ToArray();
+    private static readonly byte[] s_flowControlStall = "flow-control-stall: limits.http2.stallTimeout"u8.ToArray();
 
     private ValueTask<bool> ProcessFrameAsync(Http2ReadStatus status, in Http2Frame frame, in Http2FrameError error)
     {
@@ -535,7 +547,7 @@ public sealed partial class Http2Connection
         _blockBytes += (int)fragment.Length;
         if (++_blockFrames > _options.MaxHeaderBlockFrames || _blockBytes > 2 * _options.MaxHeaderListSize)
         {
-            return new(Fail(Http2ErrorCode.ENHANCE_YOUR_CALM));
+            return new(Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_headerBlockTooLarge));
         }
         try
         {

@@ -20,6 +20,9 @@ internal sealed record ReadFrame(Http2FrameType Type, Http2FrameFlags Flags, int
 
     public int GoAwayLastStreamId => (int)BinaryPrimitives.ReadUInt32BigEndian(Payload);
 
+    /// <summary>GOAWAY's debug data (§6.8), as ASCII.</summary>
+    public string GoAwayDebug => System.Text.Encoding.ASCII.GetString(Payload.AsSpan(8));
+
     public int WindowIncrement => (int)BinaryPrimitives.ReadUInt32BigEndian(Payload);
 }
 
@@ -220,12 +223,13 @@ internal sealed class Http2TestClient : IAsyncDisposable
     }
 
     /// <summary>h2spec's VerifyConnectionError: GOAWAY with the code (then close), or a bare close.</summary>
-    public async Task ExpectConnectionErrorAsync(Http2ErrorCode code)
+    public async Task<string> ExpectConnectionErrorAsync(Http2ErrorCode code)
     {
         var frame = await ReadUntilAsync(f => f.Type == Http2FrameType.GOAWAY);
         Assert.NotNull(frame); // we always send GOAWAY before closing
         Assert.Equal(code, frame!.ErrorCode);
         Assert.Null(await ReadUntilAsync(_ => false)); // then the connection closes
+        return frame.GoAwayDebug;
     }
 
     /// <summary>h2spec's VerifyStreamError, strictly: RST_STREAM for the stream with the code.</summary>
