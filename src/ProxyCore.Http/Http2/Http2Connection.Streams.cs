@@ -203,6 +203,7 @@ public sealed partial class Http2Connection
             return new(true); // Our settings are in force; nothing waits on it.
         }
         int headerTableSize = -1;
+        int initialWindowSize = -1;
         foreach (var setting in frame.Settings)
         {
             switch (setting.Parameter)
@@ -211,13 +212,9 @@ public sealed partial class Http2Connection
                     headerTableSize = (int)Math.Min(setting.Value, int.MaxValue);
                     break;
                 case Http2SettingsParameter.SETTINGS_INITIAL_WINDOW_SIZE:
-                    if (!ApplyInitialWindowSize((int)setting.Value))
-                    {
-                        // §6.9.2: "An endpoint MUST treat a change to SETTINGS_INITIAL_WINDOW_SIZE that
-                        // causes any flow-control window to exceed the maximum size as a connection
-                        // error (Section 5.4.1) of type FLOW_CONTROL_ERROR."
-                        return new(Fail(Http2ErrorCode.FLOW_CONTROL_ERROR));
-                    }
+                    // Applied once, with the last value (§6.5.3: processed in order, so the last one is
+                    // what stays): one frame of 2,730 such entries must not walk every stream each time.
+                    initialWindowSize = (int)setting.Value;
                     break;
                 case Http2SettingsParameter.SETTINGS_MAX_FRAME_SIZE:
                     _peerMaxFrameSize = setting.Value;
@@ -225,6 +222,13 @@ public sealed partial class Http2Connection
                 // ENABLE_PUSH (we never push), MAX_CONCURRENT_STREAMS (we open none),
                 // MAX_HEADER_LIST_SIZE (advisory) and unknown identifiers (§6.5.2: "MUST ignore").
             }
+        }
+        if (initialWindowSize >= 0 && !ApplyInitialWindowSize(initialWindowSize))
+        {
+            // §6.9.2: "An endpoint MUST treat a change to SETTINGS_INITIAL_WINDOW_SIZE that causes any
+            // flow-control window to exceed the maximum size as a connection error (Section 5.4.1) of
+            // type FLOW_CONTROL_ERROR."
+            return new(Fail(Http2ErrorCode.FLOW_CONTROL_ERROR));
         }
         // §6.5.3: "Upon receiving a SETTINGS frame, the recipient MUST ... send a SETTINGS frame with
         // the ACK flag set" once the values are applied.
@@ -268,6 +272,10 @@ public sealed partial class Http2Connection
         }
         if (streamId == 0)
         {
+            if (increment >= TinyWindowIncrement && ActiveStreamCount == 0 && !SpendControlBudget())
+            {
+                return new(false); // window for a connection with nothing to send: pure overhead
+            }
             lock (_windowLock)
             {
                 _connectionSendWindow += increment;

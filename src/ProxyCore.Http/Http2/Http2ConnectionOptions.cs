@@ -72,7 +72,8 @@ public sealed class Http2ConnectionOptions
     /// <summary>
     /// Frames that make us work or write without serving a request, per <see cref="ControlFrameWindow"/>
     /// (default 5,000 per 10 s): SETTINGS and PING (each answered), PRIORITY, empty DATA without
-    /// END_STREAM, WINDOW_UPDATE that opens nothing (tiny, or for a stream that is gone), RST_STREAM of
+    /// END_STREAM, WINDOW_UPDATE that opens nothing (tiny, for a stream that is gone, or on a connection
+    /// with no open stream), RST_STREAM of
     /// finished streams, unknown frame types, and frames we answer with RST_STREAM. Past it: GOAWAY
     /// ENHANCE_YOUR_CALM (the "ping/settings/empty frames flood" family, CVE-2019-9512/9515/9518).
     /// </summary>

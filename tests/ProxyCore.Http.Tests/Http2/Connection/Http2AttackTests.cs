@@ -315,6 +315,7 @@ public sealed class Http2AttackTests
     [InlineData("empty-headers")]
     [InlineData("tiny-window-update")]
     [InlineData("window-update-closed-stream")]
+    [InlineData("window-update-idle-connection")]
     [InlineData("rst-closed-stream")]
     [InlineData("unknown-type")]
     public async Task Flood_PastTheControlFrameBudget_GoAwayEnhanceYourCalm(string kind)
@@ -357,6 +358,9 @@ public sealed class Http2AttackTests
                     break;
                 case "tiny-window-update":
                     victim.Write(w => Http2FrameWriter.WriteWindowUpdate(w, 0, 1));
+                    break;
+                case "window-update-idle-connection":
+                    victim.Write(w => Http2FrameWriter.WriteWindowUpdate(w, 0, 4096));
                     break;
                 case "window-update-closed-stream":
                     victim.Write(w => Http2FrameWriter.WriteWindowUpdate(w, 1, 65_536));
@@ -442,6 +446,26 @@ public sealed class Http2AttackTests
         clock.Advance(options.StallTimeout);
         await victim.ServerTask.WaitAsync(Http2TestClient.Timeout);
         await AssertServesAsync(neighbour, 1);
+    }
+
+    [Fact]
+    public async Task Settings_ThousandsOfWindowChangesInOneFrame_AppliedOnceLastWins()
+    {
+        // 2,730 SETTINGS_INITIAL_WINDOW_SIZE entries in one 16 KiB frame: the last value stands, and
+        // the streams' windows move once (§6.9.2), not once per entry.
+        var app = new AttackApplication();
+        await using var client = await Http2TestClient.StartAsync(app);
+        var settings = new Http2Setting[2730];
+        for (int i = 0; i < settings.Length; i++)
+        {
+            settings[i] = new(Http2SettingsParameter.SETTINGS_INITIAL_WINDOW_SIZE, (uint)(i % 2 == 0 ? 1_000_000 : 0));
+        }
+        settings[^1] = new(Http2SettingsParameter.SETTINGS_INITIAL_WINDOW_SIZE, 10);
+        await client.SendAsync(w => Http2FrameWriter.WriteSettings(w, settings));
+        Assert.NotNull(await client.ReadUntilAsync(f => f.Type == Http2FrameType.SETTINGS && f.IsAck));
+        await client.SendRequestAsync(1, path: "/big", extra: [("x-size", "100")]);
+        var data = await client.ReadUntilAsync(f => f.Type == Http2FrameType.DATA && f.StreamId == 1);
+        Assert.Equal(10, data!.Payload.Length); // the stream window is the last value: 10 octets
     }
 
     // ---- 5. Slow readers and idle connections ----
