@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Whole-proxy load rig: ProxyCore vs nginx, HAProxy and YARP on this machine, in one run.
+# --h2: the same over HTTP/2 (h2c by prior knowledge) with h2load, ProxyCore vs nginx.
 # Reports CPU time per request and ratios against peers measured in the same run.
 # See bench/load/README.md. Everything binds to and targets 127.0.0.1 only.
 set -euo pipefail
@@ -9,9 +10,11 @@ REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 ORIG_ARGS=("$@")
 
 # ---------------------------------------------------------------- options
-PEERS="nginx,haproxy,yarp,proxycore"
+PEERS=""
 DURATION="10s"
-CONNS=64
+CONNS=""
+H2=0
+STREAMS=8
 WARMUP="3s"
 QUICK=0
 OUT=""
@@ -21,6 +24,8 @@ usage() {
 usage: bash bench/load/run.sh [--peers nginx,haproxy,yarp,proxycore] [--duration 10s]
                               [--connections 64] [--warmup 3s] [--quick] [--out FILE]
   --quick         3s smoke run (1s warm-up); result file gets a -quick suffix
+  --h2            HTTP/2 (h2c, prior knowledge) with h2load instead of wrk; peers nginx,proxycore;
+                  --connections defaults to 8, each with --streams (default 8) concurrent streams
 env: PROXYCORE_BIN   use this proxycore binary instead of publishing src/ProxyCore.Server
      LOAD_CLIENT_CPU core for wrk and the upstream (default 0)
      LOAD_PROXY_CPU  core for the proxy under test (default 1)
@@ -39,6 +44,9 @@ while (($#)); do
     --warmup) WARMUP=${2:?}; shift 2 ;;
     --warmup=*) WARMUP=${1#*=}; shift ;;
     --quick) QUICK=1; shift ;;
+    --h2) H2=1; shift ;;
+    --streams|-m) STREAMS=${2:?}; shift 2 ;;
+    --streams=*) STREAMS=${1#*=}; shift ;;
     --out) OUT=${2:?}; shift 2 ;;
     --out=*) OUT=${1#*=}; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -46,6 +54,12 @@ while (($#)); do
   esac
 done
 if ((QUICK)); then DURATION=3s; WARMUP=1s; fi
+if ((H2)); then
+  PEERS=${PEERS:-nginx,proxycore}; CONNS=${CONNS:-8}
+else
+  PEERS=${PEERS:-nginx,haproxy,yarp,proxycore}; CONNS=${CONNS:-64}
+fi
+[[ "$STREAMS" =~ ^[0-9]+$ ]] && ((STREAMS > 0)) || { echo "bad --streams $STREAMS" >&2; exit 2; }
 
 # Seconds in a wrk duration (N, Ns, Nm, Nh) - used only to bound wrk with timeout(1).
 to_seconds() {
@@ -64,6 +78,7 @@ WARM_S=$(to_seconds "$WARMUP") || { echo "bad --warmup $WARMUP" >&2; exit 2; }
 IFS=',' read -ra PEER_LIST <<<"$PEERS"
 for p in "${PEER_LIST[@]}"; do
   case "$p" in nginx|haproxy|yarp|proxycore) ;; *) echo "unknown peer: $p" >&2; exit 2 ;; esac
+  if ((H2)) && [[ "$p" != nginx && "$p" != proxycore ]]; then echo "--h2 runs nginx and proxycore only, not $p" >&2; exit 2; fi
 done
 want() { [[ ",$PEERS," == *",$1,"* ]]; }
 
@@ -136,6 +151,7 @@ install_deps() {
   command -v haproxy >/dev/null || need+=(haproxy)
   command -v wrk >/dev/null || need+=(wrk)
   command -v curl >/dev/null || need+=(curl)
+  ((H2)) && { command -v h2load >/dev/null || need+=(nghttp2-client); }
   command -v taskset >/dev/null || need+=(util-linux)
   command -v pgrep >/dev/null || need+=(procps)
   ((${#need[@]})) || return 0
@@ -171,17 +187,20 @@ CLK_TCK=$(getconf CLK_TCK)
 declare -A RPS P50 P99 CPU USR SYS ALLOC VALID VER
 set_invalid() { VALID[$1]="no: $2"; log "$1: $2"; }
 
+# In --h2 mode every peer listens h2c only (nginx's "listen ... http2" on a plain port takes no HTTP/1.1).
+CURL_PROTO=(); ((H2)) && CURL_PROTO=(--http2-prior-knowledge)
 port_busy() { curl -s -o /dev/null --max-time 1 "http://$HOST:$1/"; }
 
-# wait_ready NAME PID PORT SECONDS: bounded poll until GET / answers 200; fails if the process died.
+# wait_ready NAME PID PORT SECONDS [CURL-ARGS...]: bounded poll until GET / answers 200; fails if the process died.
 wait_ready() {
   local name=$1 pid=$2 port=$3 secs=$4 i code
+  shift 4
   for ((i = 0; i < secs * 5; i++)); do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "$name exited early; last lines of its log:"; tail -n 20 "$WORK/$name.log" >&2 || true
       return 1
     fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$HOST:$port/" || true)
+    code=$(curl -s "$@" -o /dev/null -w '%{http_code}' --max-time 1 "http://$HOST:$port/" || true)
     [[ "$code" == 200 ]] && return 0
     sleep 0.2
   done
@@ -221,6 +240,23 @@ to_ms() {           # wrk latency "850.00us" / "1.23ms" / "1.02s" -> millisecond
 }
 
 WRK() { timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$1" --latency "http://$HOST:$3/"; }
+
+# H2LOAD DURATION SECONDS PORT [LOGFILE]: h2load for a fixed time; LOGFILE gets one line per request
+# ("start-µs status duration-µs"), the source of the percentiles h2load itself does not print.
+H2LOAD() {
+  local log=()
+  [[ -n "${4:-}" ]] && log=(--log-file="$4")
+  timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" h2load -t1 -c"$CONNS" -m"$STREAMS" -D"$2" "${log[@]}" "http://$HOST:$3/"
+}
+
+# percentile P FILE: the P-th percentile of h2load's per-request durations, in milliseconds.
+percentile() {
+  awk '{ print $3 }' "$2" | sort -n | awk -v p="$1" '{ v[NR] = $1 } END {
+    if (NR == 0) { print "?"; exit } i = int(NR * p / 100 + 0.5); if (i < 1) i = 1; if (i > NR) i = NR
+    printf "%.3f", v[i] / 1000 }'
+}
+LOAD_DESC="wrk -t1 -c$CONNS -d$DURATION --latency"
+((H2)) && LOAD_DESC="h2load -t1 -c$CONNS -m$STREAMS -D$DUR_S (h2c prior knowledge; p50/p99 from --log-file)"
 
 # ---------------------------------------------------------------- builds
 YARP_DLL="$REPO/bench/YarpPeer/bin/Release/net10.0/YarpPeer.dll"
@@ -284,7 +320,14 @@ run_peer() {
   case "$name" in
     nginx)
       mkdir -p "$WORK/nginx/tmp"
-      start nginx "${PIN_PROXY[@]}" nginx -p "$WORK/nginx/" -c "$SCRIPT_DIR/nginx-proxy.conf" \
+      local conf="$SCRIPT_DIR/nginx-proxy.conf"
+      if ((H2)); then
+        # h2c by prior knowledge: nginx 1.22's "listen ... http2" on a port without ssl.
+        conf="$WORK/nginx-proxy-h2.conf"
+        sed -E 's/^(\s*listen 127\.0\.0\.1:[0-9]+) /\1 http2 /' "$SCRIPT_DIR/nginx-proxy.conf" >"$conf"
+        grep -q ' http2 ' "$conf" || { set_invalid nginx "could not make an h2c config"; return 0; }
+      fi
+      start nginx "${PIN_PROXY[@]}" nginx -p "$WORK/nginx/" -c "$conf" \
         -e "$WORK/nginx/error.log" -g 'daemon off;' ;;
     haproxy)
       start haproxy "${PIN_PROXY[@]}" haproxy -db -f "$SCRIPT_DIR/haproxy.cfg" ;;
@@ -297,17 +340,21 @@ run_peer() {
   esac
   pid=$LAST_PID
   log "$name started (pid $pid) on :$port"
-  if ! wait_ready "$name" "$pid" "$port" "$ready_s"; then
+  if ! wait_ready "$name" "$pid" "$port" "$ready_s" "${CURL_PROTO[@]}"; then
     set_invalid "$name" "did not answer on :$port"; stop_tree "$pid"; return 0
   fi
   local got
-  got=$(curl -s --max-time 2 "http://$HOST:$port/" | wc -c)
+  got=$(curl -s "${CURL_PROTO[@]}" --max-time 2 "http://$HOST:$port/" | wc -c)
   if ((got != BODY_LEN)); then
     set_invalid "$name" "body through proxy is $got bytes, expected $BODY_LEN"; stop_tree "$pid"; return 0
   fi
 
   log "$name: warm-up $WARMUP"
-  WRK "$WARMUP" "$WARM_S" "$port" >"$WORK/$name.warmup" 2>&1 || true
+  if ((H2)); then
+    H2LOAD "$WARMUP" "$WARM_S" "$port" >"$WORK/$name.warmup" 2>&1 || true
+  else
+    WRK "$WARMUP" "$WARM_S" "$port" >"$WORK/$name.warmup" 2>&1 || true
+  fi
 
   # The proxy's processes: the started process and all its descendants (nginx: master + worker;
   # haproxy -db, YARP and ProxyCore: one process, all threads counted by /proc/PID/stat).
@@ -320,9 +367,13 @@ run_peer() {
   read -r pb0 pt0 < <(core_ticks "$PROXY_CPU")
   read -r cb0 ct0 < <(core_ticks "$CLIENT_CPU")
   read -r u0 s0 < <(ticks "${pids[@]}")
-  log "$name: wrk -t1 -c$CONNS -d$DURATION (processes: ${pids[*]})"
+  log "$name: $LOAD_DESC (processes: ${pids[*]})"
   local rc=0
-  WRK "$DURATION" "$DUR_S" "$port" >"$WORK/$name.wrk" 2>&1 || rc=$?
+  if ((H2)); then
+    H2LOAD "$DURATION" "$DUR_S" "$port" "$WORK/$name.h2log" >"$WORK/$name.wrk" 2>&1 || rc=$?
+  else
+    WRK "$DURATION" "$DUR_S" "$port" >"$WORK/$name.wrk" 2>&1 || rc=$?
+  fi
   read -r u1 s1 < <(ticks "${pids[@]}")
   read -r pb1 pt1 < <(core_ticks "$PROXY_CPU")
   read -r cb1 ct1 < <(core_ticks "$CLIENT_CPU")
@@ -330,14 +381,24 @@ run_peer() {
   stop_tree "$pid"
 
   local out=$WORK/$name.wrk reqs non2xx sockerr
-  reqs=$(awk '/ requests in / { print $1 }' "$out")
-  non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
-  sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
-  RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
-  P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
-  P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+  if ((H2)); then
+    # "requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout"
+    reqs=$(awk '/^requests:/ { gsub(/,/, ""); print $8 }' "$out")
+    non2xx=$(awk '/^status codes:/ { gsub(/,/, ""); print $5 + $7 + $9 }' "$out")
+    sockerr=$(awk '/^requests:/ { gsub(/,/, ""); print $10 + $12 + $14 }' "$out")
+    RPS[$name]=$(awk '/^finished in/ { gsub(/,/, ""); printf "%.0f", $4 }' "$out")
+    P50[$name]=$(percentile 50 "$WORK/$name.h2log")
+    P99[$name]=$(percentile 99 "$WORK/$name.h2log")
+  else
+    reqs=$(awk '/ requests in / { print $1 }' "$out")
+    non2xx=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$out")
+    sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$out")
+    RPS[$name]=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+  fi
   if ((rc != 0)) || [[ -z "$reqs" ]] || ((reqs == 0)); then
-    set_invalid "$name" "wrk failed (exit $rc)"; cat "$out" >&2; return 0
+    set_invalid "$name" "load generator failed (exit $rc)"; cat "$out" >&2; return 0
   fi
   local du=$((u1 - u0)) ds=$((s1 - s0))
   # Noise indicators: how busy the client core was (near 100% = wrk/upstream-bound req/s), and how
@@ -355,7 +416,7 @@ run_peer() {
   fi
   local why=()
   [[ -n "$non2xx" && "$non2xx" != 0 ]] && why+=("$non2xx non-2xx/3xx")
-  [[ -n "$sockerr" && "$sockerr" != 0 ]] && why+=("$sockerr socket errors")
+  [[ -n "$sockerr" && "$sockerr" != 0 ]] && why+=("$sockerr socket errors (h2load: failed + errored + timeout)")
   if ((${#why[@]})); then VALID[$name]="no: ${why[*]}"; else VALID[$name]="yes"; fi
   log "$name: ${RPS[$name]} req/s, ${CPU[$name]} CPU µs/req, valid: ${VALID[$name]}"
   log "${NOISE_NOTES[-1]}"
@@ -401,18 +462,18 @@ done
 if [[ -z "$OUT" ]]; then
   mkdir -p "$REPO/perf-results"
   SUFFIX=""; if ((QUICK)); then SUFFIX="-quick"; fi
-  OUT="$REPO/perf-results/$DATE-load-h1-$SHA$DIRTY$SUFFIX.md"
+  OUT="$REPO/perf-results/$DATE-load-h$((H2 ? 2 : 1))-$SHA$DIRTY$SUFFIX.md"
 fi
 mkdir -p "$(dirname "$OUT")"
 
 {
-  echo "# Load rig, HTTP/1.1: ProxyCore vs nginx, HAProxy, YARP"
+  if ((H2)); then echo "# Load rig, HTTP/2 (h2c): ProxyCore vs nginx"; else echo "# Load rig, HTTP/1.1: ProxyCore vs nginx, HAProxy, YARP"; fi
   echo
   echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')"
   echo "- commit: $SHA$DIRTY"
   echo "- machine: $CPU_MODEL, nproc $NPROC, kernel $(uname -r), memory $MEM"
   echo "- command: \`$CMD\`"
-  echo "- load: wrk -t1 -c$CONNS -d$DURATION --latency (warm-up $WARMUP), GET / → ${BODY_LEN}-byte body, keep-alive"
+  echo "- load: $LOAD_DESC (warm-up $WARMUP), GET / → ${BODY_LEN}-byte body, keep-alive; HTTP/1.1 to the upstream"
   echo "- pinning: proxy on CPU $PROXY_CPU; wrk and the upstream nginx on CPU $CLIENT_CPU$( ((NPROC < 2)) && echo ' (NOT pinned: 1 CPU)')"
   echo "- versions: wrk ${VER[wrk]}; upstream ${VER[upstream]}$(for p in "${PEER_LIST[@]}"; do printf '; %s: %s' "$p" "${VER[$p]:-?}"; done)"
   for n in "${LOADAVG_NOTES[@]}"; do echo "- $n"; done
@@ -423,7 +484,7 @@ mkdir -p "$(dirname "$OUT")"
   echo "CPU µs/req = (Δutime + Δstime of the proxy's processes) / requests; the ratio column divides by the"
   echo "lower of nginx's and HAProxy's CPU µs/req from this same run (blank if neither is valid)."
   echo
-  echo "<details><summary>raw wrk output</summary>"
+  echo "<details><summary>raw load generator output</summary>"
   echo
   for p in "${PEER_LIST[@]}"; do
     [[ -f "$WORK/$p.wrk" ]] || continue

@@ -109,7 +109,22 @@ public sealed class ProxyHost : IAsyncDisposable
         int maxConnections = limits.MaxConnections;
         ConnectionServer? proxyServer = null;
         var http2 = config.Listeners.Any(l => l.Protocols.Contains("http2"))
-            ? new Http2ConnectionOptions { MaxHeaderListSize = (int)limits.MaxHeaderBytes }
+            ? new Http2ConnectionOptions
+            {
+                MaxHeaderListSize = (int)limits.MaxHeaderBytes,
+                IdleTimeout = limits.KeepAliveTimeout,
+                HeaderBlockTimeout = limits.HeaderReadTimeout,
+                MaxConcurrentStreams = limits.Http2.MaxConcurrentStreams,
+                InitialStreamWindowSize = (int)limits.Http2.InitialStreamWindowSize,
+                ConnectionWindowSize = (int)limits.Http2.ConnectionWindowSize,
+                HeaderTableSize = (int)limits.Http2.HeaderTableSize,
+                MaxHeaderBlockFrames = limits.Http2.MaxHeaderBlockFrames,
+                MaxRapidResets = limits.Http2.MaxRapidResets,
+                RapidResetWindow = limits.Http2.RapidResetWindow,
+                MaxControlFrames = limits.Http2.MaxControlFrames,
+                ControlFrameWindow = limits.Http2.ControlFrameWindow,
+                StallTimeout = limits.Http2.StallTimeout,
+            }
             : null;
         proxyServer = new ConnectionServer(connection => ServeAsync(connection, application, http1, http2, true, proxyServer!),
             (message, e) => Log.Warn($"{message}: {e.Message}"));

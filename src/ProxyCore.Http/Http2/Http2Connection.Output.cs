@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.IO.Pipelines;
 using ProxyCore.Http.Http2.Hpack;
 
 namespace ProxyCore.Http.Http2;
@@ -119,7 +120,8 @@ public sealed partial class Http2Connection
                 Http2FrameWriter.WritePing(_output, pingData, ack: true);
                 break;
             case ControlFrame.GoAway:
-                Http2FrameWriter.WriteGoAway(_output, streamId, (Http2ErrorCode)value);
+                Http2FrameWriter.WriteGoAway(_output, streamId, (Http2ErrorCode)value,
+                    _failed && (Http2ErrorCode)value == _connectionError ? _connectionErrorReason : default);
                 break;
             case ControlFrame.RstStream:
                 Http2FrameWriter.WriteRstStream(_output, streamId, (Http2ErrorCode)value);
@@ -200,7 +202,28 @@ public sealed partial class Http2Connection
     /// <summary>Caller holds the write lock.</summary>
     private async ValueTask FlushOutputAsync()
     {
-        var result = await _output.FlushAsync().ConfigureAwait(false);
+        var flush = _output.FlushAsync();
+        FlushResult result;
+        if (flush.IsCompleted)
+        {
+            result = flush.Result;
+        }
+        else
+        {
+            // The transport's write buffer is full: the client is not reading. Everything waits here
+            // (the read loop too, so the client's further frames stay in its socket: our output never
+            // grows past the transport's bound), but not forever.
+            try
+            {
+                result = await flush.AsTask().WaitAsync(_options.StallTimeout, _options.TimeProvider).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                _outputClosed = true;
+                _context.Abort(new IOException("The HTTP/2 client read nothing for the stall timeout."));
+                throw new IOException("The HTTP/2 client read nothing for the stall timeout.");
+            }
+        }
         if (result.IsCompleted || result.IsCanceled)
         {
             _outputClosed = true;
@@ -338,7 +361,15 @@ public sealed partial class Http2Connection
                 {
                     _writeLock.Release();
                 }
-                await windowOpened.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await windowOpened.WaitAsync(_options.StallTimeout, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    OnWindowStall(stream);
+                    throw new IOException("The HTTP/2 client kept its flow-control window shut for the stall timeout.");
+                }
                 continue;
             }
 
@@ -358,6 +389,27 @@ public sealed partial class Http2Connection
                 _writeLock.Release();
             }
             data = data.Slice(granted);
+        }
+    }
+
+    /// <summary>
+    /// A response waited the stall timeout for window: its own window shut resets the stream
+    /// (RST_STREAM CANCEL); the connection's shut means every stream is stuck, and the connection closes.
+    /// </summary>
+    private void OnWindowStall(Http2Stream stream)
+    {
+        bool connectionShut;
+        lock (_windowLock)
+        {
+            connectionShut = _connectionSendWindow <= 0;
+        }
+        if (connectionShut)
+        {
+            OnConnectionStalled();
+        }
+        else
+        {
+            ResetStream(stream, Http2ErrorCode.CANCEL);
         }
     }
 

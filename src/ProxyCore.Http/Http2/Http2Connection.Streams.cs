@@ -11,6 +11,11 @@ public sealed partial class Http2Connection
     {
         int streamId = frame.StreamId;
         int length = frame.FlowControlledLength;
+        if (length == 0 && !frame.EndStream && !SpendControlBudget())
+        {
+            // An empty DATA frame without END_STREAM carries nothing: a flood of them is work for free.
+            return new(false);
+        }
         // §6.9.1: "A sender MUST NOT send a flow-controlled frame with a length that exceeds the space
         // available in either of the flow-control windows advertised by the receiver." The connection
         // window is checked first: "frames received in error" still count against it.
@@ -135,6 +140,10 @@ public sealed partial class Http2Connection
     /// <summary>A stream error (§5.4.2): reset the stream if it is open, and send RST_STREAM.</summary>
     private ValueTask<bool> StreamErrorAsync(int streamId, Http2ErrorCode code)
     {
+        if (!SpendControlBudget())
+        {
+            return new(false); // each stream error is a RST_STREAM we write
+        }
         lock (_streamsLock)
         {
             if (_streams.TryGetValue(streamId, out var stream))
@@ -169,23 +178,32 @@ public sealed partial class Http2Connection
             // treat this as a connection error (Section 5.4.1) of type PROTOCOL_ERROR."
             return Fail(Http2ErrorCode.PROTOCOL_ERROR);
         }
+        bool unfinished = false;
         lock (_streamsLock)
         {
             if (_streams.TryGetValue(streamId, out var stream))
             {
+                // Cancelled while its response was still being produced: the application's work (the
+                // upstream request) is aborted through the exchange's Aborted token.
+                unfinished = !stream.IsReset && !stream.ResponseCompleted;
                 ResetLocked(stream, byUs: false);
             }
         }
-        return true;
+        return unfinished ? SpendRapidResetBudget() : SpendControlBudget();
     }
 
     private ValueTask<bool> OnSettingsAsync(in Http2Frame frame)
     {
+        if (!SpendControlBudget())
+        {
+            return new(false); // each SETTINGS is applied to every stream and answered
+        }
         if (frame.IsAck)
         {
             return new(true); // Our settings are in force; nothing waits on it.
         }
         int headerTableSize = -1;
+        int initialWindowSize = -1;
         foreach (var setting in frame.Settings)
         {
             switch (setting.Parameter)
@@ -194,13 +212,9 @@ public sealed partial class Http2Connection
                     headerTableSize = (int)Math.Min(setting.Value, int.MaxValue);
                     break;
                 case Http2SettingsParameter.SETTINGS_INITIAL_WINDOW_SIZE:
-                    if (!ApplyInitialWindowSize((int)setting.Value))
-                    {
-                        // §6.9.2: "An endpoint MUST treat a change to SETTINGS_INITIAL_WINDOW_SIZE that
-                        // causes any flow-control window to exceed the maximum size as a connection
-                        // error (Section 5.4.1) of type FLOW_CONTROL_ERROR."
-                        return new(Fail(Http2ErrorCode.FLOW_CONTROL_ERROR));
-                    }
+                    // Applied once, with the last value (§6.5.3: processed in order, so the last one is
+                    // what stays): one frame of 2,730 such entries must not walk every stream each time.
+                    initialWindowSize = (int)setting.Value;
                     break;
                 case Http2SettingsParameter.SETTINGS_MAX_FRAME_SIZE:
                     _peerMaxFrameSize = setting.Value;
@@ -208,6 +222,13 @@ public sealed partial class Http2Connection
                 // ENABLE_PUSH (we never push), MAX_CONCURRENT_STREAMS (we open none),
                 // MAX_HEADER_LIST_SIZE (advisory) and unknown identifiers (§6.5.2: "MUST ignore").
             }
+        }
+        if (initialWindowSize >= 0 && !ApplyInitialWindowSize(initialWindowSize))
+        {
+            // §6.9.2: "An endpoint MUST treat a change to SETTINGS_INITIAL_WINDOW_SIZE that causes any
+            // flow-control window to exceed the maximum size as a connection error (Section 5.4.1) of
+            // type FLOW_CONTROL_ERROR."
+            return new(Fail(Http2ErrorCode.FLOW_CONTROL_ERROR));
         }
         // §6.5.3: "Upon receiving a SETTINGS frame, the recipient MUST ... send a SETTINGS frame with
         // the ACK flag set" once the values are applied.
@@ -244,8 +265,17 @@ public sealed partial class Http2Connection
     {
         int streamId = frame.StreamId;
         int increment = frame.WindowSizeIncrement;
+        if (increment < TinyWindowIncrement && !SpendControlBudget())
+        {
+            // Real clients give window back in large steps; a stream of one-octet updates is a flood.
+            return new(false);
+        }
         if (streamId == 0)
         {
+            if (increment >= TinyWindowIncrement && ActiveStreamCount == 0 && !SpendControlBudget())
+            {
+                return new(false); // window for a connection with nothing to send: pure overhead
+            }
             lock (_windowLock)
             {
                 _connectionSendWindow += increment;
@@ -270,12 +300,14 @@ public sealed partial class Http2Connection
             return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
         }
         bool overflow = false;
+        bool open = false;
         lock (_streamsLock)
         {
             // Closed streams: §5.1 "WINDOW_UPDATE or RST_STREAM frames can be received in this state
             // for a short period after" END_STREAM: ignored.
             if (_streams.TryGetValue(streamId, out var stream) && !stream.IsReset)
             {
+                open = true;
                 lock (_windowLock)
                 {
                     stream.SendWindow += increment;
@@ -283,6 +315,10 @@ public sealed partial class Http2Connection
                     WakeLocked(stream);
                 }
             }
+        }
+        if (!open && increment >= TinyWindowIncrement && !SpendControlBudget())
+        {
+            return new(false); // for a stream that is gone: nothing to open
         }
         return overflow ? StreamErrorAsync(streamId, Http2ErrorCode.FLOW_CONTROL_ERROR) : new(true);
     }
@@ -342,7 +378,9 @@ public sealed partial class Http2Connection
             {
                 _streamsDrained?.TrySetResult();
             }
-            wakeReader = count == 0 && !_closing && (_stoppingRequested || _peerGoAway || _goAwaySent);
+            // The last stream finished: the read loop looks again, to close a draining connection or
+            // to arm the idle timeout (it waits in a read that started while streams were open).
+            wakeReader = count == 0 && !_closing;
         }
         if (retire is not null)
         {
@@ -353,7 +391,6 @@ public sealed partial class Http2Connection
         }
         if (wakeReader)
         {
-            // The last stream of a draining connection finished: the read loop may close now.
             _input.CancelPendingRead();
         }
     }
@@ -477,6 +514,7 @@ public sealed partial class Http2Connection
     /// <summary>Ends the connection: GOAWAY after a connection error, streams aborted and awaited, pipes completed, pooled streams retired.</summary>
     private async Task CloseAsync()
     {
+        _idleTimer.Dispose();
         if (_failed)
         {
             try

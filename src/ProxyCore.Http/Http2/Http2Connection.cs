@@ -20,12 +20,13 @@ namespace ProxyCore.Http.Http2;
 public sealed partial class Http2Connection
 {
     private static readonly Action<object?> s_onStopping = static state => ((Http2Connection)state!).OnStopping();
+    private static readonly TimerCallback s_onIdle = static state => ((Http2Connection)state!).OnIdleTimer();
 
     /// <summary>Stream identifiers remembered after closing, to tell "closed" (STREAM_CLOSED) from "never opened" (§5.1).</summary>
     private const int ClosedStreamMemory = 256;
 
-    /// <summary>Frames one field block may span; more is a CONTINUATION flood, not a request.</summary>
-    private const int MaxHeaderBlockFrames = 64;
+    /// <summary>A WINDOW_UPDATE smaller than this opens too little to be worth its frame: it counts toward <see cref="Http2ConnectionOptions.MaxControlFrames"/>.</summary>
+    private const int TinyWindowIncrement = 1024;
 
     private enum BlockTarget : byte
     {
@@ -66,6 +67,7 @@ public sealed partial class Http2Connection
     private Http2ErrorCode _blockError;
     private int _blockBytes;
     private int _blockFrames;
+    private long _blockStarted; // TimeProvider timestamp of the block's HEADERS
     private Http2RequestFieldHandler _fieldHandler;
     private readonly RequestHead _discardHead = new();
 
@@ -74,11 +76,25 @@ public sealed partial class Http2Connection
     private int _connectionReceiveWindow;
     private int _connectionUnacked;
 
+    // Abuse budgets (read loop only): fixed windows of the options' TimeProvider timestamps.
+    private WindowCounter _rapidResets;
+    private WindowCounter _controlFrames;
+    private readonly long _rapidResetWindowTicks;
+    private readonly long _controlFrameWindowTicks;
+
+    // Idle connection timeout, armed while no stream is open, and header block timeout, armed while a
+    // block is incomplete: one timer, firing into the read loop.
+    private readonly ITimer _idleTimer;
+    private volatile bool _idleExpired;
+    // A response found the connection's send window shut for StallTimeout: the read loop closes.
+    private volatile bool _stalled;
+
     private volatile bool _stoppingRequested;
     private bool _goAwaySent;
     private bool _peerGoAway;
     private bool _settingsReceived;
     private Http2ErrorCode _connectionError;
+    private byte[]? _connectionErrorReason;
     private bool _failed;
 
     public Http2Connection(ConnectionContext connection, IHttpApplication application, Http2ConnectionOptions options, CancellationToken stopping)
@@ -93,6 +109,57 @@ public sealed partial class Http2Connection
         _encoder = new HpackEncoder();
         _connectionReceiveWindow = options.ConnectionWindowSize;
         _controlSender = new ControlFrameSender(this);
+        var time = options.TimeProvider;
+        _rapidResetWindowTicks = ToTimestampTicks(options.RapidResetWindow, time);
+        _controlFrameWindowTicks = ToTimestampTicks(options.ControlFrameWindow, time);
+        _idleTimer = time.CreateTimer(s_onIdle, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    private static long ToTimestampTicks(TimeSpan span, TimeProvider time) => (long)(span.TotalSeconds * time.TimestampFrequency);
+
+    /// <summary>Events counted per fixed window of time; true while the count is within the limit.</summary>
+    private struct WindowCounter
+    {
+        private long _windowStart;
+        private int _count;
+        private bool _started;
+
+        public bool TryAdd(long now, long windowTicks, int limit)
+        {
+            if (!_started || now - _windowStart >= windowTicks)
+            {
+                _started = true;
+                _windowStart = now;
+                _count = 0;
+            }
+            return ++_count <= limit;
+        }
+    }
+
+    /// <summary>
+    /// A frame that made us work or write without serving a request; false (a connection error of
+    /// type ENHANCE_YOUR_CALM recorded, §5.4.1) once the window's budget is spent.
+    /// </summary>
+    private bool SpendControlBudget() =>
+        _controlFrames.TryAdd(_options.TimeProvider.GetTimestamp(), _controlFrameWindowTicks, _options.MaxControlFrames)
+        || Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_controlFlood);
+
+    /// <summary>A stream cancelled (or refused) before its response completed: the Rapid Reset budget (CVE-2023-44487).</summary>
+    private bool SpendRapidResetBudget() =>
+        _rapidResets.TryAdd(_options.TimeProvider.GetTimestamp(), _rapidResetWindowTicks, _options.MaxRapidResets)
+        || Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_rapidReset);
+
+    private void OnIdleTimer()
+    {
+        _idleExpired = true;
+        _input.CancelPendingRead();
+    }
+
+    /// <summary>From a stream's task: the connection's send window stayed shut for the stall timeout.</summary>
+    internal void OnConnectionStalled()
+    {
+        _stalled = true;
+        _input.CancelPendingRead();
     }
 
     internal ConnectionContext Context => _context;
@@ -131,7 +198,7 @@ public sealed partial class Http2Connection
 
     private async Task<bool> ReadPrefaceAsync()
     {
-        using var timeout = new CancellationTokenSource(_options.PrefaceTimeout);
+        using var timeout = new CancellationTokenSource(_options.PrefaceTimeout, _options.TimeProvider);
         while (true)
         {
             ReadResult result;
@@ -169,13 +236,65 @@ public sealed partial class Http2Connection
                 _goAwaySent = true;
                 await WriteControlAsync(ControlFrame.GoAway, _lastStreamId, (uint)Http2ErrorCode.NO_ERROR).ConfigureAwait(false);
             }
-            if ((_goAwaySent || _peerGoAway) && _blockStreamId == 0 && ActiveStreamCount == 0)
+            if (_stalled)
+            {
+                Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_flowControlStall);
+                return;
+            }
+            bool blockOpen = _blockStreamId != 0;
+            bool idle = !blockOpen && ActiveStreamCount == 0;
+            if ((_goAwaySent || _peerGoAway) && idle)
             {
                 return;
             }
 
+            if (blockOpen)
+            {
+                // From the block's first frame, not from the last: dribbling CONTINUATION frames does not extend it.
+                var left = _options.HeaderBlockTimeout - _options.TimeProvider.GetElapsedTime(_blockStarted);
+                if (left <= TimeSpan.Zero)
+                {
+                    Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_headerBlockTimeout);
+                    return;
+                }
+                _idleTimer.Change(left, Timeout.InfiniteTimeSpan);
+            }
+            else if (idle)
+            {
+                _idleTimer.Change(_options.IdleTimeout, Timeout.InfiniteTimeSpan);
+            }
             var result = await _input.ReadAsync().ConfigureAwait(false);
+            if (idle || blockOpen)
+            {
+                _idleTimer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
             var buffer = result.Buffer;
+            if (result.IsCanceled && buffer.IsEmpty && !result.IsCompleted)
+            {
+                if (_stalled)
+                {
+                    Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_flowControlStall);
+                    _input.AdvanceTo(buffer.Start);
+                    return;
+                }
+                if (_idleExpired)
+                {
+                    _idleExpired = false;
+                    if (blockOpen)
+                    {
+                        _input.AdvanceTo(buffer.Start);
+                        continue; // the loop's top finds the block's time spent
+                    }
+                    if (idle && ActiveStreamCount == 0 && !_goAwaySent)
+                    {
+                        // Nothing open for IdleTimeout: a graceful close (§6.8), as HTTP/1.1's keep-alive timeout.
+                        _input.AdvanceTo(buffer.Start);
+                        _goAwaySent = true;
+                        await WriteControlAsync(ControlFrame.GoAway, _lastStreamId, (uint)Http2ErrorCode.NO_ERROR).ConfigureAwait(false);
+                        return;
+                    }
+                }
+            }
             bool ok = true;
             while (true)
             {
@@ -215,16 +334,27 @@ public sealed partial class Http2Connection
         }
     }
 
-    /// <summary>Records a connection error (§5.4.1); the loop sends GOAWAY with it and closes.</summary>
-    private bool Fail(Http2ErrorCode code)
+    /// <summary>
+    /// Records a connection error (§5.4.1); the loop sends GOAWAY with it and closes. <paramref name="reason"/>
+    /// goes out as GOAWAY's debug data (§6.8), so a client (or whoever reads its logs) sees which limit it hit.
+    /// </summary>
+    private bool Fail(Http2ErrorCode code, byte[]? reason = null)
     {
         if (!_failed)
         {
             _failed = true;
             _connectionError = code;
+            _connectionErrorReason = reason;
         }
         return false;
     }
+
+    // GOAWAY debug data per limit: names, never values (§6.8: nothing security- or privacy-sensitive).
+    private static readonly byte[] s_rapidReset = "rapid-reset: limits.http2.maxRapidResets"u8.ToArray();
+    private static readonly byte[] s_controlFlood = "control-frame-flood: limits.http2.maxControlFrames"u8.ToArray();
+    private static readonly byte[] s_headerBlockTooLarge = "header-block-too-large: limits.http2.maxHeaderBlockFrames or 2 x limits.maxHeaderBytes"u8.ToArray();
+    private static readonly byte[] s_headerBlockTimeout = "header-block-timeout: limits.headerReadTimeout"u8.ToArray();
+    private static readonly byte[] s_flowControlStall = "flow-control-stall: limits.http2.stallTimeout"u8.ToArray();
 
     private ValueTask<bool> ProcessFrameAsync(Http2ReadStatus status, in Http2Frame frame, in Http2FrameError error)
     {
@@ -248,7 +378,8 @@ public sealed partial class Http2Connection
         }
         if (status == Http2ReadStatus.UnknownFrame)
         {
-            return new(true); // §5.5: "Implementations MUST ignore and discard frames of unknown types."
+            // §5.5: "Implementations MUST ignore and discard frames of unknown types." Not for free, though.
+            return new(SpendControlBudget());
         }
         if (status == Http2ReadStatus.Error)
         {
@@ -275,8 +406,8 @@ public sealed partial class Http2Connection
                 return DecodeFragmentAsync(frame.HeaderBlockFragment, frame.EndHeaders);
             case Http2FrameType.PRIORITY:
                 // §5.3.2: the RFC 7540 priority scheme is deprecated; the frame is accepted in any
-                // stream state (§5.1) and ignored.
-                return new(true);
+                // stream state (§5.1) and ignored — within the control-frame budget.
+                return new(SpendControlBudget());
             case Http2FrameType.RST_STREAM:
                 return new(OnRstStream(frame));
             case Http2FrameType.SETTINGS:
@@ -286,6 +417,10 @@ public sealed partial class Http2Connection
                 // frame as a connection error (Section 5.4.1) of type PROTOCOL_ERROR."
                 return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
             case Http2FrameType.PING:
+                if (!SpendControlBudget())
+                {
+                    return new(false);
+                }
                 if (frame.IsAck)
                 {
                     return new(true); // We send no PING of our own yet.
@@ -366,6 +501,12 @@ public sealed partial class Http2Connection
             _lastStreamId = streamId;
             if (_goAwaySent || ActiveStreamCount >= _options.MaxConcurrentStreams)
             {
+                if (!_goAwaySent && !SpendRapidResetBudget())
+                {
+                    // Streams reset at once still hold their slot until their work ends: a client that
+                    // keeps opening past the limit is resetting faster than we can clean up.
+                    return new(false);
+                }
                 // §5.1.2: "An endpoint that receives a HEADERS frame that causes its advertised
                 // concurrent stream limit to be exceeded MUST treat this as a stream error (Section
                 // 5.4.2) of type PROTOCOL_ERROR or REFUSED_STREAM"; REFUSED_STREAM tells the client it
@@ -391,6 +532,7 @@ public sealed partial class Http2Connection
         _blockError = error;
         _blockBytes = 0;
         _blockFrames = 0;
+        _blockStarted = _options.TimeProvider.GetTimestamp();
         if (target == BlockTarget.Discard)
         {
             _discardHead.Reset();
@@ -403,9 +545,9 @@ public sealed partial class Http2Connection
         // Cap the raw block while it arrives: the decoder bounds the decoded list, this bounds the
         // frames and octets a client can make us take for one request (CONTINUATION floods).
         _blockBytes += (int)fragment.Length;
-        if (++_blockFrames > MaxHeaderBlockFrames || _blockBytes > 2 * _options.MaxHeaderListSize)
+        if (++_blockFrames > _options.MaxHeaderBlockFrames || _blockBytes > 2 * _options.MaxHeaderListSize)
         {
-            return new(Fail(Http2ErrorCode.ENHANCE_YOUR_CALM));
+            return new(Fail(Http2ErrorCode.ENHANCE_YOUR_CALM, s_headerBlockTooLarge));
         }
         try
         {
@@ -444,6 +586,10 @@ public sealed partial class Http2Connection
                     {
                         RememberClosed(stream.StreamId, resetByUs: true);
                         ReturnToPool(stream);
+                    }
+                    if (!SpendControlBudget())
+                    {
+                        return new(false); // a stream of empty or broken HEADERS, each answered with RST_STREAM
                     }
                     return WriteControlAsync(ControlFrame.RstStream, stream.StreamId, (uint)Http2ErrorCode.PROTOCOL_ERROR);
                 }

@@ -523,6 +523,19 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
         }
         Positive("$.limits.headerReadTimeout", limits.HeaderReadTimeout);
         Positive("$.limits.keepAliveTimeout", limits.KeepAliveTimeout);
+        var h2 = limits.Http2;
+        // RFC 9113 §6.5.2: windows and the table are 31/32-bit values; the stream window at least the
+        // frame size so one full DATA frame fits, and the connection window at least the protocol's 65,535.
+        Range("$.limits.http2.maxConcurrentStreams", h2.MaxConcurrentStreams, 1, 1_000_000);
+        Range("$.limits.http2.initialStreamWindowSize", h2.InitialStreamWindowSize, 16_384, int.MaxValue);
+        Range("$.limits.http2.connectionWindowSize", h2.ConnectionWindowSize, 65_535, int.MaxValue);
+        Range("$.limits.http2.headerTableSize", h2.HeaderTableSize, 0, 1024 * 1024);
+        Range("$.limits.http2.maxHeaderBlockFrames", h2.MaxHeaderBlockFrames, 1, 100_000);
+        Range("$.limits.http2.maxRapidResets", h2.MaxRapidResets, 1, int.MaxValue);
+        Range("$.limits.http2.maxControlFrames", h2.MaxControlFrames, 1, int.MaxValue);
+        Positive("$.limits.http2.rapidResetWindow", h2.RapidResetWindow);
+        Positive("$.limits.http2.controlFrameWindow", h2.ControlFrameWindow);
+        Positive("$.limits.http2.stallTimeout", h2.StallTimeout);
         Positive("$.timeouts.upstream", config.Timeouts.Upstream);
     }
 
@@ -559,6 +572,14 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             }
         }
         return true;
+    }
+
+    private void Range(string path, long value, long min, long max)
+    {
+        if (value < min || value > max)
+        {
+            Error(path, value < min ? $"must be at least {min}" : $"must be at most {max}");
+        }
     }
 
     private void Positive(string path, TimeSpan value)

@@ -506,6 +506,50 @@ public sealed class LimitsConfig
 
     /// <summary>Open client connections per process; default 10000, 0 = unlimited (bounded only by file descriptors).</summary>
     public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>HTTP/2 client connections: streams, windows and abuse budgets (defaults as Http2ConnectionOptions).</summary>
+    public Http2LimitsConfig Http2 { get; set; } = new();
+}
+
+/// <summary>
+/// <c>limits.http2</c>: the HTTP/2 server side's knobs. The idle timeout is <c>limits.keepAliveTimeout</c>
+/// and the header list size <c>limits.maxHeaderBytes</c>, as for HTTP/1.1.
+/// </summary>
+public sealed class Http2LimitsConfig
+{
+    /// <summary>SETTINGS_MAX_CONCURRENT_STREAMS; default 100.</summary>
+    public int MaxConcurrentStreams { get; set; } = 100;
+
+    /// <summary>Per-stream receive window for request bodies; default 65535 (64 KiB, the protocol's own).</summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long InitialStreamWindowSize { get; set; } = 65_535;
+
+    /// <summary>Connection receive window; default 1MB.</summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long ConnectionWindowSize { get; set; } = 1024 * 1024;
+
+    /// <summary>SETTINGS_HEADER_TABLE_SIZE (HPACK dynamic table the client may fill); default 4KB.</summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long HeaderTableSize { get; set; } = 4096;
+
+    /// <summary>HEADERS + CONTINUATION frames one field block may span; default 64.</summary>
+    public int MaxHeaderBlockFrames { get; set; } = 64;
+
+    /// <summary>Streams cancelled (or refused) before their response completed, per rapidResetWindow; default 200.</summary>
+    public int MaxRapidResets { get; set; } = 200;
+
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan RapidResetWindow { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Frames that make us work without serving a request (PING, SETTINGS, PRIORITY, empty DATA, ...), per controlFrameWindow; default 5000.</summary>
+    public int MaxControlFrames { get; set; } = 5000;
+
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan ControlFrameWindow { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a response may wait on a shut flow-control window or an unread socket; default 30s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan StallTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 public sealed class TimeoutsConfig

@@ -70,6 +70,10 @@ public class ProxyConfigLoaderTests
         Assert.Equal(32L * 1024 * 1024, config.Limits.MaxRequestBodyBytes);
         Assert.Equal(TimeSpan.FromSeconds(10), config.Limits.HeaderReadTimeout);
         Assert.Equal(TimeSpan.FromSeconds(60), config.Limits.KeepAliveTimeout);
+        var h2 = config.Limits.Http2;
+        Assert.Equal((100, 65_535L, 1024L * 1024, 4096L, 64), (h2.MaxConcurrentStreams, h2.InitialStreamWindowSize, h2.ConnectionWindowSize, h2.HeaderTableSize, h2.MaxHeaderBlockFrames));
+        Assert.Equal((200, TimeSpan.FromSeconds(10), 5000, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30)),
+            (h2.MaxRapidResets, h2.RapidResetWindow, h2.MaxControlFrames, h2.ControlFrameWindow, h2.StallTimeout));
         Assert.Equal(TimeSpan.FromSeconds(60), config.Timeouts.Upstream);
         Assert.Equal(TimeSpan.FromSeconds(30), config.Timeouts.Drain);
         Assert.True(config.Forwarding.XForwarded);
@@ -201,6 +205,15 @@ public class ProxyConfigLoaderTests
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "routes": [ { "id": "r", "cluster": "c", "match": { "headers": [ { "name": "x-tenant", "value": "a", "mode": "regex" } ] } } ], "clusters": [ { "id": "c", "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.routes[0].match.headers[0].mode", "unknown mode 'regex'")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "routes": [ { "id": "r", "cluster": "c", "match": { "headers": [ { "name": "x-tenant" } ] } } ], "clusters": [ { "id": "c", "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.routes[0].match.headers[0].value", "needs a value")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "routes": [ { "id": "r", "cluster": "c", "match": { "headers": [ { "name": "x-tenant", "value": "a", "mode": "present" } ] } } ], "clusters": [ { "id": "c", "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.routes[0].match.headers[0].value", "does not compare a value")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "maxConcurrentStreams": 0 } } }""", "$.limits.http2.maxConcurrentStreams", "at least 1")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "initialStreamWindowSize": "1KB" } } }""", "$.limits.http2.initialStreamWindowSize", "at least 16384")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "connectionWindowSize": "4GB" } } }""", "$.limits.http2.connectionWindowSize", "at most 2147483647")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "maxRapidResets": 0 } } }""", "$.limits.http2.maxRapidResets", "at least 1")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "maxControlFrames": -5 } } }""", "$.limits.http2.maxControlFrames", "at least 1")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "maxHeaderBlockFrames": 0 } } }""", "$.limits.http2.maxHeaderBlockFrames", "at least 1")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "stallTimeout": "0s" } } }""", "$.limits.http2.stallTimeout", "greater than 0")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "rapidResetWindow": "0s" } } }""", "$.limits.http2.rapidResetWindow", "greater than 0")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "limits": { "http2": { "maxStreams": 10 } } }""", "$.limits.http2.maxStreams", "unknown property")]
     public void Parse_InvalidConfig_ReportsErrorAtExactPath(string json, string expectedPath, string expectedMessagePart)
     {
         var result = ProxyConfigLoader.Parse(json);

@@ -20,6 +20,9 @@ internal sealed record ReadFrame(Http2FrameType Type, Http2FrameFlags Flags, int
 
     public int GoAwayLastStreamId => (int)BinaryPrimitives.ReadUInt32BigEndian(Payload);
 
+    /// <summary>GOAWAY's debug data (§6.8), as ASCII.</summary>
+    public string GoAwayDebug => System.Text.Encoding.ASCII.GetString(Payload.AsSpan(8));
+
     public int WindowIncrement => (int)BinaryPrimitives.ReadUInt32BigEndian(Payload);
 }
 
@@ -54,9 +57,14 @@ internal sealed class Http2TestClient : IAsyncDisposable
 
     public int ServerConnectionWindowIncrement { get; private set; }
 
-    public static async Task<Http2TestClient> StartAsync(IHttpApplication application, Http2ConnectionOptions? options = null, bool handshake = true)
+    /// <summary>
+    /// A connection to a new <see cref="Http2Connection"/>; several started with the same
+    /// <paramref name="transport"/>, application and options are neighbours on one server.
+    /// </summary>
+    public static async Task<Http2TestClient> StartAsync(IHttpApplication application, Http2ConnectionOptions? options = null, bool handshake = true,
+        InMemoryTransport? transport = null)
     {
-        var transport = new InMemoryTransport();
+        transport ??= new InMemoryTransport();
         var client = await transport.ConnectAsync(transport.EndPoint);
         var server = (await transport.AcceptAsync())!;
         var stopping = new CancellationTokenSource();
@@ -112,6 +120,9 @@ internal sealed class Http2TestClient : IAsyncDisposable
     public void WriteRaw(ReadOnlySpan<byte> bytes) => _output.Write(bytes);
 
     public async Task FlushAsync() => await _output.FlushAsync().AsTask().WaitAsync(Timeout);
+
+    /// <summary>A flush without a timeout: it stays pending while the server does not read (backpressure).</summary>
+    public Task StartFlush() => _output.FlushAsync().AsTask();
 
     public Task SendAsync(Action<IBufferWriter<byte>> write)
     {
@@ -212,12 +223,13 @@ internal sealed class Http2TestClient : IAsyncDisposable
     }
 
     /// <summary>h2spec's VerifyConnectionError: GOAWAY with the code (then close), or a bare close.</summary>
-    public async Task ExpectConnectionErrorAsync(Http2ErrorCode code)
+    public async Task<string> ExpectConnectionErrorAsync(Http2ErrorCode code)
     {
         var frame = await ReadUntilAsync(f => f.Type == Http2FrameType.GOAWAY);
         Assert.NotNull(frame); // we always send GOAWAY before closing
         Assert.Equal(code, frame!.ErrorCode);
         Assert.Null(await ReadUntilAsync(_ => false)); // then the connection closes
+        return frame.GoAwayDebug;
     }
 
     /// <summary>h2spec's VerifyStreamError, strictly: RST_STREAM for the stream with the code.</summary>
