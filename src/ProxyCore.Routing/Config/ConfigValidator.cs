@@ -204,6 +204,10 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
                 Error(path + ".sticky", "only means something with a split");
             }
             ValidateRoutePolicies(route, path);
+            if (route.Llm is { } llm)
+            {
+                ValidateLlm(llm, clusterIds, path + ".llm");
+            }
         }
     }
 
