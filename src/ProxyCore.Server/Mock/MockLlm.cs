@@ -23,9 +23,22 @@ namespace ProxyCore.Server.Mock;
 internal static class MockLlm
 {
     private const int MaxBodyBytes = 4 * 1024 * 1024;
-    public static bool Handles(ReadOnlySpan<byte> path) =>
-        path.SequenceEqual("/v1/chat/completions"u8) || path.SequenceEqual("/v1/responses"u8) ||
-        path.SequenceEqual("/v1/embeddings"u8) || path.SequenceEqual("/v1/messages"u8) || path.StartsWith("/_mock/"u8);
+    /// <summary>The LLM endpoints, also under a path prefix (a route or destination prefix in front of /v1/).</summary>
+    public static bool Handles(ReadOnlySpan<byte> path)
+    {
+        if (path.StartsWith("/_mock/"u8))
+        {
+            return true;
+        }
+        int v1 = path.IndexOf("/v1/"u8);
+        if (v1 < 0)
+        {
+            return false;
+        }
+        path = path[v1..];
+        return path.SequenceEqual("/v1/chat/completions"u8) || path.SequenceEqual("/v1/responses"u8) ||
+            path.SequenceEqual("/v1/embeddings"u8) || path.SequenceEqual("/v1/messages"u8);
+    }
 
     public static async ValueTask ProcessAsync(HttpExchange exchange)
     {
@@ -36,6 +49,11 @@ internal static class MockLlm
             await Task.Delay(Math.Min(knobs.LatencyMs, 600_000), exchange.Aborted).ConfigureAwait(false);
         }
         bool anthropic = path == "/v1/messages";
+        // Which credential reached the provider, as a digest (tests check the gateway swapped keys; the key itself is never echoed).
+        if (exchange.Request.TryGetValue(anthropic ? "x-api-key"u8 : "authorization"u8, out var credential))
+        {
+            exchange.Response.AddHeader("x-mock-credential-sha256"u8, Encoding.ASCII.GetBytes(Convert.ToHexStringLower(SHA256.HashData(credential)).AsSpan(0, 16).ToString()));
+        }
         if (exchange.Request.Method != HttpMethod.Post)
         {
             await ErrorAsync(exchange, anthropic, 405, "invalid_request_error", "Use POST.").ConfigureAwait(false);
@@ -149,8 +167,11 @@ internal static class MockLlm
             {
                 if (knobs.CutAfter >= 0 && deltas == knobs.CutAfter)
                 {
-                    // A provider that drops mid-answer: no terminal event, no last chunk.
-                    exchange.Abort("mock-cut");
+                    // A provider that drops mid-answer: no terminal event, no last chunk. The connection
+                    // closes after what was sent (FIN, not RST: a reset could discard those bytes unread).
+                    var pipe = exchange.DetachForTunnel();
+                    await pipe.Output.CompleteAsync().ConfigureAwait(false);
+                    await pipe.Input.CompleteAsync().ConfigureAwait(false);
                     return;
                 }
                 deltas++;
@@ -255,6 +276,11 @@ internal readonly struct MockKnobs
             }
             values["x-mock-" + parts[2]] = parts[3];
             path = "/" + parts[4];
+        }
+        int v1 = path.IndexOf("/v1/", StringComparison.Ordinal);
+        if (v1 > 0)
+        {
+            path = path[v1..];
         }
         var query = Encoding.UTF8.GetString(request.QuerySpan).TrimStart('?');
         foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
