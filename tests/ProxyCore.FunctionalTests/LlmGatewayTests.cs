@@ -323,6 +323,41 @@ public sealed class LlmGatewayTests
         Assert.DoesNotContain("[DONE]", body, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("/open/v1/chat/completions", false)]
+    [InlineData("/cut/v1/chat/completions", true)]
+    public async Task H2cStream_RelaysEventsAndResetsACutStream(string path, bool cut)
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+        using var request = new HttpRequestMessage(HttpMethod.Post, path)
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = Json("""{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello world"}]}"""),
+        };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        var received = new MemoryStream();
+        var stream = await response.Content.ReadAsStreamAsync();
+
+        Exception? failure = await Record.ExceptionAsync(() => stream.CopyToAsync(received));
+
+        string body = Encoding.UTF8.GetString(received.ToArray());
+        if (cut)
+        {
+            Assert.NotNull(failure);
+            Assert.Contains("upstream_stream_cut", body, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Null(failure);
+            Assert.EndsWith("data: [DONE]\n\n", body, StringComparison.Ordinal);
+            Assert.Equal(MockTokens.Split("Mock answer from gpt-4o-mini: you said \"hello world\".").Count,
+                body.Split("\"content\":").Length - 2); // every delta, after the role chunk's empty content
+        }
+    }
+
     [Fact]
     public async Task AnthropicSdk_CutStream_SeesAnError()
     {
