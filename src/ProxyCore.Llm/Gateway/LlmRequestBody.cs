@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Text;
 using System.Text.Json;
 
 namespace ProxyCore.Llm.Gateway;
@@ -341,6 +340,4 @@ internal static class LlmResponseUsage
             return false;
         }
     }
-
-    public static string Describe(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);
 }
