@@ -65,6 +65,12 @@ public sealed class LlmGatewayTests
             { "id": "pick", "match": { "path": "/pick/" }, "cluster": "mock",
               "llm": { "providerHeader": "x-provider",
                        "providers": [ { "name": "a", "type": "openai", "cluster": "mock" }, { "name": "b", "type": "openai", "cluster": "mock" } ] } },
+            { "id": "slow", "match": { "path": "/slow/" }, "cluster": "mock", "timeout": "500ms",
+              "llm": { "providers": [ { "name": "sluggish", "type": "openai", "cluster": "latency5s" },
+                                      { "name": "backup", "type": "openai", "cluster": "mock" } ] } },
+            { "id": "weighted", "match": { "path": "/weighted/" }, "cluster": "mock",
+              "llm": { "strategy": "weighted",
+                       "providers": [ { "name": "never", "type": "openai", "cluster": "mock", "weight": 0 }, { "name": "always", "type": "openai", "cluster": "mock", "weight": 3 } ] } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock", "models": { "gpt-4o-mini": "local-llama" } } ] } } ],
           "clusters": [
@@ -72,6 +78,7 @@ public sealed class LlmGatewayTests
             { "id": "status503", "destinations": [ { "address": "{UP}/_mock/status/503" } ] },
             { "id": "status429", "destinations": [ { "address": "{UP}/_mock/status/429" } ] },
             { "id": "cut3", "destinations": [ { "address": "{UP}/_mock/cut-after/3" } ] },
+            { "id": "latency5s", "destinations": [ { "address": "{UP}/_mock/latency-ms/5000" } ] },
             { "id": "refused", "connectTimeout": "1s", "destinations": [ { "address": "http://127.0.0.1:1" } ] } ] }
         """;
 
@@ -276,6 +283,37 @@ public sealed class LlmGatewayTests
     }
 
     [Fact]
+    public async Task WeightedStrategy_FirstTryFollowsTheWeights()
+    {
+        await using var host = await LlmHost.StartAsync();
+        var chat = host.Chat("/weighted/v1", "gpt-4o-mini", "anything");
+
+        for (int i = 0; i < 5; i++)
+        {
+            var result = await chat.CompleteChatAsync(s_hello);
+            Assert.True(result.GetRawResponse().Headers.TryGetValue("proxycore-provider", out var provider) && provider == "always");
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Responses_JsonAndStream_AreMetered(bool stream)
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+
+        using var response = await client.PostAsync("/open/v1/responses", Json($$"""{"model":"gpt-4o-mini","input":"hello world","stream":{{(stream ? "true" : "false")}}}"""));
+        string body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains(stream ? "response.completed" : "\"status\":\"completed\"", body, StringComparison.Ordinal);
+        var metrics = await host.MetricsAsync();
+        Assert.Equal(HelloPromptTokens, Series(metrics, "proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\"}"));
+        Assert.Equal(AnswerTokens("gpt-4o-mini"), Series(metrics, "proxycore_llm_tokens_total{kind=\"completion\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\"}"));
+    }
+
+    [Fact]
     public async Task Reload_KeepsAKeysSpend()
     {
         await using var host = await LlmHost.StartAsync();
@@ -315,6 +353,7 @@ public sealed class LlmGatewayTests
     [Theory]
     [InlineData("/fallback/v1", "backup")] // the first provider answers 503
     [InlineData("/dead/v1", "backup")]     // the first provider refuses connections
+    [InlineData("/slow/v1", "backup")]     // the first provider does not answer within the route's timeout
     public async Task OpenAiSdk_FirstProviderFails_FallsBackToTheNext(string route, string expectedProvider)
     {
         await using var host = await LlmHost.StartAsync();
