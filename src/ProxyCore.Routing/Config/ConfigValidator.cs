@@ -207,6 +207,15 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             if (route.Llm is { } llm)
             {
                 ValidateLlm(llm, clusterIds, path + ".llm");
+                // The LLM stage sends to its providers itself: these would be silently ignored.
+                if (route.Split is not null)
+                {
+                    Error(path + ".split", "an llm route sends to its providers: use llm.strategy \"weighted\" with provider weights");
+                }
+                if (route.Retry is not null)
+                {
+                    Error(path + ".retry", "an llm route falls back across its providers instead of retrying: list the provider twice to retry it");
+                }
             }
         }
     }

@@ -65,6 +65,8 @@ public sealed class LlmConfigTests
     [InlineData("\"pricing\":", "\"maxRequestBytes\": 0, \"pricing\":", "$.routes[0].llm.maxRequestBytes", "more than 0")]
     [InlineData("\"pricing\":", "\"providerHeader\": \"bad header\", \"pricing\":", "$.routes[0].llm.providerHeader", "not a valid header name")]
     [InlineData("\"pricing\":", "\"provders\": [], \"pricing\":", "$.routes[0].llm.provders", "did you mean 'providers'")]
+    [InlineData("\"cluster\": \"openai\",\n", "\"cluster\": \"openai\", \"retry\": { \"on\": [503] },\n", "$.routes[0].retry", "falls back across its providers")]
+    [InlineData("\"cluster\": \"openai\",\n", "\"cluster\": \"openai\", \"split\": [ { \"cluster\": \"openai\" } ],\n", "$.routes[0].split", "llm.strategy")]
     public void Parse_LlmMistake_ReportsItsPath(string find, string replace, string expectedPath, string expectedMessagePart)
     {
         Assert.Contains(find, Contract, StringComparison.Ordinal);
