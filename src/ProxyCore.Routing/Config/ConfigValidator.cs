@@ -214,7 +214,7 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
                 }
                 if (route.Retry is not null)
                 {
-                    Error(path + ".retry", "an llm route falls back across its providers instead of retrying: list the provider twice to retry it");
+                    Error(path + ".retry", "an llm route falls back across its providers instead of retrying: add another provider entry (its own name) on the same cluster to retry it");
                 }
             }
         }
