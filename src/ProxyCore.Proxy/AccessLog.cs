@@ -36,7 +36,7 @@ public sealed class AccessLog : IAsyncDisposable
 
     public long Dropped => Interlocked.Read(ref _dropped);
 
-    public void Log(HttpExchange exchange, string route, string? upstream, int status, long durationTicks, long upstreamTicks)
+    public void Log(HttpExchange exchange, string route, string? upstream, int status, long durationTicks, long upstreamTicks, Stages.LlmLogFields? llm = null)
     {
         if (!_free.TryDequeue(out var record))
         {
@@ -49,6 +49,7 @@ public sealed class AccessLog : IAsyncDisposable
         record.Status = status;
         record.DurationTicks = durationTicks;
         record.UpstreamTicks = upstreamTicks;
+        record.Llm = llm;
         record.Method = request.Method;
         record.SetBytes(ref record.MethodBytes, ref record.MethodLength, request.MethodSpan);
         var path = request.PathSpan;
@@ -118,6 +119,19 @@ public sealed class AccessLog : IAsyncDisposable
         }
         json.WriteNumber("duration_us"u8, r.DurationTicks * 1_000_000 / Stopwatch.Frequency);
         json.WriteNumber("upstream_us"u8, r.UpstreamTicks * 1_000_000 / Stopwatch.Frequency);
+        if (r.Llm is { } llm)
+        {
+            json.WriteStartObject("llm"u8);
+            json.WriteString("key"u8, llm.Key);
+            json.WriteString("provider"u8, llm.Provider);
+            json.WriteString("model"u8, llm.Model);
+            json.WriteNumber("prompt_tokens"u8, llm.PromptTokens);
+            json.WriteNumber("completion_tokens"u8, llm.CompletionTokens);
+            json.WriteNumber("cached_tokens"u8, llm.CachedTokens);
+            json.WriteNumber("cost_usd"u8, llm.CostUsd);
+            json.WriteString("outcome"u8, llm.Outcome);
+            json.WriteEndObject();
+        }
         json.WriteEndObject();
     }
 
@@ -139,6 +153,7 @@ public sealed class AccessLog : IAsyncDisposable
         public int Status;
         public long DurationTicks;
         public long UpstreamTicks;
+        public Stages.LlmLogFields? Llm;
         public HttpMethod Method;
         public HttpVersion Version;
         public byte[] MethodBytes = new byte[16];

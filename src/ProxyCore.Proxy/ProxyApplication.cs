@@ -12,7 +12,7 @@ namespace ProxyCore.Proxy;
 /// The proxy as an HTTP application: route the request on the current snapshot, pick a destination,
 /// relay, record. One instance serves every connection; it holds no per-request state.
 /// </summary>
-public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
+public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IExchangeRecorder
 {
     private const string NoRouteLabel = "(none)";
 
@@ -48,6 +48,10 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         {
             return RejectAsync(exchange, route, policies, rejection);
         }
+        if (route.Handler is IRouteHandler handler)
+        {
+            return handler.HandleAsync(exchange, route, this);
+        }
         var cluster = route.Split?.Choose(exchange.Request, Random.Shared) ?? route.Cluster;
         var destination = cluster.LoadBalancer.Pick(cluster.Destinations);
         if (destination is null)
@@ -74,7 +78,14 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         if (exchange.BeginErrorResponse(rejection.Status, rejection.Reason))
         {
             policies.AddRejectionHeaders(exchange.Response, rejection);
-            await exchange.FinishErrorResponseAsync(rejection.Status, rejection.Message).ConfigureAwait(false);
+            if (route.Handler is IRouteHandler handler)
+            {
+                await handler.FinishErrorAsync(exchange, rejection.Status, rejection.Reason, rejection.Message).ConfigureAwait(false);
+            }
+            else
+            {
+                await exchange.FinishErrorResponseAsync(rejection.Status, rejection.Message).ConfigureAwait(false);
+            }
         }
         Record(exchange, route.Id, null, 0);
     }
@@ -103,11 +114,28 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         }
     }
 
-    private void Record(HttpExchange exchange, string routeLabel, string? upstream, long upstreamTicks)
+    void IExchangeRecorder.RecordTry(DestinationModel destination, ForwarderError error, int upstreamStatus, long upstreamTicks)
+    {
+        destination.Cluster.State.Exit();
+        bool failure = error is ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout or ForwarderError.UpstreamClosed
+            or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite
+            || (error == ForwarderError.None && upstreamStatus >= 500);
+        destination.State.EndRequest(success: !failure);
+        _outliers?.Record(destination.Cluster, destination, failure);
+        if (upstreamTicks > 0)
+        {
+            _metrics.RecordUpstream(upstreamTicks);
+        }
+    }
+
+    void IExchangeRecorder.RecordExchange(HttpExchange exchange, RouteModel route, DestinationModel? destination, long upstreamTicks, LlmLogFields? llm)
+        => Record(exchange, route.Id, destination?.Address, upstreamTicks, llm);
+
+    private void Record(HttpExchange exchange, string routeLabel, string? upstream, long upstreamTicks, LlmLogFields? llm = null)
     {
         long elapsed = Stopwatch.GetTimestamp() - exchange.StartTimestamp;
         int status = exchange.ResponseStarted ? exchange.Response.StatusCode : 0;
         _metrics.RecordRequest(routeLabel, status, elapsed);
-        _accessLog?.Log(exchange, routeLabel, upstream, status, elapsed, upstreamTicks);
+        _accessLog?.Log(exchange, routeLabel, upstream, status, elapsed, upstreamTicks, llm);
     }
 }

@@ -20,6 +20,7 @@ namespace ProxyCore.Server;
 ///   GET  /delay/MS         answers after MS milliseconds
 ///   GET  /trailers         a chunked body followed by trailer fields
 ///   GET  /ws               WebSocket echo (RFC 6455 handshake, then every message sent back)
+///   POST /v1/...           a mock LLM provider: OpenAI chat, Responses, embeddings, Anthropic messages (<see cref="Mock.MockLlm"/>)
 /// </summary>
 internal sealed class MockUpstream : IHttpApplication
 {
@@ -29,6 +30,11 @@ internal sealed class MockUpstream : IHttpApplication
     public async ValueTask ProcessAsync(HttpExchange exchange)
     {
         var request = exchange.Request;
+        if (Mock.MockLlm.Handles(request.PathSpan))
+        {
+            await Mock.MockLlm.ProcessAsync(exchange).ConfigureAwait(false);
+            return;
+        }
         string path = Encoding.UTF8.GetString(request.PathSpan);
         if (path.StartsWith("/bytes/", StringComparison.Ordinal) && long.TryParse(path.AsSpan(7), out long count) && count >= 0)
         {

@@ -135,6 +135,7 @@ public static class Program
         if (demoUpstream is not null)
         {
             Log.Info($"embedded demo: try `curl -i http://{host.ListenEndPoints[0]}/` (demo upstream on {demoUpstream.EndPoint})");
+            Log.Info($"embedded demo LLM: try `curl http://{host.ListenEndPoints[0]}/v1/chat/completions -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'`, then /metrics on the admin port");
         }
 
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -222,7 +223,30 @@ public static class Program
     {
         Listeners = [new ListenerConfig { Address = "127.0.0.1:8080" }],
         Admin = new AdminConfig { Address = "127.0.0.1:9901" },
-        Routes = [new RouteConfig { Id = "demo", Match = new RouteMatchConfig { Path = "/" }, Cluster = "demo" }],
+        Routes =
+        [
+            new RouteConfig { Id = "demo", Match = new RouteMatchConfig { Path = "/" }, Cluster = "demo" },
+            // The mock LLM behind the LLM stage: OpenAI and Anthropic clients both work offline, open (no keys).
+            new RouteConfig
+            {
+                Id = "llm-demo",
+                Match = new RouteMatchConfig { Path = "/v1/" },
+                Cluster = "demo",
+                Llm = new LlmConfig
+                {
+                    Providers =
+                    [
+                        new LlmProviderConfig { Name = "mock-openai", Type = "openai", Cluster = "demo" },
+                        new LlmProviderConfig { Name = "mock-anthropic", Type = "anthropic", Cluster = "demo" },
+                    ],
+                    Pricing = new Dictionary<string, LlmPricingConfig>
+                    {
+                        ["gpt-4o-mini"] = new() { InputPer1M = 0.15, OutputPer1M = 0.60 },
+                        ["claude-haiku-4-5"] = new() { InputPer1M = 1.00, OutputPer1M = 5.00 },
+                    },
+                },
+            },
+        ],
         Clusters = [new ClusterConfig { Id = "demo", Destinations = [new DestinationConfig { Address = $"http://{upstream}" }] }],
         AccessLog = new AccessLogConfig { Enabled = true },
     };

@@ -3,6 +3,7 @@ using System.Net;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
 using ProxyCore.Http.Http2;
+using ProxyCore.Llm.Gateway;
 using ProxyCore.Proxy;
 using ProxyCore.Proxy.Health;
 using ProxyCore.Proxy.Metrics;
@@ -69,10 +70,24 @@ public sealed class ProxyHost : IAsyncDisposable
             throw new InvalidOperationException("Invalid configuration:\n" + string.Join('\n', errors));
         }
 
-        var state = new ProxyState(config, prepare: snapshot => RoutePolicies.Prepare(snapshot, TimeProvider.System));
         var metrics = new ProxyMetrics();
         var pool = new UpstreamConnectionPool(new SocketConnectionFactory());
         var limits = config.Limits;
+        var llm = new LlmStage(pool, metrics, new Http1Limits
+        {
+            MaxRequestLineBytes = (int)limits.MaxRequestLineBytes,
+            MaxHeaderBytes = (int)limits.MaxHeaderBytes,
+            MaxHeaderCount = limits.MaxHeaderCount,
+        });
+        foreach (var note in LlmStage.NotAppliedNotes(config))
+        {
+            Log.Warn(note);
+        }
+        var state = new ProxyState(config, prepare: snapshot =>
+        {
+            RoutePolicies.Prepare(snapshot, TimeProvider.System);
+            llm.Prepare(snapshot);
+        });
         var http1 = new Http1ConnectionOptions
         {
             Limits = new Http1Limits
@@ -267,7 +282,7 @@ public sealed class ProxyHost : IAsyncDisposable
     /// </summary>
     public IReadOnlyList<string> Reload(ProxyConfig config)
     {
-        var notes = new List<string>();
+        var notes = new List<string>(LlmStage.NotAppliedNotes(config));
         if (!SameListeners(config))
         {
             notes.Add("listeners, admin address, limits, forwarding, tracing and access log are read at start: restart to apply those changes");

@@ -65,6 +65,24 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Validate_LlmBlock_ListsItsErrorsWithPaths()
+    {
+        var bad = WriteConfig("""
+            { "listeners": [ { "address": "127.0.0.1:8080" } ],
+              "routes": [ { "id": "ai", "match": { "path": "/v1/" }, "cluster": "c",
+                "llm": { "providers": [ { "name": "p", "type": "gemini", "cluster": "nowhere" } ],
+                         "keys": [ { "name": "k", "key": "env:PROXYCORE_TEST_SURELY_UNSET", "tokensPerMinute": 0 } ] } } ],
+              "clusters": [ { "id": "c", "destinations": [ { "address": "http://127.0.0.1:9000" } ] } ] }
+            """);
+        var (code, output) = await ProxyProcess.RunAsync("validate", bad);
+        Assert.Equal(1, code);
+        Assert.Contains("$.routes[0].llm.providers[0].type", output);
+        Assert.Contains("$.routes[0].llm.providers[0].cluster", output);
+        Assert.Contains("$.routes[0].llm.keys[0].key: environment variable 'PROXYCORE_TEST_SURELY_UNSET' is not set", output);
+        Assert.Contains("$.routes[0].llm.keys[0].tokensPerMinute", output);
+    }
+
+    [Fact]
     public async Task ListenUpstream_Sidecar_ServesCurl()
     {
         await using var upstream = SimpleHttpServer.Start(new IPEndPoint(IPAddress.Loopback, 0), new MockUpstream());
@@ -100,6 +118,12 @@ public sealed class CliTests
         Assert.Contains("Hello from the ProxyCore demo upstream", stdout);
         (_, stdout, _) = await Curl.RunAsync("-sS", "http://127.0.0.1:9901/metrics");
         Assert.Contains("proxycore_requests_total{route=\"demo\",status=\"200\"} 1", stdout);
+        // The mock LLM behind the LLM stage on /v1/, with curl exactly as README shows it.
+        (code, stdout, stderr) = await Curl.RunAsync("-sS", "http://127.0.0.1:8080/v1/chat/completions", "-d", "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Mock answer from gpt-4o-mini: you said \\\"hi\\\".", stdout);
+        (_, stdout, _) = await Curl.RunAsync("-sS", "http://127.0.0.1:9901/metrics");
+        Assert.Contains("proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"mock-openai\"} 4", stdout);
         proxy.Signal("TERM");
         Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(15)));
         Assert.Contains("\"route\":\"demo\"", proxy.Output); // the demo's access log line

@@ -13,6 +13,7 @@ public sealed class ProxyMetrics
 {
     private readonly ConcurrentDictionary<(string Route, int Status), StrongBox> _requests = new();
     private long _upstreamRetries;
+    private volatile Action<StringBuilder>[] _exporters = [];
 
     public Histogram RequestDuration { get; } = new();
 
@@ -33,6 +34,15 @@ public sealed class ProxyMetrics
     public void RecordRetry() => Interlocked.Increment(ref _upstreamRetries);
 
     public long RetryCount => Interlocked.Read(ref _upstreamRetries);
+
+    /// <summary>Adds series owned by another layer (the LLM stage's token and cost counters) to <see cref="Export"/>.</summary>
+    public void AddExporter(Action<StringBuilder> exporter)
+    {
+        lock (_requests)
+        {
+            _exporters = [.. _exporters, exporter];
+        }
+    }
 
     public long RequestCount(string route, int status) => _requests.TryGetValue((route, status), out var c) ? Volatile.Read(ref c.Value) : 0;
 
@@ -58,6 +68,10 @@ public sealed class ProxyMetrics
         sb.Append("proxycore_tls_handshakes_total{result=\"failed\"} ").Append(ProxyCore.Transport.Tls.TlsServerMiddleware.HandshakesFailed).Append('\n');
         sb.Append("# HELP proxycore_upstream_retries_total Tries retried under a route retry policy (connect failure, timeout, reset or a listed status).\n# TYPE proxycore_upstream_retries_total counter\n");
         sb.Append("proxycore_upstream_retries_total ").Append(Volatile.Read(ref _upstreamRetries)).Append('\n');
+        foreach (var exporter in _exporters)
+        {
+            exporter(sb);
+        }
         WriteRuntime(sb);
         return sb.ToString();
     }
@@ -79,7 +93,7 @@ public sealed class ProxyMetrics
         sb.Append("process_start_time_seconds ").Append(new DateTimeOffset(Process.GetCurrentProcess().StartTime).ToUnixTimeSeconds()).Append('\n');
     }
 
-    private static string Escape(string value) => value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
+    public static string Escape(string value) => value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
 
     private sealed class StrongBox
     {

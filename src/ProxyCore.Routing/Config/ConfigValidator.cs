@@ -198,6 +198,19 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
                 Error(path + ".sticky", "only means something with a split");
             }
             ValidateRoutePolicies(route, path);
+            if (route.Llm is { } llm)
+            {
+                ValidateLlm(llm, clusterIds, path + ".llm");
+                // The LLM stage sends to its providers itself: these would be silently ignored.
+                if (route.Split is not null)
+                {
+                    Error(path + ".split", "an llm route sends to its providers: use llm.strategy \"weighted\" with provider weights");
+                }
+                if (route.Retry is not null)
+                {
+                    Error(path + ".retry", "an llm route falls back across its providers instead of retrying: add another provider entry (its own name) on the same cluster to retry it");
+                }
+            }
         }
     }
 

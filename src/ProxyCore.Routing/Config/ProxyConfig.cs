@@ -152,6 +152,9 @@ public sealed class RouteConfig
 
     /// <summary>Rewrites of the forwarded request (path, Host, headers) and of the relayed response's headers. Absent: none.</summary>
     public TransformsConfig? Transforms { get; set; }
+
+    /// <summary>Makes the route an LLM gateway route (DESIGN.md "LLM config"). Absent: a plain proxy route.</summary>
+    public LlmConfig? Llm { get; set; }
 }
 
 public sealed class SplitConfig

@@ -17,7 +17,6 @@ internal sealed class SchemaWalker(JsonSerializerContext context, List<ConfigErr
     private static readonly Dictionary<Type, string[]> s_notSupportedYet = new()
     {
         [typeof(ProxyConfig)] = ["llm"],
-        [typeof(RouteConfig)] = ["llm"],
     };
 
     public void WriteObject(JsonElement element, JsonTypeInfo typeInfo, string path, Utf8JsonWriter writer)

@@ -117,6 +117,12 @@ public sealed class RouteModel
     /// </summary>
     public object? Policies { get; set; }
 
+    /// <summary>
+    /// A terminal stage that serves the route instead of the plain relay (the LLM stage), built like
+    /// <see cref="Policies"/> while the snapshot is prepared; null for plain routes.
+    /// </summary>
+    public object? Handler { get; set; }
+
     /// <summary>The id as UTF-8, precomputed for metrics labels and logs.</summary>
     public byte[] IdUtf8 { get; }
 

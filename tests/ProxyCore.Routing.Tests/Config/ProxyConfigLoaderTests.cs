@@ -156,7 +156,7 @@ public class ProxyConfigLoaderTests
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:8080" } ], "weird key": 1 }""", "$['weird key']", "unknown property")]
     // policy blocks not implemented yet are refused, never ignored
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:8080" } ], "routes": [ { "id": "r", "cluster": "c", "auth": {} } ], "clusters": [ { "id": "c", "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.routes[0].auth", "needs apiKeys, jwt or both")]
-    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:8080" } ], "routes": [ { "id": "r", "cluster": "c", "llm": {} } ], "clusters": [ { "id": "c", "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.routes[0].llm", "not supported yet")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:8080" } ], "routes": [ { "id": "r", "cluster": "c", "llm": {} } ], "clusters": [ { "id": "c", "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.routes[0].llm.providers", "at least one provider")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:8080" } ], "clusters": [ { "id": "c", "healthCheck": {}, "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.clusters[0].healthCheck.path", "required")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:8080" } ], "clusters": [ { "id": "c", "circuitBraker": {}, "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.clusters[0].circuitBraker", "circuitBreaker")]
     // wrong types
@@ -245,7 +245,7 @@ public class ProxyConfigLoaderTests
         string[] expected =
         [
             "$.listeners[0].protocol",
-            "$.routes[0].llm",
+            "$.routes[0].llm.providers",
             "$.routes[0].match.path",
             "$.routes[0].cluster",
             "$.routes[1].id",

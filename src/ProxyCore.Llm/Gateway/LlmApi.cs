@@ -1,0 +1,50 @@
+namespace ProxyCore.Llm.Gateway;
+
+/// <summary>Which client-facing API a request on an LLM route speaks, by its path.</summary>
+internal enum LlmApi : byte
+{
+    /// <summary>OpenAI Chat Completions (<c>…/chat/completions</c>).</summary>
+    ChatCompletions,
+    /// <summary>OpenAI Responses (<c>…/responses</c>).</summary>
+    Responses,
+    /// <summary>OpenAI Embeddings (<c>…/embeddings</c>).</summary>
+    Embeddings,
+    /// <summary>Anthropic Messages (<c>…/messages</c>).</summary>
+    AnthropicMessages,
+    /// <summary>Anything else (<c>GET /v1/models</c>…): relayed to an OpenAI-type provider, keyed, not metered.</summary>
+    Other,
+}
+
+internal static class LlmApis
+{
+    public static LlmApi FromPath(ReadOnlySpan<byte> path)
+    {
+        if (path.EndsWith("/chat/completions"u8))
+        {
+            return LlmApi.ChatCompletions;
+        }
+        if (path.EndsWith("/responses"u8))
+        {
+            return LlmApi.Responses;
+        }
+        if (path.EndsWith("/embeddings"u8))
+        {
+            return LlmApi.Embeddings;
+        }
+        if (path.EndsWith("/messages"u8))
+        {
+            return LlmApi.AnthropicMessages;
+        }
+        return LlmApi.Other;
+    }
+
+    /// <summary>True when a provider of this type serves the API as is (translation between the shapes is a separate library).</summary>
+    public static bool ServedBy(LlmApi api, bool anthropicProvider) => api == LlmApi.AnthropicMessages ? anthropicProvider : !anthropicProvider;
+
+    public static Sse.LlmStreamFormat StreamFormat(LlmApi api) => api switch
+    {
+        LlmApi.Responses => Sse.LlmStreamFormat.OpenAIResponses,
+        LlmApi.AnthropicMessages => Sse.LlmStreamFormat.AnthropicMessages,
+        _ => Sse.LlmStreamFormat.OpenAIChat,
+    };
+}

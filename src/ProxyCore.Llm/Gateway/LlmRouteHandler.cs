@@ -1,0 +1,378 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text;
+using ProxyCore.Http;
+using ProxyCore.Proxy.Relay;
+using ProxyCore.Proxy.Stages;
+using ProxyCore.Routing.Config;
+using ProxyCore.Routing.Model;
+
+namespace ProxyCore.Llm.Gateway;
+
+/// <summary>
+/// The LLM stage of one route, built once per snapshot.
+///
+/// Lifecycle (the `// Step N` markers below follow it):
+///   1. Virtual key: the client's bearer token or x-api-key against the route's keys (none = open).
+///   2. Read the request body, bounded by <c>maxRequestBytes</c> (requests are small JSON; answers are never held).
+///   3. Inspect it: model, stream, stream_options, max_tokens.
+///   4. Budgets: requests/min, tokens/min (reserve prompt estimate + max_tokens), spend.
+///   5. Providers in order (weighted or header-chosen first): map the model, inject include_usage,
+///      send with the provider's own key; 429, 5xx, connect failures and timeouts before anything
+///      reached the client move on to the next provider (<see cref="LlmUpstreamCall"/>).
+///   6. Relay the answer, metering SSE events inline as they pass.
+///   7. Record tokens and cost (metrics, access log), reconcile the key's reservation.
+/// </summary>
+internal sealed class LlmRouteHandler : IRouteHandler
+{
+    private const string OpenKeyLabel = "open";
+    private static readonly byte[] s_bearer = "Bearer "u8.ToArray();
+
+    private readonly string _routeId;
+    private readonly LlmStage _stage;
+    private readonly LlmProvider[] _providers;
+    private readonly LlmVirtualKey[]? _keys;
+    private readonly Dictionary<string, LlmPricingConfig> _pricing;
+    private readonly long _maxRequestBytes;
+    private readonly bool _weighted;
+    private readonly int _totalWeight;
+    private readonly byte[]? _providerHeader;
+
+    public LlmRouteHandler(string routeId, LlmConfig config, ProxySnapshot snapshot, LlmStage stage)
+    {
+        _routeId = routeId;
+        _stage = stage;
+        _providers = [.. config.Providers.Select(p => new LlmProvider(p, snapshot.Clusters.TryGetValue(p.Cluster, out var cluster) ? cluster
+            : throw new InvalidOperationException($"route '{routeId}': llm provider '{p.Name}' names unknown cluster '{p.Cluster}'")))];
+        _keys = config.Keys is { } keys
+            ? [.. keys.Select(k => new LlmVirtualKey(k, Encoding.UTF8.GetBytes(ConfigSecrets.Resolve(k.Key) ?? ""), stage.Budget(routeId, k.Name)))]
+            : null;
+        _pricing = new Dictionary<string, LlmPricingConfig>(config.Pricing, StringComparer.Ordinal);
+        _maxRequestBytes = config.MaxRequestBytes;
+        _weighted = config.Strategy == "weighted";
+        _totalWeight = _providers.Sum(p => p.Weight);
+        _providerHeader = config.ProviderHeader is { } header ? Encoding.ASCII.GetBytes(header) : null;
+    }
+
+    public async ValueTask HandleAsync(HttpExchange exchange, RouteModel route, IExchangeRecorder recorder)
+    {
+        var request = exchange.Request;
+        var api = LlmApis.FromPath(request.PathSpan);
+        bool anthropic = api == LlmApi.AnthropicMessages;
+        DestinationModel? destination = null;
+        long upstreamTicks = 0;
+        LlmLogFields? log = null;
+        byte[]? rented = null;
+        try
+        {
+            // Step 1: virtual key.
+            LlmVirtualKey? key = null;
+            if (_keys is not null)
+            {
+                key = FindKey(request);
+                if (key is null)
+                {
+                    bool presented = request.IndexOf(KnownHeader.Authorization) >= 0 || request.IndexOf("x-api-key"u8) >= 0;
+                    await RespondAsync(exchange, anthropic, 401, presented ? "invalid-api-key" : "missing-api-key",
+                        presented ? "The API key presented is not a key of this gateway route." : "This route needs an API key (Authorization: Bearer, or x-api-key).").ConfigureAwait(false);
+                    return;
+                }
+            }
+            string keyLabel = key?.Name ?? OpenKeyLabel;
+
+            // Step 2: the request body, bounded.
+            if (request.Framing == BodyFraming.ContentLength && request.ContentLength > _maxRequestBytes)
+            {
+                await RespondAsync(exchange, anthropic, 413, "request-body-too-large", $"The request body is over this route's limit of {_maxRequestBytes} bytes.").ConfigureAwait(false);
+                return;
+            }
+            var (body, length, readError) = await ReadBodyAsync(exchange).ConfigureAwait(false);
+            rented = body;
+            if (readError is not null)
+            {
+                if (readError == "too-large")
+                {
+                    await RespondAsync(exchange, anthropic, 413, "request-body-too-large", $"The request body is over this route's limit of {_maxRequestBytes} bytes.").ConfigureAwait(false);
+                }
+                else
+                {
+                    exchange.Abort("request-body-cut");
+                }
+                return;
+            }
+
+            // Step 3: what is asked.
+            var info = new LlmRequestBody { MaxTokens = -1 };
+            bool metered = api != LlmApi.Other;
+            if (metered && !LlmRequestBody.TryRead(body.AsSpan(0, length), out info, out var parseError))
+            {
+                await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
+                return;
+            }
+
+            // Step 4: budgets.
+            long reserved = metered ? length / 4 + Math.Max(0, info.MaxTokens) : 0;
+            long windowId = 0;
+            if (key is not null && !key.Budget.TryReserve(key.Config.RequestsPerMinute, key.Config.TokensPerMinute, key.Config.BudgetUsd, reserved, out windowId, out var retryAfter, out var limit))
+            {
+                string message = limit switch
+                {
+                    "budget-exceeded" => $"Key '{key.Name}' has used its budget of ${key.Config.BudgetUsd}.",
+                    "requests-per-minute" => $"Key '{key.Name}' is over {key.Config.RequestsPerMinute} requests per minute.",
+                    _ => $"Key '{key.Name}' is over {key.Config.TokensPerMinute} tokens per minute (this request reserves {reserved}).",
+                };
+                if (exchange.BeginErrorResponse(429, limit))
+                {
+                    Span<byte> seconds = stackalloc byte[16];
+                    Encoding.ASCII.TryGetBytes(((long)Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds))).ToString(System.Globalization.CultureInfo.InvariantCulture), seconds, out int n);
+                    exchange.Response.AddHeader("retry-after"u8, seconds[..n]);
+                    await FinishErrorAsync(exchange, 429, limit, message).ConfigureAwait(false);
+                }
+                return;
+            }
+
+            // Step 5 and 6: providers in order, the answer relayed and metered.
+            var call = new LlmUpstreamCall(_stage, exchange, route, recorder, api);
+            int first = FirstProvider(request);
+            bool anyServes = false;
+            for (int n = 0; n < _providers.Length && !call.Finished; n++)
+            {
+                var provider = _providers[(first + n) % _providers.Length];
+                if (!LlmApis.ServedBy(api, provider.Anthropic))
+                {
+                    continue;
+                }
+                anyServes = true;
+                bool last = !HasLaterProvider(api, first, n);
+                string? mapped = info.Model is not null && provider.Models.TryGetValue(info.Model, out var m) ? m : null;
+                bool inject = api == LlmApi.ChatCompletions && info.Stream && !info.IncludeUsage;
+                int payloadLength = length;
+                var payload = metered ? info.Rewrite(body, length, mapped, inject, out payloadLength) : body;
+                await call.TryAsync(provider, payload, payloadLength, hasBody: exchange.HasRequestBody, stripUsageChunk: inject, last).ConfigureAwait(false);
+                destination = call.Destination ?? destination;
+                upstreamTicks += call.UpstreamTicks;
+                if (call.Finished && metered)
+                {
+                    log = Account(key, keyLabel, provider, mapped ?? info.Model ?? "", call, windowId, reserved);
+                }
+            }
+            if (!anyServes)
+            {
+                await RespondAsync(exchange, anthropic, 400, "no-provider-for-api",
+                    anthropic ? "No provider of this route speaks the Anthropic Messages API." : "No provider of this route speaks the OpenAI API.").ConfigureAwait(false);
+                key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                return;
+            }
+            if (!call.Finished)
+            {
+                // Every provider failed before answering: the last failure is the answer.
+                var error = call.LastError;
+                await RespondAsync(exchange, anthropic, ForwarderErrors.StatusCode(error), ForwarderErrors.Reason(error),
+                    "No provider could answer: " + ForwarderErrors.Message(error)).ConfigureAwait(false);
+                key?.Budget.Reconcile(windowId, reserved, 0, 0);
+            }
+        }
+        catch (Exception) when (exchange.Aborted.IsCancellationRequested)
+        {
+            // The client went away; nothing to answer.
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+            recorder.RecordExchange(exchange, route, destination, upstreamTicks, log);
+        }
+    }
+
+    private LlmLogFields Account(LlmVirtualKey? key, string keyLabel, LlmProvider provider, string model, LlmUpstreamCall call, long windowId, long reserved)
+    {
+        long prompt = call.PromptTokens, completion = call.CompletionTokens, cached = call.CachedTokens;
+        double cost = Price(model, call.AnsweredModel, provider.Anthropic, prompt, completion, cached);
+        _stage.Metrics.Record(keyLabel, model, provider.Name, prompt, completion, cached, cost);
+        key?.Budget.Reconcile(windowId, reserved, Math.Max(0, prompt) + Math.Max(0, completion), cost);
+        return new LlmLogFields(keyLabel, provider.Name, model, prompt, completion, cached, cost, call.Outcome);
+    }
+
+    /// <summary>USD for one answer. OpenAI's prompt count includes cached tokens; Anthropic's excludes them.</summary>
+    private double Price(string model, string? answered, bool anthropic, long prompt, long completion, long cached)
+    {
+        if (!(_pricing.TryGetValue(model, out var price) || (answered is not null && _pricing.TryGetValue(answered, out price))))
+        {
+            return 0;
+        }
+        long cachedTokens = Math.Max(0, cached);
+        long uncached = Math.Max(0, prompt) - (anthropic ? 0 : cachedTokens);
+        return (Math.Max(0, uncached) * price.InputPer1M + cachedTokens * (price.CachedInputPer1M ?? price.InputPer1M) + Math.Max(0, completion) * price.OutputPer1M) / 1_000_000;
+    }
+
+    private bool HasLaterProvider(LlmApi api, int first, int n)
+    {
+        for (int later = n + 1; later < _providers.Length; later++)
+        {
+            if (LlmApis.ServedBy(api, _providers[(first + later) % _providers.Length].Anthropic))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Which provider gets the first try: the one the provider header names, a weighted pick, or the first.</summary>
+    private int FirstProvider(RequestHead request)
+    {
+        if (_providerHeader is not null && request.TryGetValue(_providerHeader, out var wanted))
+        {
+            for (int i = 0; i < _providers.Length; i++)
+            {
+                if (wanted.SequenceEqual(_providers[i].NameBytes))
+                {
+                    return i;
+                }
+            }
+        }
+        if (_weighted && _totalWeight > 0)
+        {
+            int pick = Random.Shared.Next(_totalWeight);
+            for (int i = 0; i < _providers.Length; i++)
+            {
+                pick -= _providers[i].Weight;
+                if (pick < 0)
+                {
+                    return i;
+                }
+            }
+        }
+        return 0;
+    }
+
+    private LlmVirtualKey? FindKey(RequestHead request)
+    {
+        ReadOnlySpan<byte> presented = default;
+        if (request.TryGetValue(KnownHeader.Authorization, out var authorization) && authorization.Length > s_bearer.Length &&
+            Ascii.EqualsIgnoreCase(authorization[..s_bearer.Length], s_bearer))
+        {
+            presented = authorization[s_bearer.Length..].Trim((byte)' ');
+        }
+        else if (request.TryGetValue("x-api-key"u8, out var apiKey))
+        {
+            presented = apiKey.Trim((byte)' ');
+        }
+        if (presented.IsEmpty)
+        {
+            return null;
+        }
+        LlmVirtualKey? found = null;
+        foreach (var key in _keys!)
+        {
+            // Constant time per candidate, and every candidate compared: timing tells nothing about which matched.
+            if (CryptographicOperations.FixedTimeEquals(presented, key.Secret))
+            {
+                found = key;
+            }
+        }
+        return found;
+    }
+
+    private async ValueTask<(byte[] Body, int Length, string? Error)> ReadBodyAsync(HttpExchange exchange)
+    {
+        int capacity = exchange.Request.Framing == BodyFraming.ContentLength ? (int)Math.Max(exchange.Request.ContentLength, 16) : 4096;
+        var body = ArrayPool<byte>.Shared.Rent(capacity);
+        int length = 0;
+        while (exchange.HasRequestBody && !exchange.RequestBodyCompleted)
+        {
+            BodyReadResult read;
+            try
+            {
+                read = await exchange.ReadRequestBodyAsync(exchange.Aborted).ConfigureAwait(false);
+            }
+            catch (Exception) when (!exchange.Aborted.IsCancellationRequested)
+            {
+                return (body, length, "cut");
+            }
+            long needed = length + read.Data.Length;
+            if (needed > _maxRequestBytes)
+            {
+                exchange.AdvanceRequestBody();
+                return (body, length, "too-large");
+            }
+            if (needed > body.Length)
+            {
+                var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min(_maxRequestBytes, Math.Max(needed, body.Length * 2L)));
+                body.AsSpan(0, length).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(body);
+                body = larger;
+            }
+            read.Data.CopyTo(body.AsSpan(length));
+            length += (int)read.Data.Length;
+            exchange.AdvanceRequestBody();
+            if (read.IsCompleted)
+            {
+                break;
+            }
+        }
+        return (body, length, null);
+    }
+
+    private async ValueTask RespondAsync(HttpExchange exchange, bool anthropic, int status, string reason, string message)
+    {
+        if (exchange.BeginErrorResponse(status, reason))
+        {
+            await WriteErrorBodyAsync(exchange, anthropic, status, reason, message).ConfigureAwait(false);
+        }
+    }
+
+    public ValueTask FinishErrorAsync(HttpExchange exchange, int status, string reason, string message)
+        => WriteErrorBodyAsync(exchange, LlmApis.FromPath(exchange.Request.PathSpan) == LlmApi.AnthropicMessages, status, reason, message);
+
+    private static async ValueTask WriteErrorBodyAsync(HttpExchange exchange, bool anthropic, int status, string reason, string message)
+    {
+        var response = exchange.Response;
+        response.RemoveHeaders(KnownHeader.ContentType);
+        response.AddHeader("content-type"u8, "application/json"u8);
+        var json = LlmErrors.Json(anthropic, status, reason, message);
+        if (!exchange.RequestBodyCompleted && exchange.HasRequestBody)
+        {
+            exchange.CloseAfterResponse(); // an unread body would be taken for the next request
+        }
+        await exchange.StartResponseAsync(BodyFraming.ContentLength, json.Length, exchange.Aborted).ConfigureAwait(false);
+        await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(json), flush: false, exchange.Aborted).ConfigureAwait(false);
+        await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+    }
+}
+
+/// <summary>A provider of a route: its cluster, its own key as a ready header, its model map.</summary>
+internal sealed class LlmProvider
+{
+    public LlmProvider(LlmProviderConfig config, ClusterModel cluster)
+    {
+        Name = config.Name;
+        NameBytes = Encoding.ASCII.GetBytes(config.Name);
+        Anthropic = config.Type == "anthropic";
+        Cluster = cluster;
+        Models = new Dictionary<string, string>(config.Models, StringComparer.Ordinal);
+        Weight = config.Weight;
+        AnthropicVersion = Encoding.ASCII.GetBytes(config.AnthropicVersion);
+        if (ConfigSecrets.Resolve(config.ApiKey) is { Length: > 0 } secret)
+        {
+            AuthName = Anthropic ? "x-api-key"u8.ToArray() : "authorization"u8.ToArray();
+            AuthValue = Encoding.UTF8.GetBytes(Anthropic ? secret : "Bearer " + secret);
+        }
+    }
+
+    public string Name { get; }
+    public byte[] NameBytes { get; }
+    public bool Anthropic { get; }
+    public ClusterModel Cluster { get; }
+    public Dictionary<string, string> Models { get; }
+    public int Weight { get; }
+    public byte[] AnthropicVersion { get; }
+    public byte[]? AuthName { get; }
+    public byte[]? AuthValue { get; }
+}
+
+internal sealed record LlmVirtualKey(LlmKeyConfig Config, byte[] Secret, LlmKeyBudget Budget)
+{
+    public string Name => Config.Name;
+}

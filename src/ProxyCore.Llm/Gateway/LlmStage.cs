@@ -1,0 +1,72 @@
+using System.Collections.Concurrent;
+using System.Text;
+using ProxyCore.Http.Http1;
+using ProxyCore.Proxy.Metrics;
+using ProxyCore.Routing.Config;
+using ProxyCore.Routing.Model;
+using ProxyCore.Transport;
+
+namespace ProxyCore.Llm.Gateway;
+
+/// <summary>
+/// The LLM stage of one proxy host: builds an <see cref="LlmRouteHandler"/> for every route with an
+/// <c>llm</c> block when a snapshot is prepared, and owns what outlives a reload (metrics, the
+/// budgets of virtual keys). Routes without <c>llm</c> get nothing and pay nothing.
+/// </summary>
+public sealed class LlmStage
+{
+    private readonly UpstreamConnectionPool _pool;
+    private readonly TimeProvider _time;
+    private readonly Http1Limits _limits;
+    private readonly ConcurrentDictionary<(string Route, string Key), LlmKeyBudget> _budgets = new();
+
+    public LlmStage(UpstreamConnectionPool pool, ProxyMetrics metrics, Http1Limits? limits = null, TimeProvider? time = null)
+    {
+        _pool = pool;
+        _time = time ?? TimeProvider.System;
+        _limits = limits ?? Http1Limits.Default;
+        metrics.AddExporter(Metrics.Export);
+    }
+
+    public LlmMetrics Metrics { get; } = new();
+
+    /// <summary>Sets <see cref="RouteModel.Handler"/> on every LLM route of <paramref name="snapshot"/> (before it is published).</summary>
+    /// <exception cref="InvalidOperationException">A route names a provider cluster the snapshot lacks.</exception>
+    public void Prepare(ProxySnapshot snapshot)
+    {
+        foreach (var route in snapshot.Routes.Routes)
+        {
+            if (route.Config?.Llm is { } llm)
+            {
+                route.Handler = new LlmRouteHandler(route.Id, llm, snapshot, this);
+            }
+        }
+    }
+
+    internal UpstreamConnectionPool Pool => _pool;
+
+    internal TimeProvider Time => _time;
+
+    internal Http1Limits Limits => _limits;
+
+    internal LlmKeyBudget Budget(string route, string key) => _budgets.GetOrAdd((route, key), _ => new LlmKeyBudget(_time));
+
+    /// <summary>Config keys that are checked but have no effect in this build (cache, redact), to warn about at start.</summary>
+    public static IEnumerable<string> NotAppliedNotes(ProxyConfig config)
+    {
+        for (int i = 0; i < config.Routes.Count; i++)
+        {
+            var llm = config.Routes[i].Llm;
+            if (llm?.Cache is not null)
+            {
+                yield return $"$.routes[{i}].llm.cache is validated but not applied by this build: answers are not cached";
+            }
+            if (llm?.Redact is not null)
+            {
+                yield return $"$.routes[{i}].llm.redact is validated but not applied by this build: prompts are sent unredacted";
+            }
+        }
+    }
+
+    internal static byte[] Ascii(string value) => Encoding.ASCII.GetBytes(value);
+}

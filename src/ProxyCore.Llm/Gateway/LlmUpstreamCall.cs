@@ -1,0 +1,502 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using ProxyCore.Http;
+using ProxyCore.Http.Http1;
+using ProxyCore.Llm.Sse;
+using ProxyCore.Proxy.Relay;
+using ProxyCore.Proxy.Stages;
+using ProxyCore.Routing.Model;
+using ProxyCore.Transport;
+
+namespace ProxyCore.Llm.Gateway;
+
+/// <summary>
+/// One LLM request's way to its providers: each <see cref="TryAsync"/> is one provider's try over a
+/// pooled HTTP/1.1 upstream connection. A try that fails before anything reached the client (connect
+/// failure, timeout, 429, 5xx) leaves <see cref="Finished"/> false so the next provider can be tried;
+/// once the answer's head went to the client the exchange is this try's to end, success or not.
+/// The answer is relayed as it arrives: SSE events are forwarded one by one as they complete (the
+/// meter sees each), JSON answers pass through with a bounded copy kept to read their usage.
+/// </summary>
+internal sealed class LlmUpstreamCall
+{
+    /// <summary>Largest non-streamed answer whose usage is read (a copy is kept while it passes); larger ones pass unmetered.</summary>
+    private const int MaxUsageCopyBytes = 1024 * 1024;
+
+    private readonly LlmStage _stage;
+    private readonly HttpExchange _exchange;
+    private readonly RouteModel _route;
+    private readonly IExchangeRecorder _recorder;
+    private readonly LlmApi _api;
+
+    public LlmUpstreamCall(LlmStage stage, HttpExchange exchange, RouteModel route, IExchangeRecorder recorder, LlmApi api)
+    {
+        _stage = stage;
+        _exchange = exchange;
+        _route = route;
+        _recorder = recorder;
+        _api = api;
+    }
+
+    public bool Finished { get; private set; }
+    public ForwarderError LastError { get; private set; } = ForwarderError.NoDestination;
+    public DestinationModel? Destination { get; private set; }
+    public long UpstreamTicks { get; private set; }
+    public long PromptTokens { get; private set; } = -1;
+    public long CompletionTokens { get; private set; } = -1;
+    public long CachedTokens { get; private set; } = -1;
+    public string? AnsweredModel { get; private set; }
+    /// <summary>"completed", "error" (the provider answered with an error), "cut" (the stream broke) or "client-gone".</summary>
+    public string Outcome { get; private set; } = "completed";
+
+    public async ValueTask TryAsync(LlmProvider provider, byte[] body, int length, bool hasBody, bool stripUsageChunk, bool last)
+    {
+        UpstreamTicks = 0;
+        var cluster = provider.Cluster;
+        var destination = cluster.LoadBalancer.Pick(cluster.Destinations);
+        if (destination is null)
+        {
+            LastError = ForwarderError.NoDestination;
+            return;
+        }
+        if (!cluster.State.TryEnter(cluster.MaxConcurrentRequests))
+        {
+            LastError = ForwarderError.CircuitOpen;
+            return;
+        }
+        destination.State.BeginRequest();
+        Destination = destination;
+        var exchange = _exchange;
+        var pool = _stage.Pool;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(exchange.Aborted);
+        timeout.CancelAfter(_route.Timeout);
+        var error = ForwarderError.None;
+        int status = 0;
+        try
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                // Step 5a: lease.
+                UpstreamLease lease;
+                try
+                {
+                    lease = await pool.RentAsync(destination.EndPoint, cluster.PoolOptions, timeout.Token).ConfigureAwait(false);
+                }
+                catch (UpstreamConnectException e)
+                {
+                    error = e.Reason == UpstreamConnectFailure.Timeout ? ForwarderError.ConnectTimeout : ForwarderError.ConnectFailed;
+                    return;
+                }
+                catch (OperationCanceledException)
+                {
+                    error = exchange.Aborted.IsCancellationRequested ? ForwarderError.ClientGone : ForwarderError.ConnectTimeout;
+                    return;
+                }
+                bool reusable = false;
+                try
+                {
+                    // Step 5b: head and body, one flush.
+                    var upstream = lease.Connection.Transport;
+                    WriteHead(upstream.Output, provider, destination, hasBody ? length : -1);
+                    if (hasBody)
+                    {
+                        upstream.Output.Write(body.AsSpan(0, length));
+                    }
+                    var flush = await upstream.Output.FlushAsync(timeout.Token).ConfigureAwait(false);
+                    if (flush.IsCompleted)
+                    {
+                        if (lease.IsReused && attempt < 2)
+                        {
+                            continue; // a keep-alive connection the upstream had closed: nothing was sent
+                        }
+                        error = ForwarderError.UpstreamWrite;
+                        return;
+                    }
+
+                    // Step 5c: the answer's head, within the route's timeout.
+                    long started = Stopwatch.GetTimestamp();
+                    (error, bool received) = await ReadHeadAsync(upstream.Input, timeout).ConfigureAwait(false);
+                    UpstreamTicks = Stopwatch.GetTimestamp() - started;
+                    if (error == ForwarderError.UpstreamClosed && !received && lease.IsReused && attempt < 2)
+                    {
+                        continue; // stale keep-alive connection
+                    }
+                    if (error != ForwarderError.None)
+                    {
+                        return;
+                    }
+                    var response = exchange.Response;
+                    status = response.StatusCode;
+                    if (!last && (status == 429 || status >= 500))
+                    {
+                        // Before the first byte reached the client: the next provider may do better.
+                        error = ForwarderError.UpstreamStatus;
+                        return;
+                    }
+
+                    // Step 6: relay.
+                    reusable = await RelayAsync(provider, upstream.Input, stripUsageChunk, timeout).ConfigureAwait(false);
+                    Finished = true;
+                    return;
+                }
+                catch (Exception) when (exchange.Aborted.IsCancellationRequested)
+                {
+                    error = ForwarderError.ClientGone;
+                    Finished = exchange.ResponseStarted;
+                    Outcome = "client-gone";
+                    return;
+                }
+                catch (IOException) when (exchange.ResponseStarted)
+                {
+                    exchange.Abort("client-write-failed");
+                    Finished = true;
+                    Outcome = "client-gone";
+                    return;
+                }
+                finally
+                {
+                    if (reusable)
+                    {
+                        pool.Return(lease);
+                    }
+                    else
+                    {
+                        pool.Discard(lease);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (!Finished)
+            {
+                LastError = error;
+                exchange.Response.Reset();
+            }
+            _recorder.RecordTry(destination, error == ForwarderError.UpstreamStatus ? ForwarderError.None : error, status, UpstreamTicks);
+        }
+    }
+
+    private void WriteHead(PipeWriter output, LlmProvider provider, DestinationModel destination, int contentLength)
+    {
+        var request = _exchange.Request;
+        var writer = new HeadWriter(output);
+        writer.Write(request.MethodSpan);
+        writer.Write(" "u8);
+        writer.Write(destination.PathPrefixBytes);
+        writer.Write(request.PathSpan);
+        writer.Write(request.QuerySpan);
+        writer.Write(" HTTP/1.1\r\nhost: "u8);
+        writer.Write(destination.HostHeaderBytes);
+        writer.Write("\r\n"u8);
+        bool anthropicVersion = false;
+        bool contentType = false;
+        var headers = request.Headers;
+        for (int i = 0; i < headers.Length; i++)
+        {
+            var header = headers[i];
+            var name = request.Get(header.Name);
+            switch (header.Id)
+            {
+                case KnownHeader.Host or KnownHeader.ContentLength or KnownHeader.TransferEncoding or KnownHeader.Connection
+                    or KnownHeader.KeepAlive or KnownHeader.ProxyConnection or KnownHeader.Trailer or KnownHeader.Upgrade
+                    or KnownHeader.ProxyAuthenticate or KnownHeader.ProxyAuthorization or KnownHeader.Expect or KnownHeader.TE:
+                    continue; // hop-by-hop, or framing written below
+                case KnownHeader.Authorization:
+                    continue; // the client's credential is for us, never for the provider
+                case KnownHeader.AcceptEncoding:
+                    continue; // the stage reads the answer: it must come unencoded
+                case KnownHeader.ContentType:
+                    contentType = true;
+                    break;
+            }
+            if (System.Text.Ascii.EqualsIgnoreCase(name, "x-api-key"u8))
+            {
+                continue;
+            }
+            if (System.Text.Ascii.EqualsIgnoreCase(name, "anthropic-version"u8))
+            {
+                if (!provider.Anthropic)
+                {
+                    continue;
+                }
+                anthropicVersion = true;
+            }
+            writer.WriteHeader(name, request.Get(header.Value));
+        }
+        if (provider.AuthName is not null)
+        {
+            writer.WriteHeader(provider.AuthName, provider.AuthValue!);
+        }
+        if (provider.Anthropic && !anthropicVersion)
+        {
+            writer.WriteHeader("anthropic-version"u8, provider.AnthropicVersion);
+        }
+        if (contentLength >= 0)
+        {
+            if (!contentType)
+            {
+                writer.Write("content-type: application/json\r\n"u8);
+            }
+            writer.Write("content-length: "u8);
+            writer.WriteDecimal(contentLength);
+            writer.Write("\r\n"u8);
+        }
+        writer.Write("via: 1.1 proxycore\r\n\r\n"u8);
+        writer.Commit();
+    }
+
+    private async ValueTask<(ForwarderError Error, bool Received)> ReadHeadAsync(PipeReader input, CancellationTokenSource timeout)
+    {
+        var response = _exchange.Response;
+        bool received = false;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return (_exchange.Aborted.IsCancellationRequested ? ForwarderError.ClientGone : ForwarderError.UpstreamTimeout, received);
+            }
+            catch (Exception)
+            {
+                return (ForwarderError.UpstreamClosed, received);
+            }
+            var buffer = result.Buffer;
+            received |= !buffer.IsEmpty;
+            response.Reset();
+            var status = Http1Parser.TryParseResponse(buffer, response, _exchange.Request.Method, _stage.Limits, out var consumed, out _);
+            if (status == Http1ParseResult.Complete)
+            {
+                input.AdvanceTo(consumed);
+                if (response.StatusCode is >= 100 and < 200)
+                {
+                    continue; // interim answers (100, 103) are not relayed on LLM routes
+                }
+                return (ForwarderError.None, received);
+            }
+            input.AdvanceTo(status == Http1ParseResult.Error || result.IsCompleted ? buffer.End : buffer.Start, buffer.End);
+            if (status == Http1ParseResult.Error)
+            {
+                return (ForwarderError.UpstreamProtocol, received);
+            }
+            if (result.IsCompleted)
+            {
+                return (ForwarderError.UpstreamClosed, received);
+            }
+        }
+    }
+
+    /// <summary>Step 6: the answer to the client. True when the upstream connection may be reused.</summary>
+    private async ValueTask<bool> RelayAsync(LlmProvider provider, PipeReader input, bool stripUsageChunk, CancellationTokenSource timeout)
+    {
+        var exchange = _exchange;
+        var response = exchange.Response;
+        var framing = response.Framing;
+        long remaining = response.ContentLength;
+        bool upstreamKeepAlive = response.KeepAlive;
+        bool success = response.StatusCode is >= 200 and < 300;
+        bool sse = response.TryGetValue(KnownHeader.ContentType, out var type) && type.StartsWith("text/event-stream"u8);
+        for (int i = response.HeaderCount - 1; i >= 0; i--)
+        {
+            var id = response.Headers[i].Id;
+            if (KnownHeaders.IsHopByHop(id) || id == KnownHeader.ContentLength)
+            {
+                response.RemoveHeaderAt(i);
+            }
+        }
+        response.AddHeader("proxycore-provider"u8, provider.NameBytes);
+        if (!success)
+        {
+            Outcome = "error";
+        }
+        var clientFraming = !sse && framing == BodyFraming.ContentLength ? BodyFraming.ContentLength
+            : framing == BodyFraming.None ? BodyFraming.None : BodyFraming.Stream;
+        await exchange.StartResponseAsync(clientFraming, clientFraming == BodyFraming.ContentLength ? remaining : -1, exchange.Aborted).ConfigureAwait(false);
+
+        var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(_api)) : null;
+        var events = sse ? new SseEventSplitter() : null;
+        var copy = !sse && success && _api != LlmApi.Other ? new ArrayBufferWriter<byte>(4096) : null;
+        var chunked = new ChunkedDecoder();
+        var trailers = new ResponseHead();
+        bool bodyDone = framing == BodyFraming.None || (framing == BodyFraming.ContentLength && remaining == 0);
+        bool cut = false;
+        timeout.CancelAfter(_route.Timeout); // from here on: the longest silence between reads
+        while (!bodyDone)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception) when (!exchange.Aborted.IsCancellationRequested)
+            {
+                cut = true;
+                break;
+            }
+            timeout.CancelAfter(_route.Timeout);
+            var buffer = result.Buffer;
+            ReadOnlySequence<byte> data;
+            SequencePosition consumed;
+            if (framing == BodyFraming.ContentLength)
+            {
+                if (buffer.IsEmpty && result.IsCompleted)
+                {
+                    cut = true;
+                    break;
+                }
+                data = buffer.Slice(0, Math.Min(buffer.Length, remaining));
+                consumed = data.End;
+                remaining -= data.Length;
+                bodyDone = remaining == 0;
+            }
+            else if (framing == BodyFraming.Chunked)
+            {
+                var status = chunked.Read(buffer, trailers, _stage.Limits, out data, out consumed, out _);
+                if (status == ChunkedReadResult.Complete)
+                {
+                    bodyDone = true;
+                }
+                else if (status == ChunkedReadResult.Incomplete)
+                {
+                    if (result.IsCompleted)
+                    {
+                        input.AdvanceTo(buffer.End);
+                        cut = true;
+                        break;
+                    }
+                    input.AdvanceTo(consumed, buffer.End);
+                    continue;
+                }
+                else if (status == ChunkedReadResult.Error)
+                {
+                    input.AdvanceTo(buffer.End);
+                    cut = true;
+                    break;
+                }
+            }
+            else
+            {
+                data = buffer;
+                consumed = buffer.End;
+                bodyDone = result.IsCompleted;
+            }
+            if (!data.IsEmpty)
+            {
+                if (events is not null)
+                {
+                    await ForwardEventsAsync(events, data, meter, stripUsageChunk).ConfigureAwait(false);
+                }
+                else
+                {
+                    if (copy is not null && copy.WrittenCount + data.Length <= MaxUsageCopyBytes)
+                    {
+                        foreach (var segment in data)
+                        {
+                            copy.Write(segment.Span);
+                        }
+                    }
+                    await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                }
+            }
+            input.AdvanceTo(consumed);
+        }
+
+        if (events is not null && events.Pending > 0 && !cut)
+        {
+            // A last event without its blank line: still the provider's bytes, pass them on.
+            await ForwardTailAsync(events, meter).ConfigureAwait(false);
+        }
+        if (meter is not null)
+        {
+            var outcome = meter.Complete();
+            var usage = meter.Usage;
+            PromptTokens = usage.PromptTokens;
+            CompletionTokens = usage.CompletionTokens;
+            CachedTokens = usage.CachedTokens;
+            AnsweredModel = meter.Model.IsEmpty ? null : meter.GetModel();
+            cut |= outcome == LlmStreamOutcome.Cut;
+            if (outcome == LlmStreamOutcome.Error)
+            {
+                Outcome = "error";
+            }
+        }
+        else if (copy is not null && !cut && LlmResponseUsage.TryRead(copy.WrittenSpan, out long prompt, out long completion, out long cached, out var model))
+        {
+            PromptTokens = prompt;
+            CompletionTokens = completion;
+            CachedTokens = cached;
+            AnsweredModel = model;
+        }
+
+        if (cut)
+        {
+            Outcome = "cut";
+            await EndCutAsync(sse).ConfigureAwait(false);
+            return false;
+        }
+        await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+        return framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
+    }
+
+    private async ValueTask ForwardEventsAsync(SseEventSplitter events, ReadOnlySequence<byte> data, LlmStreamMeter? meter, bool stripUsageChunk)
+    {
+        events.Append(data);
+        // Each complete event goes on as it is; the last of a read carries the flush (one client flush per upstream read).
+        ReadOnlyMemory<byte> pending = default;
+        while (events.TryTakeEvent(out var sseEvent))
+        {
+            meter?.Observe(sseEvent.Span);
+            if (stripUsageChunk && LlmResponseUsage.IsUsageOnlyChunk(sseEvent.Span))
+            {
+                continue; // we asked for it; the client did not
+            }
+            if (!pending.IsEmpty)
+            {
+                await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(pending), flush: false, _exchange.Aborted).ConfigureAwait(false);
+            }
+            pending = sseEvent;
+        }
+        if (!pending.IsEmpty)
+        {
+            await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(pending), flush: true, _exchange.Aborted).ConfigureAwait(false);
+        }
+        events.Compact();
+    }
+
+    private async ValueTask ForwardTailAsync(SseEventSplitter events, LlmStreamMeter? meter)
+    {
+        var tail = events.TakeRest();
+        meter?.Observe(tail.Span);
+        await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(tail), flush: true, _exchange.Aborted).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A stream the upstream broke: an error event in the stream's format, then the body ends without
+    /// its terminal framing (HTTP/1.1: the connection closes after the event, no last chunk; HTTP/2:
+    /// the stream is reset after it), so neither a person reading events nor an SDK reading the body
+    /// can take the answer for complete.
+    /// </summary>
+    private async ValueTask EndCutAsync(bool sse)
+    {
+        var exchange = _exchange;
+        if (sse)
+        {
+            var evt = LlmErrors.StreamCut(_api, "The provider ended the stream before the answer was complete.");
+            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(evt), flush: true, exchange.Aborted).ConfigureAwait(false);
+        }
+        if (exchange.Request.Version == HttpVersion.Http2)
+        {
+            exchange.Abort("upstream-stream-cut");
+            return;
+        }
+        // Close after draining what was written (an abort would reset and drop the event).
+        var pipe = exchange.DetachForTunnel();
+        await pipe.Output.CompleteAsync().ConfigureAwait(false);
+        await pipe.Input.CompleteAsync().ConfigureAwait(false);
+    }
+}

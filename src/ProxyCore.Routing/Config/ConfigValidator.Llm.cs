@@ -1,0 +1,205 @@
+namespace ProxyCore.Routing.Config;
+
+/// <summary>The <c>llm</c> block of a route.</summary>
+internal sealed partial class ConfigValidator
+{
+    internal static readonly string[] LlmProviderTypes = ["openai", "anthropic"];
+    private static readonly string[] s_llmStrategies = ["fallback", "weighted"];
+    private static readonly string[] s_piiKinds = ["email", "phone", "credit-card", "ssn", "ip", "iban"];
+    private static readonly string[] s_redactModes = ["mask", "block"];
+    private static readonly string[] s_embedders = ["builtin", "local", "openai"];
+
+    private void ValidateLlm(LlmConfig llm, HashSet<string> clusterIds, string path)
+    {
+        if (llm.Providers.Count == 0)
+        {
+            Error(path + ".providers", "at least one provider is required");
+        }
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        int weighted = 0;
+        for (int i = 0; i < llm.Providers.Count; i++)
+        {
+            var provider = llm.Providers[i];
+            string ppath = $"{path}.providers[{i}]";
+            if (string.IsNullOrWhiteSpace(provider.Name))
+            {
+                Error(ppath + ".name", "name is required");
+            }
+            else if (!names.Add(provider.Name))
+            {
+                Error(ppath + ".name", $"duplicate provider name '{provider.Name}'");
+            }
+            else if (!System.Text.Ascii.IsValid(provider.Name) || provider.Name.AsSpan().ContainsAnyInRange('\0', ' '))
+            {
+                Error(ppath + ".name", "must be visible ASCII without spaces (it is sent as the proxycore-provider header)");
+            }
+            if (Array.IndexOf(LlmProviderTypes, provider.Type) < 0)
+            {
+                Error(ppath + ".type", $"unknown provider type '{provider.Type}' (expected \"openai\" or \"anthropic\")");
+            }
+            if (string.IsNullOrWhiteSpace(provider.Cluster))
+            {
+                Error(ppath + ".cluster", "cluster is required");
+            }
+            else if (!clusterIds.Contains(provider.Cluster))
+            {
+                Error(ppath + ".cluster", $"unknown cluster '{provider.Cluster}'");
+            }
+            if (provider.ApiKey is { } apiKey)
+            {
+                Secret(apiKey, ppath + ".apiKey");
+            }
+            foreach (var (from, to) in provider.Models)
+            {
+                if (from.Length == 0 || string.IsNullOrWhiteSpace(to))
+                {
+                    Error(SchemaWalker.Append(ppath + ".models", from), "model names must not be empty");
+                }
+            }
+            if (provider.Weight < 0)
+            {
+                Error(ppath + ".weight", "must be 0 or more");
+            }
+            weighted += Math.Max(0, provider.Weight);
+            if (string.IsNullOrWhiteSpace(provider.AnthropicVersion))
+            {
+                Error(ppath + ".anthropicVersion", "must not be empty");
+            }
+        }
+        if (Array.IndexOf(s_llmStrategies, llm.Strategy) < 0)
+        {
+            Error(path + ".strategy", $"unknown strategy '{llm.Strategy}' (expected \"fallback\" or \"weighted\")");
+        }
+        else if (llm.Strategy == "weighted" && weighted == 0 && llm.Providers.Count > 0)
+        {
+            Error(path + ".providers", "every weight is 0: no provider would get a first try");
+        }
+        if (llm.ProviderHeader is { } header && !IsToken(header))
+        {
+            Error(path + ".providerHeader", $"'{header}' is not a valid header name");
+        }
+        if (llm.MaxRequestBytes <= 0)
+        {
+            Error(path + ".maxRequestBytes", "must be more than 0");
+        }
+        if (llm.Keys is { } keys)
+        {
+            ValidateLlmKeys(keys, path + ".keys");
+        }
+        foreach (var (model, price) in llm.Pricing)
+        {
+            string mpath = SchemaWalker.Append(path + ".pricing", model);
+            if (price.InputPer1M < 0 || price.OutputPer1M < 0 || price.CachedInputPer1M < 0)
+            {
+                Error(mpath, "prices must be 0 or more");
+            }
+        }
+        if (llm.Cache is { } cache)
+        {
+            ValidateLlmCache(cache, path + ".cache");
+        }
+        if (llm.Redact is { } redact)
+        {
+            for (int i = 0; i < redact.Pii.Count; i++)
+            {
+                if (Array.IndexOf(s_piiKinds, redact.Pii[i]) < 0)
+                {
+                    Error($"{path}.redact.pii[{i}]", $"unknown PII kind '{redact.Pii[i]}' (expected one of: {string.Join(", ", s_piiKinds)})");
+                }
+            }
+            if (Array.IndexOf(s_redactModes, redact.Mode) < 0)
+            {
+                Error(path + ".redact.mode", $"unknown mode '{redact.Mode}' (expected \"mask\" or \"block\")");
+            }
+        }
+    }
+
+    private void ValidateLlmKeys(IReadOnlyList<LlmKeyConfig> keys, string path)
+    {
+        if (keys.Count == 0)
+        {
+            Error(path, "an empty list would refuse every request: leave keys out for an open route");
+        }
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var values = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < keys.Count; i++)
+        {
+            var key = keys[i];
+            string kpath = $"{path}[{i}]";
+            if (string.IsNullOrWhiteSpace(key.Name))
+            {
+                Error(kpath + ".name", "name is required");
+            }
+            else if (!names.Add(key.Name))
+            {
+                Error(kpath + ".name", $"duplicate key name '{key.Name}'");
+            }
+            if (Secret(key.Key, kpath + ".key") is { } value && !values.Add(value))
+            {
+                Error(kpath + ".key", "the same key is given twice: requests could not be told apart");
+            }
+            if (key.RequestsPerMinute is < 1)
+            {
+                Error(kpath + ".requestsPerMinute", "must be at least 1 (leave it out for no limit)");
+            }
+            if (key.TokensPerMinute is < 1)
+            {
+                Error(kpath + ".tokensPerMinute", "must be at least 1 (leave it out for no limit)");
+            }
+            if (key.BudgetUsd is { } budget && !(budget > 0))
+            {
+                Error(kpath + ".budgetUsd", "must be more than 0 (leave it out for no limit)");
+            }
+        }
+    }
+
+    private void ValidateLlmCache(LlmCacheConfig cache, string path)
+    {
+        if (cache.Exact is null && cache.Semantic is null)
+        {
+            Error(path, "needs exact, semantic or both");
+        }
+        if (cache.Exact is { } exact)
+        {
+            Positive(path + ".exact.ttl", exact.Ttl);
+        }
+        if (cache.Semantic is { } semantic)
+        {
+            if (!(semantic.Threshold > 0 && semantic.Threshold <= 1))
+            {
+                Error(path + ".semantic.threshold", "must be in (0, 1]");
+            }
+            if (Array.IndexOf(s_embedders, semantic.Embedder) < 0)
+            {
+                Error(path + ".semantic.embedder", $"unknown embedder '{semantic.Embedder}' (expected one of: {string.Join(", ", s_embedders)})");
+            }
+            Positive(path + ".semantic.ttl", semantic.Ttl);
+        }
+        if (cache.MaxBytes <= 0)
+        {
+            Error(path + ".maxBytes", "must be more than 0");
+        }
+    }
+
+    /// <summary>A secret (inline or "env:NAME"): its value, or null after reporting why there is none.</summary>
+    private string? Secret(string reference, string path)
+    {
+        string? value = ConfigSecrets.Resolve(reference);
+        if (string.IsNullOrEmpty(reference))
+        {
+            Error(path, "required (use \"env:NAME\" to read it from the environment)");
+            return null;
+        }
+        if (string.IsNullOrEmpty(value))
+        {
+            Error(path, $"environment variable '{reference[ConfigSecrets.EnvPrefix.Length..]}' is not set");
+            return null;
+        }
+        if (value.AsSpan().ContainsAnyInRange('\0', '\x1F') || value.Contains('\x7F'))
+        {
+            Error(path, "must not contain control characters (it is sent in a header)");
+            return null;
+        }
+        return value;
+    }
+}

@@ -1,0 +1,131 @@
+using System.Text.Json.Serialization;
+
+namespace ProxyCore.Routing.Config;
+
+/// <summary>
+/// A route's <c>llm</c> block (DESIGN.md "LLM config"): the route speaks the OpenAI and Anthropic
+/// APIs, with virtual keys, budgets, token metering and fallback across providers.
+/// </summary>
+public sealed class LlmConfig
+{
+    /// <summary>Providers in fallback order (the first is tried first). At least one.</summary>
+    public IReadOnlyList<LlmProviderConfig> Providers { get; set; } = [];
+
+    /// <summary>Virtual keys clients present instead of a provider key. Absent: the route is open (any or no bearer token).</summary>
+    public IReadOnlyList<LlmKeyConfig>? Keys { get; set; }
+
+    /// <summary>Price per model (the name the provider answers with, or the one asked for), USD per million tokens.</summary>
+    public IReadOnlyDictionary<string, LlmPricingConfig> Pricing { get; set; } = new Dictionary<string, LlmPricingConfig>();
+
+    /// <summary>
+    /// Largest request body the stage reads to inspect (model, stream, max_tokens); default 4MB, then 413.
+    /// Requests are buffered (they are small JSON); answers never are.
+    /// </summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// How providers share traffic: "fallback" (default: in order, the next on failure) or "weighted"
+    /// (the first try is chosen by <see cref="LlmProviderConfig.Weight"/>, the others stay fallbacks).
+    /// </summary>
+    public string Strategy { get; set; } = "fallback";
+
+    /// <summary>A request header naming the provider to try first (A/B tests, canaries); absent: no override.</summary>
+    public string? ProviderHeader { get; set; }
+
+    /// <summary>Answer caching (exact and semantic). Absent: nothing is cached.</summary>
+    public LlmCacheConfig? Cache { get; set; }
+
+    /// <summary>PII redaction on prompts and outputs. Absent: none.</summary>
+    public LlmRedactConfig? Redact { get; set; }
+}
+
+public sealed class LlmProviderConfig
+{
+    /// <summary>Name in metrics, logs and the <c>proxycore-provider</c> answer header.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>"openai" (OpenAI and compatible servers: Azure OpenAI, vLLM, Ollama) or "anthropic".</summary>
+    public string Type { get; set; } = "openai";
+
+    /// <summary>The cluster the provider's requests go to (TLS, pooling, health and timeouts come from it).</summary>
+    public string Cluster { get; set; } = "";
+
+    /// <summary>The provider's own key, normally "env:NAME". Sent as a bearer token (openai) or x-api-key (anthropic); absent: none is sent.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Model names asked for → the names this provider knows them by. Unmapped names pass unchanged.</summary>
+    public IReadOnlyDictionary<string, string> Models { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>Share of first tries under the "weighted" strategy; default 1.</summary>
+    public int Weight { get; set; } = 1;
+
+    /// <summary>The anthropic-version header sent to anthropic providers; default "2023-06-01".</summary>
+    public string AnthropicVersion { get; set; } = "2023-06-01";
+}
+
+public sealed class LlmKeyConfig
+{
+    /// <summary>Who the key belongs to: the <c>key</c> label of the LLM metrics.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The key clients send (Authorization: Bearer, or x-api-key), normally "env:NAME".</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>Requests per minute; absent: unlimited.</summary>
+    public int? RequestsPerMinute { get; set; }
+
+    /// <summary>Prompt + completion tokens per minute (reserved before, reconciled after); absent: unlimited.</summary>
+    public int? TokensPerMinute { get; set; }
+
+    /// <summary>Spend limit in USD over the life of the process (priced by <see cref="LlmConfig.Pricing"/>); absent: unlimited.</summary>
+    public double? BudgetUsd { get; set; }
+}
+
+public sealed class LlmPricingConfig
+{
+    public double InputPer1M { get; set; }
+
+    public double OutputPer1M { get; set; }
+
+    /// <summary>Price of cached prompt tokens; absent: the same as <see cref="InputPer1M"/>.</summary>
+    public double? CachedInputPer1M { get; set; }
+}
+
+public sealed class LlmCacheConfig
+{
+    public LlmExactCacheConfig? Exact { get; set; }
+
+    public LlmSemanticCacheConfig? Semantic { get; set; }
+
+    /// <summary>Bound on cached bytes; default 256MB.</summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long MaxBytes { get; set; } = 256 * 1024 * 1024;
+}
+
+public sealed class LlmExactCacheConfig
+{
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan Ttl { get; set; } = TimeSpan.FromHours(1);
+}
+
+public sealed class LlmSemanticCacheConfig
+{
+    /// <summary>Cosine similarity a hit needs, in (0, 1].</summary>
+    public double Threshold { get; set; } = 0.92;
+
+    /// <summary>"builtin" (zero dependency), "local" (MiniLM) or "openai" (an embeddings endpoint).</summary>
+    public string Embedder { get; set; } = "builtin";
+
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan Ttl { get; set; } = TimeSpan.FromHours(1);
+}
+
+public sealed class LlmRedactConfig
+{
+    /// <summary>Kinds of PII: "email", "phone", "credit-card", "ssn", "ip", "iban".</summary>
+    public IReadOnlyList<string> Pii { get; set; } = [];
+
+    /// <summary>"mask" (replace) or "block" (refuse the request with 400).</summary>
+    public string Mode { get; set; } = "mask";
+}
