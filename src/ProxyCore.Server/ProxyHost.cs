@@ -69,7 +69,8 @@ public sealed class ProxyHost : IAsyncDisposable
 
         var state = new ProxyState(config, prepare: snapshot => RoutePolicies.Prepare(snapshot, TimeProvider.System));
         var metrics = new ProxyMetrics();
-        var pool = new UpstreamConnectionPool(new SocketConnectionFactory());
+        var transport = TransportOptions(config.Transport);
+        var pool = new UpstreamConnectionPool(ConnectionTransport.CreateFactory(transport));
         var limits = config.Limits;
         var http1 = new Http1ConnectionOptions
         {
@@ -120,7 +121,7 @@ public sealed class ProxyHost : IAsyncDisposable
         {
             foreach (var listener in config.Listeners)
             {
-                var bound = SocketConnectionListener.Bind(ParseEndPoint(listener.Address));
+                var bound = ConnectionTransport.Bind(ParseEndPoint(listener.Address), transport);
                 listenEndPoints.Add((IPEndPoint)bound.EndPoint);
                 proxyServer.Start(bound);
             }
@@ -146,6 +147,15 @@ public sealed class ProxyHost : IAsyncDisposable
         host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers) { _spans = spans };
         return host;
     }
+
+    /// <summary>The proxy listeners' and upstream pool's transport; admin and health probes stay on the default engine.</summary>
+    internal static SocketTransportOptions TransportOptions(TransportConfig config) => new()
+    {
+        Engine = config.Engine == "epoll" ? TransportEngine.Epoll : TransportEngine.Sockets,
+        Reactors = config.Reactors,
+        InlineCompletions = config.InlineCompletions,
+        WaitForDataBeforeAllocatingBuffer = config.WaitForData,
+    };
 
     private static async Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options,
         Http2ConnectionOptions? http2, ConnectionServer server, int maxConnections)

@@ -74,15 +74,21 @@ public class UpstreamConnectionPoolTests
         Assert.Equal(1, pool.IdleCount);
     }
 
-    public static TheoryData<string> StaleCauses => ["fin", "reset", "unexpected-bytes"];
+    public static TheoryData<TransportKind, string> StaleCauses => new()
+    {
+        { TransportKind.Socket, "fin" }, { TransportKind.Socket, "reset" }, { TransportKind.Socket, "unexpected-bytes" },
+        { TransportKind.Epoll, "fin" }, { TransportKind.Epoll, "reset" }, { TransportKind.Epoll, "unexpected-bytes" },
+    };
+
+    public static TheoryData<TransportKind> SocketEngines => [TransportKind.Socket, TransportKind.Epoll];
 
     [Theory]
     [MemberData(nameof(StaleCauses))]
-    public async Task Rent_IdleConnectionStale_DisposesItAndDials(string cause)
+    public async Task Rent_IdleConnectionStale_DisposesItAndDials(TransportKind kind, string cause)
     {
         // Real sockets: the stale check must work on what the kernel reports, not only on the in-memory pipes.
-        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        await using var pool = new UpstreamConnectionPool(new SocketConnectionFactory(), new FakeTimeProvider());
+        await using var listener = Engines.Bind(kind);
+        await using var pool = new UpstreamConnectionPool(ConnectionTransport.CreateFactory(Engines.With(kind)), new FakeTimeProvider());
         var accept = listener.AcceptAsync().AsTask();
         var lease = await pool.RentAsync(listener.EndPoint, Options, default).AsTask().WaitAsync(Timeouts.Default);
         await using var upstream = (await accept.WaitAsync(Timeouts.Default))!;
@@ -179,13 +185,14 @@ public class UpstreamConnectionPoolTests
         await newer.Connection.ConnectionClosed.WaitAsync();
     }
 
-    [Fact]
-    public async Task Rent_NobodyListens_ThrowsRefused()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Rent_NobodyListens_ThrowsRefused(TransportKind kind)
     {
         // A bound socket that does not listen holds the port, so no other test can take it, and refuses connects.
         using var notListening = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         notListening.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        await using var pool = new UpstreamConnectionPool(new SocketConnectionFactory());
+        await using var pool = new UpstreamConnectionPool(ConnectionTransport.CreateFactory(Engines.With(kind)));
 
         var error = await Assert.ThrowsAsync<UpstreamConnectException>(
             () => pool.RentAsync(notListening.LocalEndPoint!, Options, default).AsTask().WaitAsync(Timeouts.Default));
