@@ -298,4 +298,71 @@ public class ConnectionTests
         await client.Transport.Output.WriteAndFlushAsync([7]);
         Assert.Equal([7], await server.Transport.Input.ReadExactlyAsync(1));
     }
+
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Connect_NeverAnswered_ThrowsOperationCanceledAtToken(TransportKind kind)
+    {
+        // A listener whose accept queue is full drops further SYNs: a connect to it stays in progress.
+        using var full = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        full.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        full.Listen(0);
+        var fillers = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                fillers.Add(filler);
+                using var attempt = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+                try
+                {
+                    await filler.ConnectAsync(full.LocalEndPoint!, attempt.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break; // The queue is full now.
+                }
+            }
+            var factory = ConnectionTransport.CreateFactory(Engines.With(kind));
+            using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+            var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(
+                () => factory.ConnectAsync(full.LocalEndPoint!, cts.Token).AsTask().WaitAsync(Timeouts.Default));
+
+            Assert.Equal(cts.Token, error.CancellationToken);
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Idle_AfterRoundTrips_HoldsNoBuffer(TransportKind kind)
+    {
+        // Rent late: a keep-alive connection between requests (most of them, at scale) must hold no pipe buffer.
+        var pool = new CountingMemoryPool();
+        await using var pair = TransportPair.Create(kind, new SocketTransportOptions { MemoryPool = pool });
+        var (client, server) = await pair.ConnectAsync();
+        await using var _ = client;
+        await using var __ = server;
+
+        for (int i = 0; i < 3; i++)
+        {
+            await client.Transport.Output.WriteAndFlushAsync(new byte[5000]);
+            await server.Transport.Input.ReadExactlyAsync(5000);
+            await server.Transport.Output.WriteAndFlushAsync(new byte[100]);
+            await client.Transport.Input.ReadExactlyAsync(100);
+        }
+
+        // The loops give their last buffers back as they park; bounded wait for that.
+        for (int i = 0; i < 500 && pool.Outstanding != 0; i++)
+        {
+            await Task.Delay(10);
+        }
+        Assert.Equal(0, pool.Outstanding);
+        Assert.True(pool.Peak > 0);
+    }
 }
