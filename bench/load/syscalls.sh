@@ -18,12 +18,15 @@ CONNS=16
 RUNS=3
 LABEL=""
 NO_STRACE=0
+PIN=0
 
 usage() {
   cat <<EOF
 usage: bash bench/load/syscalls.sh [--transport JSON] [--requests 100000] [--strace-requests 20000]
-                                   [--connections 16] [--runs 3] [--label NAME] [--no-strace]
+                                   [--connections 16] [--runs 3] [--label NAME] [--no-strace] [--pin]
   --transport JSON  the config's "transport" block, e.g. '{"engine":"epoll"}' (default: {} = defaults)
+  --pin             as run.sh does: proxy on CPU \$LOAD_PROXY_CPU (1), mock and h2load on \$LOAD_CLIENT_CPU (0);
+                    the runtime then sees one processor (one epoll reactor, one socket engine thread)
 env: PROXYCORE_BIN  use this proxycore binary (default: publish src/ProxyCore.Server to artifacts/proxycore)
      PROXY_ENV      extra environment for the proxy only, e.g. "DOTNET_GCgen0size=0x4000000"
 EOF
@@ -38,6 +41,7 @@ while (($#)); do
     --runs) RUNS=${2:?}; shift 2 ;;
     --label) LABEL=${2:?}; shift 2 ;;
     --no-strace) NO_STRACE=1; shift ;;
+    --pin) PIN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -87,10 +91,16 @@ cat >"$TMP/proxy.json" <<EOF
 }
 EOF
 
-"$BIN" mock --listen "127.0.0.1:$MOCK_PORT" --quiet >"$TMP/mock.log" 2>&1 &
+CLIENT_PIN=() PROXY_PIN=()
+if ((PIN)); then
+  CLIENT_PIN=(taskset -c "${LOAD_CLIENT_CPU:-0}")
+  PROXY_PIN=(taskset -c "${LOAD_PROXY_CPU:-1}")
+fi
+
+"${CLIENT_PIN[@]}" "$BIN" mock --listen "127.0.0.1:$MOCK_PORT" --quiet >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
 # shellcheck disable=SC2086 # PROXY_ENV is a list of VAR=VALUE words
-env ${PROXY_ENV:-} "$BIN" --config "$TMP/proxy.json" --quiet >"$TMP/proxy.log" 2>&1 &
+"${PROXY_PIN[@]}" env ${PROXY_ENV:-} "$BIN" --config "$TMP/proxy.json" --quiet >"$TMP/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 
@@ -113,16 +123,16 @@ ticks() { # utime+stime of the proxy, all threads, in clock ticks: "user sys"
 
 drive() { # drive N -> prints h2load's "succeeded" count
   local n=$1 out
-  out=$(timeout 300 h2load --h1 -n "$n" -c "$CONNS" -m 1 "$URL" 2>&1) || { log "h2load failed:"; echo "$out" >&2; exit 1; }
+  out=$("${CLIENT_PIN[@]}" timeout 300 h2load --h1 -n "$n" -c "$CONNS" -m 1 "$URL" 2>&1) || { log "h2load failed:"; echo "$out" >&2; exit 1; }
   echo "$out" >>"$TMP/h2load.log"
   awk '/^requests:/ {print $8}' <<<"$out"
 }
 
 HZ=$(getconf CLK_TCK)
-log "proxy pid $PROXY_PID on :$PROXY_PORT (admin :$ADMIN_PORT), mock on :$MOCK_PORT, transport $TRANSPORT ${PROXY_ENV:+env $PROXY_ENV}"
+log "proxy pid $PROXY_PID$( ((PIN)) && echo " (pinned)") on :$PROXY_PORT (admin :$ADMIN_PORT), mock on :$MOCK_PORT, transport $TRANSPORT ${PROXY_ENV:+env $PROXY_ENV}"
 drive 5000 >/dev/null # warm-up: connections pooled, caches hot
 
-echo "### ${LABEL:-transport $TRANSPORT}${PROXY_ENV:+ ($PROXY_ENV)}"
+echo "### ${LABEL:-transport $TRANSPORT}${PROXY_ENV:+ ($PROXY_ENV)}$( ((PIN)) && echo ", pinned")"
 echo
 echo "CPU per request, $REQUESTS requests × $RUNS runs, $CONNS connections (h2load --h1):"
 echo
