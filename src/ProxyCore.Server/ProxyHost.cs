@@ -231,7 +231,7 @@ public sealed class ProxyHost : IAsyncDisposable
         var notes = new List<string>();
         if (!SameListeners(config))
         {
-            notes.Add("listeners, admin address, limits, forwarding, tracing and access log are read at start: restart to apply those changes");
+            notes.Add("listeners, admin address, limits, forwarding, tracing, transport and access log are read at start: restart to apply those changes");
         }
         // Probe the new snapshot's destinations; their states (and so their verdicts) carried over.
         _healthChecker.Start(_state.Swap(config));
@@ -250,7 +250,9 @@ public sealed class ProxyHost : IAsyncDisposable
             && a.Forwarding.XForwarded == config.Forwarding.XForwarded && a.Forwarding.Via == config.Forwarding.Via
             && a.Forwarding.Forwarded == config.Forwarding.Forwarded && a.Forwarding.PreserveHost == config.Forwarding.PreserveHost
             && a.Tracing.Propagate == config.Tracing.Propagate && a.Tracing.OtlpEndpoint == config.Tracing.OtlpEndpoint
-            && a.Tracing.ServiceName == config.Tracing.ServiceName;
+            && a.Tracing.ServiceName == config.Tracing.ServiceName
+            && a.Transport.Engine == config.Transport.Engine && a.Transport.Reactors == config.Transport.Reactors
+            && a.Transport.InlineCompletions == config.Transport.InlineCompletions && a.Transport.WaitForData == config.Transport.WaitForData;
     }
 
     /// <summary>Stops accepting, lets requests in flight finish within <paramref name="drainTimeout"/>, then closes everything.</summary>

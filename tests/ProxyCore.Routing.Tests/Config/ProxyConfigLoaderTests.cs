@@ -128,6 +128,19 @@ public class ProxyConfigLoaderTests
         Assert.Equal(0, result.Config!.Limits.MaxRequestBodyBytes);
     }
 
+    [Theory]
+    [InlineData("", "sockets", 0, false, true)]
+    [InlineData("\"transport\": { \"engine\": \"epoll\", \"reactors\": 4 }, ", "epoll", 4, false, true)]
+    [InlineData("\"transport\": { \"inlineCompletions\": true, \"waitForData\": false }, ", "sockets", 0, true, false)]
+    public void Parse_Transport_ReadsEngineAndKnobs(string block, string engine, int reactors, bool inline, bool waitForData)
+    {
+        var result = ProxyConfigLoader.Parse(Minimal.Replace("\"listeners\"", block + "\"listeners\""));
+
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        var transport = result.Config!.Transport;
+        Assert.Equal((engine, reactors, inline, waitForData), (transport.Engine, transport.Reactors, transport.InlineCompletions, transport.WaitForData));
+    }
+
     [Fact]
     public void Parse_AdminDisabled_NoAdminAddressChecks()
     {
