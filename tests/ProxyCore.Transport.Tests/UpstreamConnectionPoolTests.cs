@@ -309,4 +309,60 @@ public class UpstreamConnectionPoolTests
         // Each worker holds at most one connection at a time; past MaxIdle some are closed and redialled.
         Assert.InRange(factory.Dials, 1, workers * iterations / 10);
     }
+
+    public static TheoryData<string, string, string> AffinityPops => new()
+    {
+        // idle (oldest → newest, name:affinity), the affinity asked for, the order connections come out in
+        { "a:A b:B c:A", "B", "b c a" },
+        { "a:A b:B c:A", "A", "c b a" },
+        { "a:A b:B c:A", "", "c b a" },
+        { "a:A b:A", "B", "b a" },          // none with B: the newest all the same
+        { "a:B b:A c:A d:A e:A f:A g:A h:A i:A", "B", "i h g f e d c b a" }, // B is past the 8 newest scanned
+    };
+
+    [Theory]
+    [MemberData(nameof(AffinityPops))]
+    public async Task TryPop_Affinity_PrefersSameReactorAndKeepsOrder(string idle, string affinity, string expectedOrder)
+    {
+        await using var owner = new UpstreamConnectionPool(new BlackHoleFactory(), new FakeTimeProvider());
+        var pool = new UpstreamConnectionPool.EndpointPool(owner, Upstream);
+        var keys = new Dictionary<string, object>();
+        object Key(string name) => keys.TryGetValue(name, out var key) ? key : keys[name] = new object();
+        foreach (var spec in idle.Split(' '))
+        {
+            var parts = spec.Split(':');
+            Assert.Null(pool.Push(new AffinityConnection(parts[0], Key(parts[1])), long.MaxValue, maxIdle: 64));
+        }
+
+        var order = new List<string>();
+        bool first = true;
+        while (pool.TryPop(first && affinity.Length > 0 ? Key(affinity) : null, out var connection))
+        {
+            order.Add(connection.ConnectionId);
+            first = false;
+        }
+
+        Assert.Equal(expectedOrder, string.Join(' ', order));
+    }
+
+    private sealed class AffinityConnection(string id, object affinity) : ConnectionContext
+    {
+        public override string ConnectionId => id;
+
+        public override System.IO.Pipelines.IDuplexPipe Transport { get; set; } = null!;
+
+        public override EndPoint? LocalEndPoint => null;
+
+        public override EndPoint? RemoteEndPoint => null;
+
+        public override CancellationToken ConnectionClosed => CancellationToken.None;
+
+        internal override object? Affinity => affinity;
+
+        public override void Abort(Exception? reason = null)
+        {
+        }
+
+        public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }

@@ -74,6 +74,8 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
 
     public override CancellationToken ConnectionClosed => _closedCts.Token;
 
+    internal override object? Affinity => _reactor;
+
     /// <summary>Adds the fd to the reactor; edges that come before the loops start are remembered.</summary>
     public void Register() => _registration = _reactor.Register(_fd, this, Events);
 
