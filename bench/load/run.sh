@@ -27,6 +27,7 @@ usage: bash bench/load/run.sh [--peers nginx,haproxy,yarp,proxycore] [--duration
   --h2            HTTP/2 (h2c, prior knowledge) with h2load instead of wrk; peers nginx,proxycore;
                   --connections defaults to 8, each with --streams (default 8) concurrent streams
 env: PROXYCORE_BIN   use this proxycore binary instead of publishing src/ProxyCore.Server
+     PROXYCORE_TRANSPORT the proxy config's "transport" block, e.g. '{"engine":"epoll"}' (default: none = CLI flags)
      LOAD_CLIENT_CPU core for wrk and the upstream (default 0)
      LOAD_PROXY_CPU  core for the proxy under test (default 1)
      LOAD_KEEP_TMP=1 keep the temp dir (configs, logs, raw wrk output) after the run
@@ -336,7 +337,21 @@ run_peer() {
       start yarp "${PIN_PROXY[@]}" dotnet "$YARP_DLL" --listen "$HOST:$port" --upstream "$UPSTREAM_URL" ;;
     proxycore)
       ready_s=30
-      start proxycore "${PIN_PROXY[@]}" "$PC_BIN" --listen "$HOST:$port" --upstream "$UPSTREAM_URL" ;;
+      if [[ -n "${PROXYCORE_TRANSPORT:-}" ]]; then
+        # The same one-route proxy as the CLI flags give, plus the transport block (no CLI flag for it).
+        cat >"$WORK/proxycore.json" <<EOF
+{
+  "listeners": [{ "address": "$HOST:$port" }],
+  "admin": { "address": "$HOST:9901" },
+  "routes": [{ "id": "default", "match": { "path": "/", "pathType": "prefix" }, "cluster": "default" }],
+  "clusters": [{ "id": "default", "destinations": [{ "address": "$UPSTREAM_URL" }] }],
+  "transport": $PROXYCORE_TRANSPORT
+}
+EOF
+        start proxycore "${PIN_PROXY[@]}" "$PC_BIN" --config "$WORK/proxycore.json"
+      else
+        start proxycore "${PIN_PROXY[@]}" "$PC_BIN" --listen "$HOST:$port" --upstream "$UPSTREAM_URL"
+      fi ;;
   esac
   pid=$LAST_PID
   log "$name started (pid $pid) on :$port"
@@ -472,7 +487,7 @@ mkdir -p "$(dirname "$OUT")"
   echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')"
   echo "- commit: $SHA$DIRTY"
   echo "- machine: $CPU_MODEL, nproc $NPROC, kernel $(uname -r), memory $MEM"
-  echo "- command: \`$CMD\`"
+  echo "- command: \`${PROXYCORE_TRANSPORT:+PROXYCORE_TRANSPORT='$PROXYCORE_TRANSPORT' }$CMD\`"
   echo "- load: $LOAD_DESC (warm-up $WARMUP), GET / → ${BODY_LEN}-byte body, keep-alive; HTTP/1.1 to the upstream"
   echo "- pinning: proxy on CPU $PROXY_CPU; wrk and the upstream nginx on CPU $CLIENT_CPU$( ((NPROC < 2)) && echo ' (NOT pinned: 1 CPU)')"
   echo "- versions: wrk ${VER[wrk]}; upstream ${VER[upstream]}$(for p in "${PEER_LIST[@]}"; do printf '; %s: %s' "$p" "${VER[$p]:-?}"; done)"

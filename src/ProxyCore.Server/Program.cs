@@ -122,6 +122,12 @@ public static class Program
             return 1;
         }
 
+        if (config.Transport.InlineCompletions && Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
+        {
+            // The runtime reads this once, when its socket engine starts (no socket was used yet in this
+            // process): completions then run on its epoll threads, one per core, instead of the thread pool.
+            Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
+        }
         await using var host = ProxyHost.Start(config);
         for (int i = 0; i < host.ListenEndPoints.Count; i++)
         {
@@ -159,6 +165,8 @@ public static class Program
         Log.Info("stopped");
         return 0;
     }
+
+    private const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
     internal static string Version => typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
@@ -267,6 +275,8 @@ public static class Program
             Timeouts = config.Timeouts,
             Forwarding = config.Forwarding,
             AccessLog = accessLog ? new AccessLogConfig { Enabled = true, Path = config.AccessLog.Path } : config.AccessLog,
+            Tracing = config.Tracing,
+            Transport = config.Transport,
         };
     }
 }

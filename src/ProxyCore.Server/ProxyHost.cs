@@ -71,7 +71,8 @@ public sealed class ProxyHost : IAsyncDisposable
         }
 
         var metrics = new ProxyMetrics();
-        var pool = new UpstreamConnectionPool(new SocketConnectionFactory());
+        var transport = TransportOptions(config.Transport);
+        var pool = new UpstreamConnectionPool(ConnectionTransport.CreateFactory(transport));
         var limits = config.Limits;
         var llm = new LlmStage(pool, metrics, new Http1Limits
         {
@@ -166,7 +167,7 @@ public sealed class ProxyHost : IAsyncDisposable
                 var listenerHttp2 = listener.Protocols.Contains("http2") ? http2 : null;
                 bool allowHttp1 = listener.Protocols.Contains("http1");
                 var handler = builder.Build(connection => ServeAsync(connection, application, http1, listenerHttp2, allowHttp1, proxyServer));
-                var bound = SocketConnectionListener.Bind(ParseEndPoint(listener.Address));
+                var bound = ConnectionTransport.Bind(ParseEndPoint(listener.Address), transport);
                 listenEndPoints.Add((IPEndPoint)bound.EndPoint);
                 proxyServer.Start(bound, handler);
             }
@@ -192,6 +193,15 @@ public sealed class ProxyHost : IAsyncDisposable
         host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers) { _spans = spans, _tlsListeners = tlsListeners };
         return host;
     }
+
+    /// <summary>The proxy listeners' and upstream pool's transport; admin and health probes stay on the default engine.</summary>
+    internal static SocketTransportOptions TransportOptions(TransportConfig config) => new()
+    {
+        Engine = config.Engine == "epoll" ? TransportEngine.Epoll : TransportEngine.Sockets,
+        Reactors = config.Reactors,
+        InlineCompletions = config.InlineCompletions,
+        WaitForDataBeforeAllocatingBuffer = config.WaitForData,
+    };
 
     private static Task LimitConnectionsAsync(ConnectionContext connection, ConnectionDelegate next, ConnectionServer server, int maxConnections)
     {
@@ -285,7 +295,7 @@ public sealed class ProxyHost : IAsyncDisposable
         var notes = new List<string>(LlmStage.NotAppliedNotes(config));
         if (!SameListeners(config))
         {
-            notes.Add("listeners, admin address, limits, forwarding, tracing and access log are read at start: restart to apply those changes");
+            notes.Add("listeners, admin address, limits, forwarding, tracing, transport and access log are read at start: restart to apply those changes");
         }
         else
         {
@@ -339,7 +349,9 @@ public sealed class ProxyHost : IAsyncDisposable
             && a.Forwarding.XForwarded == config.Forwarding.XForwarded && a.Forwarding.Via == config.Forwarding.Via
             && a.Forwarding.Forwarded == config.Forwarding.Forwarded && a.Forwarding.PreserveHost == config.Forwarding.PreserveHost
             && a.Tracing.Propagate == config.Tracing.Propagate && a.Tracing.OtlpEndpoint == config.Tracing.OtlpEndpoint
-            && a.Tracing.ServiceName == config.Tracing.ServiceName;
+            && a.Tracing.ServiceName == config.Tracing.ServiceName
+            && a.Transport.Engine == config.Transport.Engine && a.Transport.Reactors == config.Transport.Reactors
+            && a.Transport.InlineCompletions == config.Transport.InlineCompletions && a.Transport.WaitForData == config.Transport.WaitForData;
     }
 
     /// <summary>Stops accepting, lets requests in flight finish within <paramref name="drainTimeout"/>, then closes everything.</summary>

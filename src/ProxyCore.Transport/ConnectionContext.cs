@@ -30,6 +30,12 @@ public abstract class ConnectionContext : IAsyncDisposable
     /// <summary>True when a TLS layer sits between the socket and <see cref="Transport"/>.</summary>
     public virtual bool IsTls { get; set; }
 
+    /// <summary>
+    /// The I/O thread's owner that drives this connection (the epoll engine's reactor), or null. The upstream
+    /// pool uses it to hand a request an upstream connection served by the same thread.
+    /// </summary>
+    internal virtual object? Affinity => null;
+
     /// <summary>Closes the connection at once, discarding unsent data.</summary>
     public abstract void Abort(Exception? reason = null);
 

@@ -8,11 +8,12 @@ namespace ProxyCore.Transport;
 /// </summary>
 internal sealed class SocketPipeSettings
 {
-    public SocketPipeSettings(SocketTransportOptions options)
+    /// <param name="inlineApp">True for the epoll engine: the app always continues on the reactor thread.</param>
+    public SocketPipeSettings(SocketTransportOptions options, bool inlineApp = false)
     {
         Options = options;
         var pool = options.MemoryPool ?? BlockMemoryPool.Shared;
-        var appScheduler = options.InlineCompletions ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+        var appScheduler = options.InlineCompletions || inlineApp ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
 
         // Input: the receive loop writes, the app reads. The receive loop's own continuation (resuming
         // after backpressure) runs inline in the app's AdvanceTo: it only re-arms a receive, so a hop to

@@ -2,6 +2,16 @@ using System.Buffers;
 
 namespace ProxyCore.Transport;
 
+/// <summary>The engine behind <see cref="ConnectionTransport"/>.</summary>
+public enum TransportEngine
+{
+    /// <summary>System.Net.Sockets (<see cref="SocketConnectionListener"/>, <see cref="SocketConnectionFactory"/>).</summary>
+    Sockets,
+
+    /// <summary>Our own edge-triggered epoll reactors (Linux only).</summary>
+    Epoll,
+}
+
 /// <summary>
 /// Knobs of the socket transport, shared by the listener (client side) and the factory (upstream side).
 /// Every option says its default, what it trades, and what goes wrong if it is left unbounded.
@@ -53,6 +63,17 @@ public sealed class SocketTransportOptions
     /// thread's other completions. Use true only when the app code is non-blocking (ProxyCore's own is).
     /// </summary>
     public bool InlineCompletions { get; init; }
+
+    /// <summary>
+    /// Which engine drives the sockets. Default <see cref="TransportEngine.Sockets"/> (System.Net.Sockets).
+    /// <see cref="TransportEngine.Epoll"/> (Linux only) runs edge-triggered epoll reactors of our own and the
+    /// app inline on them: fewer syscalls and no thread hops per request, but app code that blocks stalls
+    /// every connection of that reactor. See <see cref="ConnectionTransport"/>.
+    /// </summary>
+    public TransportEngine Engine { get; init; }
+
+    /// <summary>Epoll engine: reactor threads (each with its own epoll instance). 0 (default) = one per processor.</summary>
+    public int Reactors { get; init; }
 
     /// <summary>
     /// Where pipe buffers come from. Null (default) uses <see cref="BlockMemoryPool.Shared"/>: 4 KiB

@@ -62,7 +62,10 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
 
         var pool = _pools.GetOrAdd(new PoolKey(endPoint, options.Tls), static (key, self) => new EndpointPool(self, key.EndPoint, key.Tls), this);
-        while (pool.TryPop(out var connection))
+        // On an epoll reactor, prefer an upstream connection driven by the same reactor: its response then
+        // resumes the relay on this thread, and the request never wakes a second one.
+        var affinity = Epoll.EpollReactor.Current;
+        while (pool.TryPop(affinity, out var connection))
         {
             if (IsUsable(connection))
             {
@@ -256,7 +259,14 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         /// <summary>How new connections are wrapped in TLS; null for plaintext.</summary>
         public UpstreamTlsOptions? Tls { get; } = tls;
 
-        public bool TryPop(out ConnectionContext connection)
+        /// <summary>How many of the newest idle connections are searched for one with the caller's affinity.</summary>
+        private const int AffinityScan = 8;
+
+        /// <summary>
+        /// Takes the newest idle connection, or when <paramref name="affinity"/> is set, the newest of the last
+        /// few whose <see cref="ConnectionContext.Affinity"/> matches (else the newest all the same).
+        /// </summary>
+        public bool TryPop(object? affinity, out ConnectionContext connection)
         {
             lock (_lock)
             {
@@ -265,9 +275,26 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
                     connection = null!;
                     return false;
                 }
-                int index = (_head + _count - 1) % _entries.Length;
-                connection = _entries[index].Connection;
-                _entries[index] = default;
+                int newest = _count - 1;
+                int pick = newest;
+                if (affinity is not null)
+                {
+                    for (int i = newest; i >= 0 && i > newest - AffinityScan; i--)
+                    {
+                        if (ReferenceEquals(_entries[(_head + i) % _entries.Length].Connection.Affinity, affinity))
+                        {
+                            pick = i;
+                            break;
+                        }
+                    }
+                }
+                connection = _entries[(_head + pick) % _entries.Length].Connection;
+                // Close the gap: the newer entries move down one, so the ring stays oldest-to-newest.
+                for (int i = pick; i < newest; i++)
+                {
+                    _entries[(_head + i) % _entries.Length] = _entries[(_head + i + 1) % _entries.Length];
+                }
+                _entries[(_head + newest) % _entries.Length] = default;
                 _count--;
             }
             Interlocked.Decrement(ref owner._idleCount);

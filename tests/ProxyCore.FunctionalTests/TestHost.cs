@@ -114,6 +114,8 @@ public sealed class ProxyConfigBuilder
 
     public bool AccessLog { get; set; }
 
+    public TransportConfig Transport { get; set; } = new();
+
     public ProxyConfig Build() => new()
     {
         Listeners = [new ListenerConfig { Address = "127.0.0.1:0" }],
@@ -122,6 +124,7 @@ public sealed class ProxyConfigBuilder
         Clusters = [.. ExtraClusters, new ClusterConfig { Id = "mock", Destinations = [new DestinationConfig { Address = _upstreamUrl }] }],
         Limits = Limits,
         AccessLog = new AccessLogConfig { Enabled = AccessLog },
+        Transport = Transport,
     };
 }
 

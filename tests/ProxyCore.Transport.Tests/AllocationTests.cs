@@ -16,14 +16,15 @@ public class AllocationTests(ITestOutputHelper output)
     [Theory]
     // Measured on the dev box: 0 bytes with thread-pool completions, 84 with inline ones (not yet explained:
     // something in the nested inline path allocates once per round trip). The bounds guard against regressions.
-    [InlineData(false, 16)]
-    [InlineData(true, 128)]
-    public async Task RoundTrip_AfterWarmUp_AllocatesAlmostNothing(bool inlineCompletions, long maxBytesPerRoundTrip)
+    [InlineData(TransportKind.Socket, false, 16)]
+    [InlineData(TransportKind.Socket, true, 128)]
+    [InlineData(TransportKind.Epoll, true, 16)]
+    public async Task RoundTrip_AfterWarmUp_AllocatesAlmostNothing(TransportKind kind, bool inlineCompletions, long maxBytesPerRoundTrip)
     {
-        var options = new SocketTransportOptions { InlineCompletions = inlineCompletions };
-        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options);
+        var options = Engines.With(kind, new SocketTransportOptions { InlineCompletions = inlineCompletions });
+        await using var listener = ConnectionTransport.Bind(new IPEndPoint(IPAddress.Loopback, 0), options);
         var accept = listener.AcceptAsync().AsTask();
-        await using var client = await new SocketConnectionFactory(options).ConnectAsync(listener.EndPoint).AsTask().WaitAsync(Timeouts.Default);
+        await using var client = await ConnectionTransport.CreateFactory(options).ConnectAsync(listener.EndPoint).AsTask().WaitAsync(Timeouts.Default);
         await using var server = (await accept.WaitAsync(Timeouts.Default))!;
         var echo = EchoAsync(server);
         var message = new byte[256];
@@ -34,7 +35,7 @@ public class AllocationTests(ITestOutputHelper output)
         await RoundTripsAsync(client, message, measured).WaitAsync(Timeouts.Default);
         long perRoundTrip = (GC.GetTotalAllocatedBytes(precise: true) - before) / measured;
 
-        output.WriteLine($"InlineCompletions={inlineCompletions}: {perRoundTrip} bytes allocated per round trip (both ends, all threads)");
+        output.WriteLine($"{kind} InlineCompletions={inlineCompletions}: {perRoundTrip} bytes allocated per round trip (both ends, all threads)");
         client.Transport.Output.Complete();
         await echo.WaitAsync(Timeouts.Default);
         // A round trip is 2 flushes, 2 sends, 2-4 receives and 2 wake-ups on each end.

@@ -5,7 +5,7 @@ namespace ProxyCore.Transport.Tests;
 
 public class ConnectionServerTests
 {
-    public static TheoryData<TransportKind> Kinds => [TransportKind.Socket, TransportKind.InMemory];
+    public static TheoryData<TransportKind> Kinds => [TransportKind.Socket, TransportKind.InMemory, TransportKind.Epoll];
 
     private static async Task EchoAsync(ConnectionContext connection)
     {

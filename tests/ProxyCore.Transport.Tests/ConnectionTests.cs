@@ -6,7 +6,9 @@ namespace ProxyCore.Transport.Tests;
 
 public class ConnectionTests
 {
-    public static TheoryData<TransportKind> Kinds => [TransportKind.Socket, TransportKind.InMemory];
+    public static TheoryData<TransportKind> Kinds => [TransportKind.Socket, TransportKind.InMemory, TransportKind.Epoll];
+
+    public static TheoryData<TransportKind> SocketEngines => [TransportKind.Socket, TransportKind.Epoll];
 
     [Theory]
     [MemberData(nameof(Kinds))]
@@ -119,10 +121,11 @@ public class ConnectionTests
         Assert.Equal("test abort", aborted.Message);
     }
 
-    [Fact]
-    public async Task Abort_RawSocketPeer_ReceivesRst()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Abort_RawSocketPeer_ReceivesRst(TransportKind kind)
     {
-        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var listener = Engines.Bind(kind);
         using var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         var accept = listener.AcceptAsync().AsTask();
         await raw.ConnectAsync(listener.EndPoint).WaitAsync(Timeouts.Default);
@@ -142,12 +145,13 @@ public class ConnectionTests
         Assert.Equal(SocketError.ConnectionReset, error.SocketErrorCode);
     }
 
-    [Fact]
-    public async Task DisposeAsync_LargeUnreadResponse_PeerStillReceivesAllThenEof()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task DisposeAsync_LargeUnreadResponse_PeerStillReceivesAllThenEof(TransportKind kind)
     {
         // The kernel holds sent-but-undelivered bytes after DisposeAsync returns; a graceful close must
         // let them go out. An abortive close (RST) would drop them and truncate the response.
-        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var listener = Engines.Bind(kind);
         using var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 64 * 1024 };
         var accept = listener.AcceptAsync().AsTask();
         await raw.ConnectAsync(listener.EndPoint).WaitAsync(Timeouts.Default);
@@ -175,6 +179,7 @@ public class ConnectionTests
     {
         { TransportKind.Socket, "peer-fin" }, { TransportKind.Socket, "peer-abort" }, { TransportKind.Socket, "abort" }, { TransportKind.Socket, "peer-dispose" },
         { TransportKind.InMemory, "peer-fin" }, { TransportKind.InMemory, "peer-abort" }, { TransportKind.InMemory, "abort" }, { TransportKind.InMemory, "peer-dispose" },
+        { TransportKind.Epoll, "peer-fin" }, { TransportKind.Epoll, "peer-abort" }, { TransportKind.Epoll, "abort" }, { TransportKind.Epoll, "peer-dispose" },
     };
 
     [Theory]
@@ -244,29 +249,32 @@ public class ConnectionTests
         Assert.Null(await pair.Listener.AcceptAsync().AsTask().WaitAsync(Timeouts.Default));
     }
 
-    [Fact]
-    public async Task Bind_PortZero_EndPointHasRealPort()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Bind_PortZero_EndPointHasRealPort(TransportKind kind)
     {
-        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var listener = Engines.Bind(kind);
 
         var endPoint = Assert.IsType<IPEndPoint>(listener.EndPoint);
         Assert.NotEqual(0, endPoint.Port);
         Assert.Equal(IPAddress.Loopback, endPoint.Address);
     }
 
-    [Fact]
-    public async Task Bind_AddressInUse_ThrowsAddressInUseException()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Bind_AddressInUse_ThrowsAddressInUseException(TransportKind kind)
     {
-        await using var first = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var first = Engines.Bind(kind);
 
-        var error = Assert.Throws<AddressInUseException>(() => SocketConnectionListener.Bind(first.EndPoint));
+        var error = Assert.Throws<AddressInUseException>(() => Engines.Bind(kind, first.EndPoint));
         Assert.Contains(first.EndPoint.ToString()!, error.Message);
     }
 
-    [Fact]
-    public async Task Connect_Accepted_EndPointsMatch()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Connect_Accepted_EndPointsMatch(TransportKind kind)
     {
-        await using var pair = TransportPair.Create(TransportKind.Socket);
+        await using var pair = TransportPair.Create(kind);
         var (client, server) = await pair.ConnectAsync();
         await using var _ = client;
         await using var __ = server;
@@ -276,11 +284,12 @@ public class ConnectionTests
         Assert.NotEqual(client.ConnectionId, server.ConnectionId);
     }
 
-    [Fact]
-    public async Task Connect_DnsEndPointLocalhost_Connects()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Connect_DnsEndPointLocalhost_Connects(TransportKind kind)
     {
-        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        var factory = new SocketConnectionFactory();
+        await using var listener = Engines.Bind(kind);
+        var factory = ConnectionTransport.CreateFactory(Engines.With(kind));
         var accept = listener.AcceptAsync().AsTask();
 
         await using var client = await factory.ConnectAsync(new DnsEndPoint("localhost", ((IPEndPoint)listener.EndPoint).Port)).AsTask().WaitAsync(Timeouts.Default);
@@ -288,5 +297,72 @@ public class ConnectionTests
 
         await client.Transport.Output.WriteAndFlushAsync([7]);
         Assert.Equal([7], await server.Transport.Input.ReadExactlyAsync(1));
+    }
+
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Connect_NeverAnswered_ThrowsOperationCanceledAtToken(TransportKind kind)
+    {
+        // A listener whose accept queue is full drops further SYNs: a connect to it stays in progress.
+        using var full = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        full.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        full.Listen(0);
+        var fillers = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                fillers.Add(filler);
+                using var attempt = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+                try
+                {
+                    await filler.ConnectAsync(full.LocalEndPoint!, attempt.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break; // The queue is full now.
+                }
+            }
+            var factory = ConnectionTransport.CreateFactory(Engines.With(kind));
+            using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+            var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(
+                () => factory.ConnectAsync(full.LocalEndPoint!, cts.Token).AsTask().WaitAsync(Timeouts.Default));
+
+            Assert.Equal(cts.Token, error.CancellationToken);
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task Idle_AfterRoundTrips_EpollHoldsNoBuffer()
+    {
+        // Rent late: a keep-alive connection between requests (most of them, at scale) must hold no pipe buffer.
+        // Epoll only: the sockets engine sometimes keeps one 4 KiB block here (seen in 5 of 6 runs; not explained yet).
+        var pool = new CountingMemoryPool();
+        await using var pair = TransportPair.Create(TransportKind.Epoll, new SocketTransportOptions { MemoryPool = pool });
+        var (client, server) = await pair.ConnectAsync();
+        await using var _ = client;
+        await using var __ = server;
+
+        for (int i = 0; i < 3; i++)
+        {
+            await client.Transport.Output.WriteAndFlushAsync(new byte[5000]);
+            await server.Transport.Input.ReadExactlyAsync(5000);
+            await server.Transport.Output.WriteAndFlushAsync(new byte[100]);
+            await client.Transport.Input.ReadExactlyAsync(100);
+        }
+
+        // The loops give their last buffers back as they park; bounded wait for that.
+        for (int i = 0; i < 500 && pool.Outstanding != 0; i++)
+        {
+            await Task.Delay(10);
+        }
+        Assert.Equal(0, pool.Outstanding);
+        Assert.True(pool.Peak > 0);
     }
 }

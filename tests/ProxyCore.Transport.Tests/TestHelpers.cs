@@ -9,6 +9,31 @@ public enum TransportKind
 {
     Socket,
     InMemory,
+    Epoll,
+}
+
+internal static class Engines
+{
+    /// <summary>The socket engine's <paramref name="kind"/> options: Socket and Epoll take the same knobs.</summary>
+    public static SocketTransportOptions With(TransportKind kind, SocketTransportOptions? options = null)
+    {
+        options ??= SocketTransportOptions.Default;
+        return new SocketTransportOptions
+        {
+            Engine = kind == TransportKind.Epoll ? TransportEngine.Epoll : TransportEngine.Sockets,
+            Backlog = options.Backlog,
+            NoDelay = options.NoDelay,
+            MaxReadBufferSize = options.MaxReadBufferSize,
+            MaxWriteBufferSize = options.MaxWriteBufferSize,
+            WaitForDataBeforeAllocatingBuffer = options.WaitForDataBeforeAllocatingBuffer,
+            InlineCompletions = options.InlineCompletions,
+            MemoryPool = options.MemoryPool,
+            Reactors = options.Reactors,
+        };
+    }
+
+    public static IConnectionListener Bind(TransportKind kind, EndPoint? endPoint = null)
+        => ConnectionTransport.Bind(endPoint ?? new IPEndPoint(IPAddress.Loopback, 0), With(kind));
 }
 
 /// <summary>A listener and a factory that dials it, over one transport kind.</summary>
@@ -26,11 +51,12 @@ internal sealed class TransportPair : IAsyncDisposable
 
     public static TransportPair Create(TransportKind kind, SocketTransportOptions? options = null)
     {
-        if (kind == TransportKind.Socket)
+        if (kind is TransportKind.Socket or TransportKind.Epoll)
         {
+            var engine = Engines.With(kind, options);
             return new TransportPair(
-                SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0), options),
-                new SocketConnectionFactory(options));
+                ConnectionTransport.Bind(new IPEndPoint(IPAddress.Loopback, 0), engine),
+                ConnectionTransport.CreateFactory(engine));
         }
         var memory = new InMemoryTransport
         {

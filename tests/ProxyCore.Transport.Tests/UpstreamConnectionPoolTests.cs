@@ -74,15 +74,21 @@ public class UpstreamConnectionPoolTests
         Assert.Equal(1, pool.IdleCount);
     }
 
-    public static TheoryData<string> StaleCauses => ["fin", "reset", "unexpected-bytes"];
+    public static TheoryData<TransportKind, string> StaleCauses => new()
+    {
+        { TransportKind.Socket, "fin" }, { TransportKind.Socket, "reset" }, { TransportKind.Socket, "unexpected-bytes" },
+        { TransportKind.Epoll, "fin" }, { TransportKind.Epoll, "reset" }, { TransportKind.Epoll, "unexpected-bytes" },
+    };
+
+    public static TheoryData<TransportKind> SocketEngines => [TransportKind.Socket, TransportKind.Epoll];
 
     [Theory]
     [MemberData(nameof(StaleCauses))]
-    public async Task Rent_IdleConnectionStale_DisposesItAndDials(string cause)
+    public async Task Rent_IdleConnectionStale_DisposesItAndDials(TransportKind kind, string cause)
     {
         // Real sockets: the stale check must work on what the kernel reports, not only on the in-memory pipes.
-        await using var listener = SocketConnectionListener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        await using var pool = new UpstreamConnectionPool(new SocketConnectionFactory(), new FakeTimeProvider());
+        await using var listener = Engines.Bind(kind);
+        await using var pool = new UpstreamConnectionPool(ConnectionTransport.CreateFactory(Engines.With(kind)), new FakeTimeProvider());
         var accept = listener.AcceptAsync().AsTask();
         var lease = await pool.RentAsync(listener.EndPoint, Options, default).AsTask().WaitAsync(Timeouts.Default);
         await using var upstream = (await accept.WaitAsync(Timeouts.Default))!;
@@ -179,13 +185,14 @@ public class UpstreamConnectionPoolTests
         await newer.Connection.ConnectionClosed.WaitAsync();
     }
 
-    [Fact]
-    public async Task Rent_NobodyListens_ThrowsRefused()
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Rent_NobodyListens_ThrowsRefused(TransportKind kind)
     {
         // A bound socket that does not listen holds the port, so no other test can take it, and refuses connects.
         using var notListening = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         notListening.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        await using var pool = new UpstreamConnectionPool(new SocketConnectionFactory());
+        await using var pool = new UpstreamConnectionPool(ConnectionTransport.CreateFactory(Engines.With(kind)));
 
         var error = await Assert.ThrowsAsync<UpstreamConnectException>(
             () => pool.RentAsync(notListening.LocalEndPoint!, Options, default).AsTask().WaitAsync(Timeouts.Default));
@@ -301,5 +308,61 @@ public class UpstreamConnectionPoolTests
         Assert.InRange(pool.IdleCount, 1, 4);
         // Each worker holds at most one connection at a time; past MaxIdle some are closed and redialled.
         Assert.InRange(factory.Dials, 1, workers * iterations / 10);
+    }
+
+    public static TheoryData<string, string, string> AffinityPops => new()
+    {
+        // idle (oldest → newest, name:affinity), the affinity asked for, the order connections come out in
+        { "a:A b:B c:A", "B", "b c a" },
+        { "a:A b:B c:A", "A", "c b a" },
+        { "a:A b:B c:A", "", "c b a" },
+        { "a:A b:A", "B", "b a" },          // none with B: the newest all the same
+        { "a:B b:A c:A d:A e:A f:A g:A h:A i:A", "B", "i h g f e d c b a" }, // B is past the 8 newest scanned
+    };
+
+    [Theory]
+    [MemberData(nameof(AffinityPops))]
+    public async Task TryPop_Affinity_PrefersSameReactorAndKeepsOrder(string idle, string affinity, string expectedOrder)
+    {
+        await using var owner = new UpstreamConnectionPool(new BlackHoleFactory(), new FakeTimeProvider());
+        var pool = new UpstreamConnectionPool.EndpointPool(owner, Upstream, tls: null);
+        var keys = new Dictionary<string, object>();
+        object Key(string name) => keys.TryGetValue(name, out var key) ? key : keys[name] = new object();
+        foreach (var spec in idle.Split(' '))
+        {
+            var parts = spec.Split(':');
+            Assert.Null(pool.Push(new AffinityConnection(parts[0], Key(parts[1])), long.MaxValue, maxIdle: 64));
+        }
+
+        var order = new List<string>();
+        bool first = true;
+        while (pool.TryPop(first && affinity.Length > 0 ? Key(affinity) : null, out var connection))
+        {
+            order.Add(connection.ConnectionId);
+            first = false;
+        }
+
+        Assert.Equal(expectedOrder, string.Join(' ', order));
+    }
+
+    private sealed class AffinityConnection(string id, object affinity) : ConnectionContext
+    {
+        public override string ConnectionId => id;
+
+        public override System.IO.Pipelines.IDuplexPipe Transport { get; set; } = null!;
+
+        public override EndPoint? LocalEndPoint => null;
+
+        public override EndPoint? RemoteEndPoint => null;
+
+        public override CancellationToken ConnectionClosed => CancellationToken.None;
+
+        internal override object? Affinity => affinity;
+
+        public override void Abort(Exception? reason = null)
+        {
+        }
+
+        public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

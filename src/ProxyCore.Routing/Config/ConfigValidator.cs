@@ -22,11 +22,39 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
         {
             Error("$.tracing.otlpEndpoint", $"'{otlp}' is not an http(s) URL");
         }
+        ValidateTransport();
         if (config.AccessLog.Path is { Length: 0 })
         {
             Error("$.accessLog.path", "must not be empty (leave it out or null for stdout)");
         }
         return _errors;
+    }
+
+    private static readonly string[] s_engines = ["sockets", "epoll"];
+
+    private void ValidateTransport()
+    {
+        var transport = config.Transport;
+        if (Array.IndexOf(s_engines, transport.Engine) < 0)
+        {
+            Error("$.transport.engine", $"unknown engine '{transport.Engine}' (expected \"sockets\" or \"epoll\")");
+        }
+        else if (transport.Engine == "epoll" && !OperatingSystem.IsLinux())
+        {
+            Error("$.transport.engine", "\"epoll\" needs Linux; use \"sockets\"");
+        }
+        if (transport.Reactors is < 0 or > 256)
+        {
+            Error("$.transport.reactors", "must be between 0 (one per processor) and 256");
+        }
+        else if (transport.Reactors != 0 && transport.Engine != "epoll")
+        {
+            Error("$.transport.reactors", "only applies to the \"epoll\" engine");
+        }
+        if (transport.InlineCompletions && transport.Engine != "sockets")
+        {
+            Error("$.transport.inlineCompletions", "only applies to the \"sockets\" engine (epoll always runs the app on its reactor threads)");
+        }
     }
 
     private HashSet<string> ValidateListeners()

@@ -33,6 +33,9 @@ public sealed class ProxyConfig
     /// <summary>W3C trace context and span export. Absent: traceparent is still propagated (and created when absent); nothing is exported.</summary>
     public TracingConfig Tracing { get; set; } = new();
 
+    /// <summary>How sockets are driven (read once at start, not on reload). Absent: the .NET sockets engine with its defaults.</summary>
+    public TransportConfig Transport { get; set; } = new();
+
     /// <summary>
     /// The config-less sidecar mode (<c>proxycore --listen ADDR --upstream URL</c>): one listener,
     /// one route "default" matching every path (prefix "/"), one cluster "default" with one
@@ -591,6 +594,24 @@ public sealed class TracingConfig
 
     /// <summary>`service.name` of exported spans; default "proxycore".</summary>
     public string ServiceName { get; set; } = "proxycore";
+}
+
+public sealed class TransportConfig
+{
+    /// <summary>"sockets" (default: System.Net.Sockets) or "epoll" (Linux only: our own edge-triggered reactors, the app runs on the reactor thread).</summary>
+    public string Engine { get; set; } = "sockets";
+
+    /// <summary>epoll engine: reactor threads, each with its own epoll instance. 0 (default) = one per processor.</summary>
+    public int Reactors { get; set; }
+
+    /// <summary>
+    /// sockets engine: run socket completions and the app's continuations on the runtime's epoll threads
+    /// (sets DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 at process start). Default false.
+    /// </summary>
+    public bool InlineCompletions { get; set; }
+
+    /// <summary>Wait for data before renting a receive buffer, so idle connections hold none. Default true.</summary>
+    public bool WaitForData { get; set; } = true;
 }
 
 public sealed class AccessLogConfig

@@ -136,6 +136,19 @@ public class ProxyConfigLoaderTests
         Assert.Equal(0, result.Config!.Limits.MaxRequestBodyBytes);
     }
 
+    [Theory]
+    [InlineData("", "sockets", 0, false, true)]
+    [InlineData("\"transport\": { \"engine\": \"epoll\", \"reactors\": 4 }, ", "epoll", 4, false, true)]
+    [InlineData("\"transport\": { \"inlineCompletions\": true, \"waitForData\": false }, ", "sockets", 0, true, false)]
+    public void Parse_Transport_ReadsEngineAndKnobs(string block, string engine, int reactors, bool inline, bool waitForData)
+    {
+        var result = ProxyConfigLoader.Parse(Minimal.Replace("\"listeners\"", block + "\"listeners\""));
+
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        var transport = result.Config!.Transport;
+        Assert.Equal((engine, reactors, inline, waitForData), (transport.Engine, transport.Reactors, transport.InlineCompletions, transport.WaitForData));
+    }
+
     [Fact]
     public void Parse_AdminDisabled_NoAdminAddressChecks()
     {
@@ -181,6 +194,13 @@ public class ProxyConfigLoaderTests
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" }, { "address": "127.0.0.1:80" } ] }""", "$.listeners[1].address", "duplicate listener")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:9901" } ] }""", "$.admin.address", "also a listener")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80", "protocols": ["http3"] } ] }""", "$.listeners[0].protocols[0]", "unknown protocol")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "io_uring" } }""", "$.transport.engine", "unknown engine 'io_uring'")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "epoll", "reactors": 257 } }""", "$.transport.reactors", "between 0")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "epoll", "reactors": -1 } }""", "$.transport.reactors", "between 0")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "reactors": 2 } }""", "$.transport.reactors", "only applies to the \"epoll\" engine")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "epoll", "inlineCompletions": true } }""", "$.transport.inlineCompletions", "only applies to the \"sockets\" engine")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "waitForData": 1 } }""", "$.transport.waitForData", "expected true or false")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engnie": "epoll" } }""", "$.transport.engnie", "engine")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80", "tls": { "certificate": "c" } } ] }""", "$.listeners[0].tls.key", "private key")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "routes": [ { "id": "r", "cluster": "nope" } ] }""", "$.routes[0].cluster", "unknown cluster 'nope'")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "routes": [ { "cluster": "c" } ], "clusters": [ { "id": "c", "destinations": [ { "address": "http://h:1" } ] } ] }""", "$.routes[0].id", "id is required")]

@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
+namespace ProxyCore.Transport.Epoll;
+
+/// <summary>Something registered with a reactor: told the epoll event bits of each edge, on the reactor thread.</summary>
+internal interface IEpollHandler
+{
+    void OnEvents(uint events);
+}
+
+/// <summary>
+/// One thread, one epoll instance. Connections registered here get their edges, and so their receive
+/// loops and the application code that continues inline from them, on this thread. Registration data is a
+/// GCHandle to the handler; it is freed only by the reactor itself after the batch it was in (an event
+/// collected just before the fd was removed may still be in hand), so no event ever meets a freed handle.
+/// </summary>
+internal sealed unsafe class EpollReactor
+{
+    private const int MaxEvents = 256;
+
+    // Wakes an idle reactor now and then to free handles queued while it slept; costs nothing measurable.
+    private const int WaitTimeoutMs = 1000;
+
+    [ThreadStatic]
+    private static EpollReactor? t_current;
+
+    private readonly int _epfd;
+    private readonly ConcurrentQueue<nint> _handlesToFree = new();
+
+    private EpollReactor(int index)
+    {
+        _epfd = Native.epoll_create1(Native.EPOLL_CLOEXEC);
+        if (_epfd < 0)
+        {
+            throw Native.LastError();
+        }
+        var thread = new Thread(Run) { IsBackground = true, Name = $"proxycore-epoll-{index}" };
+        thread.UnsafeStart();
+    }
+
+    /// <summary>The reactor whose thread is running the caller, or null off reactor threads.</summary>
+    public static EpollReactor? Current => t_current;
+
+    /// <summary>Adds <paramref name="fd"/> for <paramref name="events"/>; returns the registration to pass to <see cref="Unregister"/>.</summary>
+    public nint Register(FdHandle fd, IEpollHandler handler, uint events)
+    {
+        nint data = GCHandle.ToIntPtr(GCHandle.Alloc(handler));
+        byte* ev = stackalloc byte[16];
+        *(uint*)ev = events;
+        *(nint*)(ev + Native.EventDataOffset) = data;
+        bool added = false;
+        try
+        {
+            fd.DangerousAddRef(ref added);
+            if (Native.epoll_ctl(_epfd, Native.EPOLL_CTL_ADD, fd.Fd, ev) != 0)
+            {
+                var error = Native.LastError();
+                GCHandle.FromIntPtr(data).Free();
+                throw error;
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                fd.DangerousRelease();
+            }
+        }
+        return data;
+    }
+
+    /// <summary>Removes the fd (while it is still open: the caller holds a reference) and frees the registration later.</summary>
+    public void Unregister(FdHandle fd, nint registration)
+    {
+        bool added = false;
+        try
+        {
+            fd.DangerousAddRef(ref added);
+            Native.epoll_ctl(_epfd, Native.EPOLL_CTL_DEL, fd.Fd, null);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already closed: the kernel removed it with the last close.
+        }
+        finally
+        {
+            if (added)
+            {
+                fd.DangerousRelease();
+            }
+        }
+        _handlesToFree.Enqueue(registration);
+    }
+
+    private void Run()
+    {
+        t_current = this;
+        byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * Native.EventSize));
+        int size = Native.EventSize, dataOffset = Native.EventDataOffset;
+        while (true)
+        {
+            int count = Native.epoll_wait(_epfd, events, MaxEvents, WaitTimeoutMs);
+            for (int i = 0; i < count; i++)
+            {
+                byte* ev = events + (i * size);
+                uint bits = *(uint*)ev;
+                var handler = (IEpollHandler)GCHandle.FromIntPtr(*(nint*)(ev + dataOffset)).Target!;
+                try
+                {
+                    handler.OnEvents(bits);
+                }
+                catch (Exception ex)
+                {
+                    // Handlers end in async state machines that keep their own exceptions; anything that still
+                    // gets here must not take every other connection of this reactor down with it.
+                    Console.Error.WriteLine($"proxycore: epoll reactor: unhandled {ex.GetType().Name}: {ex.Message}");
+                }
+            }
+            while (_handlesToFree.TryDequeue(out var handle))
+            {
+                GCHandle.FromIntPtr(handle).Free();
+            }
+        }
+    }
+
+    /// <summary>A fixed set of reactors; connections are spread over them round-robin.</summary>
+    internal sealed class Group
+    {
+        private static readonly ConcurrentDictionary<int, Group> s_groups = new();
+        private readonly EpollReactor[] _reactors;
+        private uint _next;
+
+        private Group(int count)
+        {
+            _reactors = new EpollReactor[count];
+            for (int i = 0; i < count; i++)
+            {
+                _reactors[i] = new EpollReactor(i);
+            }
+        }
+
+        /// <summary>The process-wide group of <paramref name="count"/> reactors (0 = one per processor); threads live as long as the process.</summary>
+        public static Group Get(int count)
+        {
+            if (count <= 0)
+            {
+                count = Environment.ProcessorCount;
+            }
+            return s_groups.GetOrAdd(count, static n => new Group(n));
+        }
+
+        public EpollReactor Next() => _reactors[Interlocked.Increment(ref _next) % (uint)_reactors.Length];
+
+        /// <summary>The caller's own reactor when it runs on one of this group's, so a dial stays on the thread of the request that asked.</summary>
+        public EpollReactor CurrentOrNext()
+        {
+            var current = t_current;
+            if (current is not null && Array.IndexOf(_reactors, current) >= 0)
+            {
+                return current;
+            }
+            return Next();
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Threading.Tasks.Sources;
+
+namespace ProxyCore.Transport.Epoll;
+
+/// <summary>
+/// Readiness of one direction of one fd under edge-triggered epoll, and the single loop that waits for it.
+/// The reactor <see cref="Set"/>s it on an edge; the loop calls <see cref="WaitAsync"/> once it found the fd
+/// drained. An edge that came while the loop was busy is remembered (Ready), so none is lost. The waiter's
+/// continuation runs inline in <see cref="Set"/>: on the reactor thread, which is the point of the engine.
+/// Reusable: no allocation per wait.
+/// </summary>
+internal sealed class IoSignal : IValueTaskSource
+{
+    private const int Idle = 0, Ready = 1, Waiting = 2, Closed = 3;
+
+    private ManualResetValueTaskSourceCore<bool> _core; // RunContinuationsAsynchronously = false: inline
+    private int _state;
+
+    public bool IsClosed => Volatile.Read(ref _state) == Closed;
+
+    /// <summary>An edge: wakes the waiter, or remembers it for the next wait.</summary>
+    public void Set()
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref _state);
+            switch (state)
+            {
+                case Ready or Closed:
+                    return;
+                case Waiting:
+                    if (Interlocked.CompareExchange(ref _state, Idle, Waiting) == Waiting)
+                    {
+                        _core.SetResult(true);
+                        return;
+                    }
+                    break;
+                default:
+                    if (Interlocked.CompareExchange(ref _state, Ready, Idle) == Idle)
+                    {
+                        return;
+                    }
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Ends waiting for good (the fd is closed); a parked waiter resumes and sees <see cref="IsClosed"/>.</summary>
+    public void Close()
+    {
+        if (Interlocked.Exchange(ref _state, Closed) == Waiting)
+        {
+            _core.SetResult(false);
+        }
+    }
+
+    /// <summary>Completes at once when an edge is pending (consuming it) or the signal is closed, else at the next edge.</summary>
+    public ValueTask WaitAsync()
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref _state);
+            if (state == Closed)
+            {
+                return default;
+            }
+            if (state == Ready)
+            {
+                if (Interlocked.CompareExchange(ref _state, Idle, Ready) == Ready)
+                {
+                    return default;
+                }
+                continue;
+            }
+            // Idle: only this loop touches the core now (Set and Close touch it only in Waiting).
+            _core.Reset();
+            if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
+            {
+                return new ValueTask(this, _core.Version);
+            }
+        }
+    }
+
+    void IValueTaskSource.GetResult(short token) => _core.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _core.OnCompleted(continuation, state, token, flags);
+}
