@@ -22,6 +22,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
     private readonly AccessLog? _accessLog;
     private readonly Tracing.OtlpExporter? _spans;
     private readonly OutlierDetector? _outliers;
+    private readonly RouteMetrics _noRoute;
 
     /// <param name="outliers">Fed every forwarded outcome; null = no passive health (outlierDetection blocks are then ignored).</param>
     public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, OutlierDetector? outliers = null, Tracing.OtlpExporter? spans = null)
@@ -32,6 +33,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         _metrics = metrics;
         _accessLog = accessLog;
         _outliers = outliers;
+        _noRoute = metrics.ForRoute(NoRouteLabel);
     }
 
     /// <summary>Not async itself: the relay's one async method is the only state machine a request pays for.</summary>
@@ -42,7 +44,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         var route = snapshot.Routes.Match(exchange.Request);
         if (route is null)
         {
-            return RespondAsync(exchange, ForwarderError.NoRoute, NoRouteLabel);
+            return RespondAsync(exchange, ForwarderError.NoRoute, null);
         }
         if (route.Policies is RoutePolicies policies && policies.Evaluate(exchange, out var rejection) == StageStatus.Respond)
         {
@@ -52,21 +54,21 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         var destination = cluster.LoadBalancer.Pick(cluster.Destinations);
         if (destination is null)
         {
-            return RespondAsync(exchange, ForwarderError.NoDestination, route.Id);
+            return RespondAsync(exchange, ForwarderError.NoDestination, route);
         }
         if (!cluster.State.TryEnter(cluster.MaxConcurrentRequests))
         {
             // Circuit breaker: refuse at once rather than queue work the cluster cannot take.
-            return RespondAsync(exchange, ForwarderError.CircuitOpen, route.Id);
+            return RespondAsync(exchange, ForwarderError.CircuitOpen, route);
         }
         destination.State.BeginRequest();
         return _forwarder.ForwardAsync(exchange, route, destination, this);
     }
 
-    private async ValueTask RespondAsync(HttpExchange exchange, ForwarderError error, string routeLabel)
+    private async ValueTask RespondAsync(HttpExchange exchange, ForwarderError error, RouteModel? route)
     {
         await exchange.RespondErrorAsync(ForwarderErrors.StatusCode(error), ForwarderErrors.Reason(error), ForwarderErrors.Message(error)).ConfigureAwait(false);
-        Record(exchange, routeLabel, null, 0);
+        Record(exchange, route is null ? _noRoute : _metrics.For(route), null, 0);
     }
 
     private async ValueTask RejectAsync(HttpExchange exchange, RouteModel route, RoutePolicies policies, PolicyRejection rejection)
@@ -76,10 +78,12 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
             policies.AddRejectionHeaders(exchange.Response, rejection);
             await exchange.FinishErrorResponseAsync(rejection.Status, rejection.Message).ConfigureAwait(false);
         }
-        Record(exchange, route.Id, null, 0);
+        var metrics = _metrics.For(route);
+        metrics.RecordRejection(rejection.Reason);
+        Record(exchange, metrics, null, 0);
     }
 
-    void IForwarderObserver.OnRetry(RouteModel route, DestinationModel failed, ForwarderError reason) => _metrics.RecordRetry();
+    void IForwarderObserver.OnRetry(RouteModel route, DestinationModel failed, ForwarderError reason) => _metrics.RecordRetry(route, failed.Cluster);
 
     void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)
     {
@@ -93,9 +97,9 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         _outliers?.Record(destination.Cluster, destination, failure);
         if (upstreamTicks > 0)
         {
-            _metrics.RecordUpstream(upstreamTicks);
+            _metrics.RecordUpstream(destination.Cluster, upstreamTicks);
         }
-        Record(exchange, route.Id, destination.Address, upstreamTicks);
+        Record(exchange, _metrics.For(route), destination.Address, upstreamTicks);
         if (_spans is not null && exchange.ApplicationState is ForwarderContext { Trace.Active: true } context)
         {
             _spans.Export(exchange, context.Trace, route.Id, destination.Address,
@@ -103,11 +107,11 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         }
     }
 
-    private void Record(HttpExchange exchange, string routeLabel, string? upstream, long upstreamTicks)
+    private void Record(HttpExchange exchange, RouteMetrics route, string? upstream, long upstreamTicks)
     {
         long elapsed = Stopwatch.GetTimestamp() - exchange.StartTimestamp;
         int status = exchange.ResponseStarted ? exchange.Response.StatusCode : 0;
-        _metrics.RecordRequest(routeLabel, status, elapsed);
-        _accessLog?.Log(exchange, routeLabel, upstream, status, elapsed, upstreamTicks);
+        _metrics.RecordRequest(route, status, elapsed);
+        _accessLog?.Log(exchange, route.Id, upstream, status, elapsed, upstreamTicks);
     }
 }

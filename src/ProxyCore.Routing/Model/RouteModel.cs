@@ -117,6 +117,12 @@ public sealed class RouteModel
     /// </summary>
     public object? Policies { get; set; }
 
+    /// <summary>
+    /// The route's metric series (owned by the proxy layer), attached on first use so that recording
+    /// needs no lookup; shared by every snapshot that has a route of this id, so counters survive reloads.
+    /// </summary>
+    public object? Metrics { get; set; }
+
     /// <summary>The id as UTF-8, precomputed for metrics labels and logs.</summary>
     public byte[] IdUtf8 { get; }
 
