@@ -4,6 +4,7 @@ using ProxyCore.Proxy.Health;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
+using ProxyCore.Proxy.Stages.Compression;
 using ProxyCore.Routing.Model;
 
 namespace ProxyCore.Proxy;
@@ -99,7 +100,12 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         {
             _metrics.RecordUpstream(destination.Cluster, upstreamTicks);
         }
-        Record(exchange, _metrics.For(route), destination.Address, upstreamTicks);
+        var routeMetrics = _metrics.For(route);
+        if (exchange.ApplicationState is ForwarderContext { Coding: not ContentCoding.None } compressed)
+        {
+            Interlocked.Increment(ref compressed.Coding == ContentCoding.Brotli ? ref routeMetrics.CompressedBrotli : ref routeMetrics.CompressedGzip);
+        }
+        Record(exchange, routeMetrics, destination.Address, upstreamTicks);
         if (_spans is not null && exchange.ApplicationState is ForwarderContext { Trace.Active: true } context)
         {
             _spans.Export(exchange, context.Trace, route.Id, destination.Address,

@@ -8,6 +8,7 @@ using ProxyCore.Http;
 using ProxyCore.Http.Http1;
 using ProxyCore.Proxy.Tracing;
 using ProxyCore.Proxy.Stages;
+using ProxyCore.Proxy.Stages.Compression;
 using ProxyCore.Routing.Model;
 using ProxyCore.Transport;
 
@@ -289,7 +290,16 @@ public sealed class HttpForwarder
                             var framing = response.Framing;
                             long contentLength = response.ContentLength;
                             PrepareResponseHead(response, route);
-                            await exchange.StartResponseAsync(ToClientFraming(framing, request.Method, contentLength), contentLength, exchange.Aborted).ConfigureAwait(false);
+                            ResponseEncoder? encoder = null;
+                            if (route.Policies is RoutePolicies { Compression: { } compression } &&
+                                compression.Apply(request, response, framing, contentLength) is var coding and not ContentCoding.None)
+                            {
+                                // The compressed length is unknown until the end: chunked (h1) / no content-length (h2).
+                                encoder = context.Encoder ??= new ResponseEncoder();
+                                encoder.Start(coding, compression);
+                            }
+                            await exchange.StartResponseAsync(encoder is null ? ToClientFraming(framing, request.Method, contentLength) : BodyFraming.Stream,
+                                contentLength, exchange.Aborted).ConfigureAwait(false);
 
                             // Step 6: response body, one client flush per upstream read.
                             var copyError = ForwarderError.None;
@@ -358,7 +368,14 @@ public sealed class HttpForwarder
                                 }
                                 if (!data.IsEmpty)
                                 {
-                                    await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                                    if (encoder is null)
+                                    {
+                                        await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                                    }
+                                    else if (encoder.Encode(data) is { IsEmpty: false } encoded)
+                                    {
+                                        await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(encoded), flush: true, exchange.Aborted).ConfigureAwait(false);
+                                    }
                                 }
                                 input.AdvanceTo(consumed);
                             }
@@ -384,6 +401,11 @@ public sealed class HttpForwarder
                                 pumpResult = await bodyPump.ConfigureAwait(false);
                             }
                             reusable = pumpResult == ForwarderError.None && framing != BodyFraming.CloseDelimited && response.KeepAlive;
+                            if (encoder is not null)
+                            {
+                                await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(encoder.Finish()), flush: false, exchange.Aborted).ConfigureAwait(false);
+                                context.Coding = encoder.Coding;
+                            }
                             await exchange.CompleteResponseAsync(context.Trailers.HeaderCount > 0 ? context.Trailers : null, exchange.Aborted).ConfigureAwait(false);
                             error = ForwarderError.None;
                             goto Finished;
@@ -920,6 +942,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     {
         RouteTimeout = routeTimeout;
         UpstreamTicks = 0;
+        Coding = ContentCoding.None;
         Chunked.Reset();
         Trailers.Reset();
         Timeout.CancelAfter(routeTimeout);
@@ -929,8 +952,15 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     public int RetriesInFlight;
     public TraceContext Trace;
 
+    /// <summary>Created on the first compressed response of the connection, reused after (<see cref="ResponseEncoder.Reset"/> at each end).</summary>
+    public ResponseEncoder? Encoder;
+
+    /// <summary>The coding the last response was sent with (metrics read it after the exchange).</summary>
+    public ContentCoding Coding;
+
     public void End()
     {
+        Encoder?.Reset();
         _clientGone.Dispose();
         Timeout = Reuse(Timeout);
         PumpCancel = Reuse(PumpCancel);

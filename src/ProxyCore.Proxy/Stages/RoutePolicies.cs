@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using ProxyCore.Http;
 using ProxyCore.Proxy.Stages.Auth;
+using ProxyCore.Proxy.Stages.Compression;
 using ProxyCore.Proxy.Stages.RateLimit;
 using ProxyCore.Proxy.Stages.Transforms;
 using ProxyCore.Routing.Config;
@@ -56,6 +57,9 @@ public sealed class RoutePolicies
     /// <summary>The route's transforms, or null.</summary>
     public RouteTransforms? Transforms { get; }
 
+    /// <summary>The route's response compression, or null (the relay copies bodies as they come).</summary>
+    public ResponseCompression? Compression { get; }
+
     private RoutePolicies(RouteConfig route, TimeProvider time)
     {
         var auth = route.Auth;
@@ -82,6 +86,7 @@ public sealed class RoutePolicies
         }
 
         Transforms = route.Transforms is { } transforms ? new RouteTransforms(transforms, route.Id) : null;
+        Compression = route.Compression is { } compression ? new ResponseCompression(compression) : null;
 
         _limitName = [];
         if (route.RateLimit is { } limit)

@@ -108,8 +108,8 @@ public sealed class RouteModel
     /// <summary>The route's retry policy, or null (no retries).</summary>
     public RetryModel? Retry { get; internal init; }
 
-    /// <summary>True when the route has policies (auth, rate limit, transforms) to run around the relay.</summary>
-    public bool HasPolicies => Config is { Auth: not null } or { RateLimit: not null } or { Transforms: not null };
+    /// <summary>True when the route has policies (auth, rate limit, transforms, compression, mirror) to run around the relay.</summary>
+    public bool HasPolicies => Config is { Auth: not null } or { RateLimit: not null } or { Transforms: not null } or { Compression: not null } or { Mirror: not null };
 
     /// <summary>
     /// The runtime objects of the route's policies, built by the proxy layer (which owns their types)
