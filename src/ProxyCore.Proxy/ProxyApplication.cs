@@ -5,6 +5,7 @@ using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Proxy.Stages.Compression;
+using ProxyCore.Proxy.Stages.Mirror;
 using ProxyCore.Routing.Model;
 
 namespace ProxyCore.Proxy;
@@ -24,10 +25,14 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
     private readonly Tracing.OtlpExporter? _spans;
     private readonly OutlierDetector? _outliers;
     private readonly RouteMetrics _noRoute;
+    private readonly TrafficMirror? _mirror;
 
     /// <param name="outliers">Fed every forwarded outcome; null = no passive health (outlierDetection blocks are then ignored).</param>
-    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, OutlierDetector? outliers = null, Tracing.OtlpExporter? spans = null)
+    /// <param name="mirror">Sends the copies of routes with a `mirror` block; null = mirror blocks are ignored.</param>
+    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, OutlierDetector? outliers = null,
+        Tracing.OtlpExporter? spans = null, TrafficMirror? mirror = null)
     {
+        _mirror = mirror;
         _spans = spans;
         _state = state;
         _forwarder = forwarder;
@@ -63,6 +68,11 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
             return RespondAsync(exchange, ForwarderError.CircuitOpen, route);
         }
         destination.State.BeginRequest();
+        if (route.Policies is RoutePolicies { Mirror: { } mirror } mirrored && _mirror is not null)
+        {
+            // Before the relay takes the exchange: the copy of the head is made while it is surely intact.
+            _mirror.Offer(exchange, mirror, mirrored, _metrics.For(route));
+        }
         return _forwarder.ForwardAsync(exchange, route, destination, this);
     }
 
