@@ -14,8 +14,9 @@ namespace ProxyCore.Proxy.Stages.Compression;
 /// Cost, honestly: the output buffer is rented from the shared pool and the Brotli encoder is a
 /// struct, but the codec state is native and cannot be reset for reuse through the .NET API: each
 /// compressed response allocates a fresh one. Brotli at quality 1 with a 2^18 window holds ~0.5 MB
-/// native at most; zlib deflate (window 15, memLevel 8) holds ~256 KB native plus, for gzip, a
-/// GZipStream/DeflateStream/handle trio of managed objects (~0.3 KB) and an 8 KB pooled buffer.
+/// native at most and 32 B managed (its SafeHandle); zlib deflate (window 15, memLevel 8) holds
+/// ~256 KB native plus 232 B of managed objects (GZipStream, DeflateStream, Deflater, handle) and an
+/// 8 KB pooled buffer (measured in ResponseEncoderTests).
 /// A route without `compression` never reaches this type.
 /// </remarks>
 internal sealed class ResponseEncoder
