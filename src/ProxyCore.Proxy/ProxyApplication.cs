@@ -16,8 +16,6 @@ namespace ProxyCore.Proxy;
 /// </summary>
 public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
 {
-    private const string NoRouteLabel = "(none)";
-
     private readonly ProxyState _state;
     private readonly HttpForwarder _forwarder;
     private readonly ProxyMetrics _metrics;
@@ -39,7 +37,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
         _metrics = metrics;
         _accessLog = accessLog;
         _outliers = outliers;
-        _noRoute = metrics.ForRoute(NoRouteLabel);
+        _noRoute = metrics.ForRoute(ProxyMetrics.NoRouteId);
     }
 
     /// <summary>Not async itself: the relay's one async method is the only state machine a request pays for.</summary>

@@ -15,6 +15,9 @@ namespace ProxyCore.Proxy.Metrics;
 /// </summary>
 public sealed class ProxyMetrics
 {
+    /// <summary>The route label of requests no route matched (only requests and latency are counted for it).</summary>
+    public const string NoRouteId = "(none)";
+
     private readonly ConcurrentDictionary<(string Route, int Status), StrongBox> _requests = new();
     private readonly ConcurrentDictionary<string, RouteMetrics> _routes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ClusterMetrics> _clusters = new(StringComparer.Ordinal);
@@ -104,19 +107,20 @@ public sealed class ProxyMetrics
             }
         }
         sb.Append("# HELP proxycore_rate_limit_rejections_total Requests refused with 429 by a route's rate limit.\n# TYPE proxycore_rate_limit_rejections_total counter\n");
-        foreach (var route in routes)
+        var matched = routes.Where(r => r.Id != NoRouteId).ToArray();
+        foreach (var route in matched)
         {
             sb.Append("proxycore_rate_limit_rejections_total{").Append(route.Label.TrimEnd(',')).Append("} ").Append(Volatile.Read(ref route.RateLimited)).Append('\n');
         }
         sb.Append("# HELP proxycore_auth_rejections_total Requests refused by a route's authentication (401) or consumer allow-list (403), by reason.\n# TYPE proxycore_auth_rejections_total counter\n");
-        foreach (var route in routes)
+        foreach (var route in matched)
         {
             AppendReason(sb, "proxycore_auth_rejections_total", route, "missing-credentials", Volatile.Read(ref route.AuthMissing));
             AppendReason(sb, "proxycore_auth_rejections_total", route, "invalid-credentials", Volatile.Read(ref route.AuthInvalid));
             AppendReason(sb, "proxycore_auth_rejections_total", route, "consumer-not-allowed", Volatile.Read(ref route.AuthForbidden));
         }
         sb.Append("# HELP proxycore_compressed_responses_total Responses the proxy compressed, by route and content coding.\n# TYPE proxycore_compressed_responses_total counter\n");
-        foreach (var route in routes)
+        foreach (var route in matched)
         {
             AppendNamed(sb, "proxycore_compressed_responses_total", route, "encoding", "gzip", Volatile.Read(ref route.CompressedGzip));
             AppendNamed(sb, "proxycore_compressed_responses_total", route, "encoding", "br", Volatile.Read(ref route.CompressedBrotli));
