@@ -82,13 +82,13 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver
 
     private async ValueTask RejectAsync(HttpExchange exchange, RouteModel route, RoutePolicies policies, PolicyRejection rejection)
     {
+        var metrics = _metrics.For(route);
+        metrics.RecordRejection(rejection.Reason);
         if (exchange.BeginErrorResponse(rejection.Status, rejection.Reason))
         {
             policies.AddRejectionHeaders(exchange.Response, rejection);
             await exchange.FinishErrorResponseAsync(rejection.Status, rejection.Message).ConfigureAwait(false);
         }
-        var metrics = _metrics.For(route);
-        metrics.RecordRejection(rejection.Reason);
         Record(exchange, metrics, null, 0);
     }
 

@@ -205,28 +205,30 @@ public sealed class CompressionTests
     }
 
     [Theory]
-    [InlineData("gzip")]
-    [InlineData("br")]
-    public async Task Curl_Compressed_ByteExact_AndCountedInMetrics(string coding)
+    [InlineData("gzip", false)]
+    [InlineData("br", false)]
+    [InlineData("gzip", true)]
+    [InlineData("br", true)]
+    public async Task Curl_Compressed_ByteExact_AndCountedInMetrics(string coding, bool http2)
     {
         await using var host = Start();
         string file = Path.Combine(Path.GetTempPath(), $"proxycore-curl-{Guid.NewGuid():N}");
         try
         {
-            var curl = Process.Start(new ProcessStartInfo("curl", ["-sS", "--compressed", "-H", $"accept-encoding: {coding}", "-D", "-", "-o", file,
-                $"{host.BaseUri}doc?size=200000&chunked=1"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var curl = Process.Start(new ProcessStartInfo("curl", ["-sS", http2 ? "--http2-prior-knowledge" : "--http1.1", "--compressed", "-H", $"accept-encoding: {coding}",
+                "-D", "-", "-o", file, $"{host.BaseUri}doc?size=200000&chunked=1"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
             string headers = await curl.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
             await curl.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
             Assert.True(curl.ExitCode == 0, await curl.StandardError.ReadToEndAsync());
             Assert.Contains($"content-encoding: {coding}", headers, StringComparison.OrdinalIgnoreCase);
+            Assert.StartsWith(http2 ? "HTTP/2 200" : "HTTP/1.1 200", headers);
             Assert.Equal(DocumentUpstream.Document(200_000), await File.ReadAllBytesAsync(file));
         }
         finally
         {
             File.Delete(file);
         }
-        using var admin = new HttpClient { BaseAddress = host.AdminUri };
-        Assert.Contains($"proxycore_compressed_responses_total{{route=\"mock\",encoding=\"{coding}\"}} 1\n", await admin.GetStringAsync("/metrics"));
+        Assert.Contains($"proxycore_compressed_responses_total{{route=\"mock\",encoding=\"{coding}\"}} 1\n", await MetricsTests.MetricsAfterAsync(host, 1));
     }
 
     [Fact]

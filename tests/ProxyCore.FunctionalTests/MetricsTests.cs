@@ -42,6 +42,25 @@ public sealed class MetricsTests
         return config;
     });
 
+    /// <summary>
+    /// /metrics once the proxy has recorded <paramref name="requests"/> answers: a request is counted
+    /// just after its answer is written, so a client can read the metrics a moment before that.
+    /// </summary>
+    internal static async Task<string> MetricsAfterAsync(TestHost host, long requests)
+    {
+        using var admin = new HttpClient { BaseAddress = host.AdminUri };
+        for (int i = 0; ; i++)
+        {
+            string metrics = await admin.GetStringAsync("/metrics");
+            long counted = Regex.Matches(metrics, "^proxycore_requests_total\\{[^}]*\\} (\\d+)$", RegexOptions.Multiline).Sum(m => long.Parse(m.Groups[1].Value));
+            if (counted >= requests || i == 200)
+            {
+                return metrics;
+            }
+            await Task.Delay(10);
+        }
+    }
+
     private static long Value(string metrics, string series)
     {
         var match = Regex.Match(metrics, "^" + Regex.Escape(series) + " (\\d+)$", RegexOptions.Multiline);
@@ -54,7 +73,6 @@ public sealed class MetricsTests
     {
         await using var host = Start($"http://127.0.0.1:{ProxyProcess.FreePort()}");
         using var client = host.CreateClient();
-        using var admin = new HttpClient { BaseAddress = host.AdminUri };
 
         // keyed: 1 missing key, 2 wrong keys, 2 allowed (the burst), then 3 rate-limited.
         Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/keyed/bytes/1")).StatusCode);
@@ -78,7 +96,7 @@ public sealed class MetricsTests
         }
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/bytes/3")).StatusCode);
 
-        string metrics = await admin.GetStringAsync("/metrics");
+        string metrics = await MetricsAfterAsync(host, 15);
         Assert.Equal(1, Value(metrics, "proxycore_auth_rejections_total{route=\"keyed\",reason=\"missing-credentials\"}"));
         Assert.Equal(2, Value(metrics, "proxycore_auth_rejections_total{route=\"keyed\",reason=\"invalid-credentials\"}"));
         Assert.Equal(0, Value(metrics, "proxycore_auth_rejections_total{route=\"keyed\",reason=\"consumer-not-allowed\"}"));
@@ -109,9 +127,8 @@ public sealed class MetricsTests
             return config;
         });
         using var client = host.CreateClient();
-        using var admin = new HttpClient { BaseAddress = host.AdminUri };
         Assert.Equal(HttpStatusCode.Forbidden, (await Send(client, "/bytes/1", Key)).StatusCode);
-        string metrics = await admin.GetStringAsync("/metrics");
+        string metrics = await MetricsAfterAsync(host, 1);
         Assert.Equal(1, Value(metrics, "proxycore_auth_rejections_total{route=\"mock\",reason=\"consumer-not-allowed\"}"));
         Assert.Equal(1, Value(metrics, "proxycore_requests_total{route=\"mock\",status=\"403\"}"));
     }

@@ -8,6 +8,7 @@ using ProxyCore.Http;
 using ProxyCore.Routing.Config;
 using ProxyCore.Server;
 using HttpMethod = System.Net.Http.HttpMethod;
+using HttpVersion = System.Net.HttpVersion;
 
 namespace ProxyCore.FunctionalTests;
 
@@ -80,6 +81,22 @@ public sealed class MirrorTests
         Assert.StartsWith("GET /bytes/", seen);
         Assert.Contains("\nx-env: prod\r\n", seen);
         Assert.Contains("\nx-proxycore-mirror: 1\r\n", seen);
+    }
+
+    [Fact]
+    public async Task Http2Client_IsMirroredAsHttp11_WithItsAuthorityAsHost()
+    {
+        await using var shadow = ShadowUpstream.Start(hang: false);
+        await using var host = Start(shadow, new MirrorConfig { Percent = 100 });
+        using var client = host.CreateClient(HttpVersion.Version20);
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/bytes/5?h2=1") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var response = await client.SendAsync(request);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        Assert.Equal(5, (await response.Content.ReadAsByteArrayAsync()).Length);
+        await WaitForMetricsAsync(host, m => Value(m, "proxycore_mirror_requests_total{route=\"mock\",result=\"sent\"}") == 1);
+        var seen = Assert.Single(shadow.Requests);
+        Assert.StartsWith("GET /bytes/5?h2=1\r\n", seen);
+        Assert.Contains($"\nhost: {host.ProxyEndPoint}\r\n", seen);
     }
 
     [Fact]
