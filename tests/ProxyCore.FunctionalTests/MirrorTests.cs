@@ -65,7 +65,11 @@ public sealed class MirrorTests
         using var client = host.CreateClient();
         for (int i = 0; i < Requests; i++)
         {
-            var response = await client.GetAsync($"/bytes/{i % 7 + 1}?n={i}");
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/bytes/{i % 7 + 1}?n={i}");
+            request.Headers.TryAddWithoutValidation("connection", "keep-alive, x-drop-me");
+            request.Headers.TryAddWithoutValidation("x-drop-me", "hop-by-hop by the Connection header");
+            request.Headers.TryAddWithoutValidation("keep-alive", "timeout=5");
+            using var response = await client.SendAsync(request);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode); // the shadow answers 418: never seen here
             Assert.Equal(i % 7 + 1, (await response.Content.ReadAsByteArrayAsync()).Length);
         }
@@ -81,6 +85,9 @@ public sealed class MirrorTests
         Assert.StartsWith("GET /bytes/", seen);
         Assert.Contains("\nx-env: prod\r\n", seen);
         Assert.Contains("\nx-proxycore-mirror: 1\r\n", seen);
+        Assert.Contains("\nx-forwarded-for: 127.0.0.1\r\n", seen);
+        Assert.DoesNotContain("\nx-drop-me:", seen);
+        Assert.DoesNotContain("\nkeep-alive:", seen);
     }
 
     [Fact]

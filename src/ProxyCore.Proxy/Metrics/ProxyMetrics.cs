@@ -198,6 +198,9 @@ public sealed class RouteMetrics
     public long MirrorFailed;
     public long MirrorDropped;
 
+    /// <summary>Mirrored exchanges in flight now (bounded by the route's mirror.maxInFlight).</summary>
+    public int MirrorInFlight;
+
     /// <summary>Set once the route mirrored (or tried to): only such routes export mirror series.</summary>
     public bool MirrorSeen;
 

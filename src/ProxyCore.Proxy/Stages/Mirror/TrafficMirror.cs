@@ -12,8 +12,6 @@ namespace ProxyCore.Proxy.Stages.Mirror;
 /// <summary>A route's `mirror` block, built once per snapshot with its target cluster resolved.</summary>
 public sealed class RouteMirror
 {
-    internal int InFlight;
-
     public RouteMirror(MirrorConfig config, ClusterModel cluster)
     {
         Cluster = cluster;
@@ -68,16 +66,17 @@ public sealed class TrafficMirror
             Interlocked.Increment(ref metrics.MirrorDropped);
             return;
         }
-        if (Interlocked.Increment(ref mirror.InFlight) > mirror.MaxInFlight)
+        // The count lives with the route's metrics, not this snapshot's object: the bound holds across reloads.
+        if (Interlocked.Increment(ref metrics.MirrorInFlight) > mirror.MaxInFlight)
         {
-            Interlocked.Decrement(ref mirror.InFlight);
+            Interlocked.Decrement(ref metrics.MirrorInFlight);
             Interlocked.Increment(ref metrics.MirrorDropped);
             return;
         }
         var destination = mirror.Cluster.PickDestination();
         if (destination is null)
         {
-            Interlocked.Decrement(ref mirror.InFlight);
+            Interlocked.Decrement(ref metrics.MirrorInFlight);
             Interlocked.Increment(ref metrics.MirrorFailed);
             return;
         }
@@ -91,7 +90,7 @@ public sealed class TrafficMirror
         var request = exchange.Request;
         ReadOnlySpan<byte> host = policies?.Transforms?.Host is { } rewritten ? rewritten : request.AuthoritySpan.IsEmpty ? destination.HostHeaderBytes : request.AuthoritySpan;
         int size = request.MethodSpan.Length + destination.PathPrefixBytes.Length + request.PathSpan.Length + request.QuerySpan.Length
-            + host.Length + s_mirrorHeader.Length + 32;
+            + host.Length + exchange.ClientAddress.Length + s_mirrorHeader.Length + 64;
         var headers = request.Headers;
         for (int i = 0; i < headers.Length; i++)
         {
@@ -115,20 +114,38 @@ public sealed class TrafficMirror
         Put(span, ref n, " HTTP/1.1\r\nhost: "u8);
         Put(span, ref n, host);
         Put(span, ref n, "\r\n"u8);
+        var connection = request.TryGetValue(KnownHeader.Connection, out var named) ? named : default;
         for (int i = 0; i < headers.Length; i++)
         {
             var id = headers[i].Id;
-            if (KnownHeaders.IsHopByHop(id) || id is KnownHeader.Host or KnownHeader.ContentLength or KnownHeader.Expect)
+            if (KnownHeaders.IsHopByHop(id) || id is KnownHeader.Host or KnownHeader.ContentLength or KnownHeader.Expect ||
+                (!connection.IsEmpty && IsNamedIn(connection, request.Get(headers[i].Name))))
             {
-                continue;
+                continue; // RFC 9110 §7.6.1: hop-by-hop, including the fields Connection names
             }
             Put(span, ref n, request.Get(headers[i].Name));
             Put(span, ref n, ": "u8);
             Put(span, ref n, request.Get(headers[i].Value));
             Put(span, ref n, "\r\n"u8);
         }
+        // Another X-Forwarded-For line appends to the client's list, as the primary's does.
+        Put(span, ref n, "x-forwarded-for: "u8);
+        Put(span, ref n, exchange.ClientAddress);
+        Put(span, ref n, "\r\n"u8);
         Put(span, ref n, s_mirrorHeader);
         return (buffer, n);
+    }
+
+    private static bool IsNamedIn(ReadOnlySpan<byte> connection, ReadOnlySpan<byte> name)
+    {
+        foreach (var range in connection.Split((byte)','))
+        {
+            if (System.Text.Ascii.EqualsIgnoreCase(connection[range].Trim(" \t"u8), name))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static void Put(Span<byte> span, ref int offset, ReadOnlySpan<byte> bytes)
@@ -165,7 +182,7 @@ public sealed class TrafficMirror
         finally
         {
             ArrayPool<byte>.Shared.Return(job.Buffer);
-            Interlocked.Decrement(ref job.Mirror.InFlight);
+            Interlocked.Decrement(ref job.Metrics.MirrorInFlight);
             Interlocked.Increment(ref answered ? ref job.Metrics.MirrorSent : ref job.Metrics.MirrorFailed);
         }
     }
