@@ -175,6 +175,18 @@ public sealed class CompressionTests
         Assert.Equal(20000, response.Content.Headers.ContentLength);
     }
 
+    [Theory]
+    [InlineData("1.0", false)]
+    [InlineData("1.1", true)]
+    public async Task Http10Client_GetsTheBodyUncompressed_WithItsLength(string version, bool compressed)
+    {
+        await using var host = Start();
+        string answer = await host.SendRawAsync($"GET /doc?size=5000 HTTP/{version}\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
+        Assert.StartsWith($"HTTP/1.1 200", answer);
+        Assert.Equal(compressed, answer.Contains("\r\ncontent-encoding: gzip\r\n", StringComparison.OrdinalIgnoreCase));
+        Assert.Equal(!compressed, answer.Contains("\r\ncontent-length: 5000\r\n", StringComparison.OrdinalIgnoreCase));
+    }
+
     [Fact]
     public async Task RouteWithoutCompression_NeverCompresses()
     {

@@ -70,8 +70,11 @@ public sealed class ResponseCompression
     {
         int status = response.StatusCode;
         // No body, or one a coding must not touch: 204/304 have none, 206 is a byte range of the
-        // unencoded representation (RFC 9110 §14.4), HEAD describes a body we would not send.
-        if (request.Method == HttpMethod.Head || status is < 200 or 204 or 206 or 304 || framing == BodyFraming.None ||
+        // unencoded representation (RFC 9110 §14.4), HEAD describes a body we would not send. An
+        // HTTP/1.0 client has no chunked coding: an encoded body of unknown length would have to end
+        // with the connection, so it keeps its Content-Length and keep-alive instead (nginx's
+        // gzip_http_version 1.1 default makes the same call).
+        if (request.Method == HttpMethod.Head || request.Version == HttpVersion.Http10 || status is < 200 or 204 or 206 or 304 || framing == BodyFraming.None ||
             (framing == BodyFraming.ContentLength && contentLength < Math.Max(1, _minBytes)))
         {
             return ContentCoding.None;
