@@ -49,7 +49,8 @@ public sealed class ForwarderOptions
 ///   3. Start copying the request body (concurrently: the upstream may answer before it read it all).
 ///   4. Read the response head within the route's timeout; 1xx interim answers are relayed or skipped.
 ///   5. Write the response head to the client (101 / 2xx-to-CONNECT turn into a tunnel here).
-///   6. Copy the response body, one client flush per upstream read, with the pipes' backpressure.
+///   6. Copy the response body, one client flush per upstream read, with the pipes' backpressure
+///      (through the route's gzip/Brotli encoder when its compression applies: decided at step 5).
 ///   7. Return the upstream connection to the pool only if both bodies ended cleanly and it may be reused.
 /// Failures before the response started become the proxy's error statuses; after it, the client
 /// connection is aborted so a cut body is never mistaken for a complete one.
