@@ -21,11 +21,13 @@ OUT=""
 
 usage() {
   cat <<EOF
-usage: bash bench/load/run.sh [--peers nginx,haproxy,yarp,proxycore] [--duration 10s]
+usage: bash bench/load/run.sh [--peers nginx,haproxy,yarp,proxycore,proxycore-policies] [--duration 10s]
                               [--connections 64] [--warmup 3s] [--quick] [--out FILE]
   --quick         3s smoke run (1s warm-up); result file gets a -quick suffix
   --h2            HTTP/2 (h2c, prior knowledge) with h2load instead of wrk; peers nginx,proxycore;
                   --connections defaults to 8, each with --streams (default 8) concurrent streams
+peer proxycore-policies: ProxyCore with a route doing JWT auth (HS256), a rate limit (never hit),
+                  retries (never needed) and one request-header transform, against the same upstream
 env: PROXYCORE_BIN   use this proxycore binary instead of publishing src/ProxyCore.Server
      PROXYCORE_TRANSPORT the proxy config's "transport" block, e.g. '{"engine":"epoll"}' (default: none = CLI flags)
      LOAD_CLIENT_CPU core for wrk and the upstream (default 0)
@@ -58,7 +60,7 @@ if ((QUICK)); then DURATION=3s; WARMUP=1s; fi
 if ((H2)); then
   PEERS=${PEERS:-nginx,proxycore}; CONNS=${CONNS:-8}
 else
-  PEERS=${PEERS:-nginx,haproxy,yarp,proxycore}; CONNS=${CONNS:-64}
+  PEERS=${PEERS:-nginx,haproxy,yarp,proxycore,proxycore-policies}; CONNS=${CONNS:-64}
 fi
 [[ "$STREAMS" =~ ^[0-9]+$ ]] && ((STREAMS > 0)) || { echo "bad --streams $STREAMS" >&2; exit 2; }
 
@@ -78,7 +80,7 @@ WARM_S=$(to_seconds "$WARMUP") || { echo "bad --warmup $WARMUP" >&2; exit 2; }
 
 IFS=',' read -ra PEER_LIST <<<"$PEERS"
 for p in "${PEER_LIST[@]}"; do
-  case "$p" in nginx|haproxy|yarp|proxycore) ;; *) echo "unknown peer: $p" >&2; exit 2 ;; esac
+  case "$p" in nginx|haproxy|yarp|proxycore|proxycore-policies) ;; *) echo "unknown peer: $p" >&2; exit 2 ;; esac
   if ((H2)) && [[ "$p" != nginx && "$p" != proxycore ]]; then echo "--h2 runs nginx and proxycore only, not $p" >&2; exit 2; fi
 done
 want() { [[ ",$PEERS," == *",$1,"* ]]; }
@@ -86,7 +88,7 @@ want() { [[ ",$PEERS," == *",$1,"* ]]; }
 HOST=127.0.0.1
 UPSTREAM_PORT=19000
 UPSTREAM_URL="http://$HOST:$UPSTREAM_PORT"
-declare -A PORT=([nginx]=18081 [haproxy]=18082 [yarp]=18083 [proxycore]=18084)
+declare -A PORT=([nginx]=18081 [haproxy]=18082 [yarp]=18083 [proxycore]=18084 [proxycore-policies]=18085)
 ADMIN_URL="http://$HOST:9901/metrics"
 BODY_LEN=64
 CLIENT_CPU=${LOAD_CLIENT_CPU:-0}
@@ -201,7 +203,7 @@ wait_ready() {
       log "$name exited early; last lines of its log:"; tail -n 20 "$WORK/$name.log" >&2 || true
       return 1
     fi
-    code=$(curl -s "$@" -o /dev/null -w '%{http_code}' --max-time 1 "http://$HOST:$port/" || true)
+    code=$(curl -s "$@" -o /dev/null -w '%{http_code}' --max-time 1 "${PEER_HEADERS[@]}" "http://$HOST:$port/" || true)
     [[ "$code" == 200 ]] && return 0
     sleep 0.2
   done
@@ -240,7 +242,8 @@ to_ms() {           # wrk latency "850.00us" / "1.23ms" / "1.02s" -> millisecond
     else printf "?" }'
 }
 
-WRK() { timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$1" --latency "http://$HOST:$3/"; }
+PEER_HEADERS=()     # curl/wrk -H arguments the peer under test needs (the policies peer's bearer token)
+WRK() { timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$1" --latency "${PEER_HEADERS[@]}" "http://$HOST:$3/"; }
 
 # H2LOAD DURATION SECONDS PORT [LOGFILE]: h2load for a fixed time; LOGFILE gets one line per request
 # ("start-µs status duration-µs"), the source of the percentiles h2load itself does not print.
@@ -270,7 +273,7 @@ if want yarp; then
 fi
 
 PC_BIN=${PROXYCORE_BIN:-}
-if want proxycore; then
+if want proxycore || want proxycore-policies; then
   if [[ -z "$PC_BIN" ]]; then
     PC_BIN="$REPO/artifacts/proxycore/proxycore"
     log "publishing ProxyCore (Native AOT) to artifacts/proxycore"
@@ -280,6 +283,35 @@ if want proxycore; then
     fi
   fi
   if [[ -z "${VALID[proxycore]:-}" && ! -x "$PC_BIN" ]]; then set_invalid proxycore "no executable at $PC_BIN"; fi
+  if [[ -n "${VALID[proxycore]:-}" ]]; then VALID[proxycore-policies]=${VALID[proxycore]}; fi
+fi
+
+# The policies peer: one route with JWT auth, a rate limit, a retry policy and a transform, so the
+# table shows what those stages cost next to the plain route. The key, JWKS and token are made here
+# (HS256, 32 random bytes); the limit is far above what wrk reaches, so every request passes every
+# stage (a 429 or 401 would make the run invalid: non-2xx).
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+POLICY_TOKEN=""
+if want proxycore-policies; then
+  openssl rand 32 >"$WORK/jwt.key"
+  KEY_HEX=$(od -An -tx1 -v "$WORK/jwt.key" | tr -d ' \n')
+  printf '{"keys":[{"kty":"oct","kid":"bench","alg":"HS256","k":"%s"}]}\n' "$(b64url <"$WORK/jwt.key")" >"$WORK/jwks.json"
+  JWT_SIGNED="$(printf '{"alg":"HS256","typ":"JWT","kid":"bench"}' | b64url).$(printf '{"sub":"bench","iss":"load-rig","exp":4102444800}' | b64url)"
+  POLICY_TOKEN="$JWT_SIGNED.$(printf '%s' "$JWT_SIGNED" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY_HEX" -binary | b64url)"
+  cat >"$WORK/policies.json" <<EOF
+{
+  "listeners": [ { "address": "$HOST:${PORT[proxycore-policies]}", "protocols": [ "http1" ] } ],
+  "admin": { "address": "$HOST:9901" },
+  "routes": [ {
+    "id": "policies", "match": { "path": "/" }, "cluster": "upstream",
+    "auth": { "jwt": { "jwks": "$WORK/jwks.json", "issuer": "load-rig" } },
+    "rateLimit": { "requestsPerSecond": 100000000, "burst": 100000000, "by": "consumer" },
+    "retry": { "attempts": 2, "on": [ "connect-failure", 503 ] },
+    "transforms": { "setRequestHeaders": { "x-env": "bench" } }
+  } ],
+  "clusters": [ { "id": "upstream", "destinations": [ { "address": "$UPSTREAM_URL" } ] } ]
+}
+EOF
 fi
 
 # ---------------------------------------------------------------- versions
@@ -290,12 +322,13 @@ want haproxy && VER[haproxy]=$(haproxy -v 2>&1 | awk 'NR == 1 { print "HAProxy",
 if want yarp; then
   VER[yarp]="Yarp.ReverseProxy 2.3.0 on ASP.NET Core $(dotnet --list-runtimes 2>/dev/null | awk '/Microsoft.AspNetCore.App/ {v=$2} END {print v}') (Kestrel, workstation non-concurrent GC, JIT)"
 fi
-if want proxycore; then
+if want proxycore || want proxycore-policies; then
   if [[ -x "$PC_BIN" ]]; then
     VER[proxycore]="$(timeout 5 "$PC_BIN" --version 2>/dev/null | awk 'NR == 1' || true) ($PC_BIN, Native AOT)"
   else
     VER[proxycore]="(not built)"
   fi
+  VER[proxycore-policies]="${VER[proxycore]} with one route: auth.jwt HS256, rateLimit by consumer (never hit), retry, one setRequestHeaders"
 fi
 
 # ---------------------------------------------------------------- 2. upstream
@@ -352,16 +385,27 @@ EOF
       else
         start proxycore "${PIN_PROXY[@]}" "$PC_BIN" --listen "$HOST:$port" --upstream "$UPSTREAM_URL"
       fi ;;
+    proxycore-policies)
+      ready_s=30
+      PEER_HEADERS=(-H "Authorization: Bearer $POLICY_TOKEN")
+      start proxycore-policies "${PIN_PROXY[@]}" "$PC_BIN" --config "$WORK/policies.json" ;;
   esac
   pid=$LAST_PID
   log "$name started (pid $pid) on :$port"
   if ! wait_ready "$name" "$pid" "$port" "$ready_s" "${CURL_PROTO[@]}"; then
-    set_invalid "$name" "did not answer on :$port"; stop_tree "$pid"; return 0
+    set_invalid "$name" "did not answer on :$port"; stop_tree "$pid"; PEER_HEADERS=(); return 0
   fi
   local got
-  got=$(curl -s "${CURL_PROTO[@]}" --max-time 2 "http://$HOST:$port/" | wc -c)
+  got=$(curl -s "${CURL_PROTO[@]}" --max-time 2 "${PEER_HEADERS[@]}" "http://$HOST:$port/" | wc -c)
   if ((got != BODY_LEN)); then
-    set_invalid "$name" "body through proxy is $got bytes, expected $BODY_LEN"; stop_tree "$pid"; return 0
+    set_invalid "$name" "body through proxy is $got bytes, expected $BODY_LEN"; stop_tree "$pid"; PEER_HEADERS=(); return 0
+  fi
+  if [[ "$name" == proxycore-policies ]]; then
+    # The stages must really run: without the token the route answers 401.
+    got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$HOST:$port/" || true)
+    if [[ "$got" != 401 ]]; then
+      set_invalid "$name" "a request without the token got $got, expected 401"; stop_tree "$pid"; PEER_HEADERS=(); return 0
+    fi
   fi
 
   log "$name: warm-up $WARMUP"
@@ -376,7 +420,7 @@ EOF
   local pids=("$pid")
   mapfile -t -O 1 pids < <(descendants "$pid")
   local a0="" a1="" u0 s0 u1 s1
-  [[ "$name" == proxycore ]] && a0=$(alloc_bytes)
+  [[ "$name" == proxycore* ]] && a0=$(alloc_bytes)
   LOADAVG_NOTES+=("$name: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)")
   local pb0 pt0 pb1 pt1 cb0 ct0 cb1 ct1
   read -r pb0 pt0 < <(core_ticks "$PROXY_CPU")
@@ -392,8 +436,9 @@ EOF
   read -r u1 s1 < <(ticks "${pids[@]}")
   read -r pb1 pt1 < <(core_ticks "$PROXY_CPU")
   read -r cb1 ct1 < <(core_ticks "$CLIENT_CPU")
-  [[ "$name" == proxycore ]] && a1=$(alloc_bytes)
+  [[ "$name" == proxycore* ]] && a1=$(alloc_bytes)
   stop_tree "$pid"
+  PEER_HEADERS=()
 
   local out=$WORK/$name.wrk reqs non2xx sockerr
   if ((H2)); then
@@ -426,7 +471,7 @@ EOF
     'BEGIN { printf "%.2f %.2f %.2f\n", (u + s) / t / n * 1e6, u / t / n * 1e6, s / t / n * 1e6 }')
   if [[ -n "$a0" && -n "$a1" ]]; then
     ALLOC[$name]=$(awk -v a="$a0" -v b="$a1" -v n="$reqs" 'BEGIN { printf "%.1f", (b - a) / n }')
-  elif [[ "$name" == proxycore ]]; then
+  elif [[ "$name" == proxycore* ]]; then
     ALLOC[$name]="n/a"; log "proxycore: no dotnet_gc_allocated_bytes_total at $ADMIN_URL"
   fi
   local why=()

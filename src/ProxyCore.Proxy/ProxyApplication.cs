@@ -4,6 +4,8 @@ using ProxyCore.Proxy.Health;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
+using ProxyCore.Proxy.Stages.Compression;
+using ProxyCore.Proxy.Stages.Mirror;
 using ProxyCore.Routing.Model;
 
 namespace ProxyCore.Proxy;
@@ -14,24 +16,28 @@ namespace ProxyCore.Proxy;
 /// </summary>
 public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IExchangeRecorder
 {
-    private const string NoRouteLabel = "(none)";
-
     private readonly ProxyState _state;
     private readonly HttpForwarder _forwarder;
     private readonly ProxyMetrics _metrics;
     private readonly AccessLog? _accessLog;
     private readonly Tracing.OtlpExporter? _spans;
     private readonly OutlierDetector? _outliers;
+    private readonly RouteMetrics _noRoute;
+    private readonly TrafficMirror? _mirror;
 
     /// <param name="outliers">Fed every forwarded outcome; null = no passive health (outlierDetection blocks are then ignored).</param>
-    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, OutlierDetector? outliers = null, Tracing.OtlpExporter? spans = null)
+    /// <param name="mirror">Sends the copies of routes with a `mirror` block; null = mirror blocks are ignored.</param>
+    public ProxyApplication(ProxyState state, HttpForwarder forwarder, ProxyMetrics metrics, AccessLog? accessLog, OutlierDetector? outliers = null,
+        Tracing.OtlpExporter? spans = null, TrafficMirror? mirror = null)
     {
+        _mirror = mirror;
         _spans = spans;
         _state = state;
         _forwarder = forwarder;
         _metrics = metrics;
         _accessLog = accessLog;
         _outliers = outliers;
+        _noRoute = metrics.ForRoute(ProxyMetrics.NoRouteId);
     }
 
     /// <summary>Not async itself: the relay's one async method is the only state machine a request pays for.</summary>
@@ -42,7 +48,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
         var route = snapshot.Routes.Match(exchange.Request);
         if (route is null)
         {
-            return RespondAsync(exchange, ForwarderError.NoRoute, NoRouteLabel);
+            return RespondAsync(exchange, ForwarderError.NoRoute, null);
         }
         if (route.Policies is RoutePolicies policies && policies.Evaluate(exchange, out var rejection) == StageStatus.Respond)
         {
@@ -56,25 +62,32 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
         var destination = cluster.LoadBalancer.Pick(cluster.Destinations);
         if (destination is null)
         {
-            return RespondAsync(exchange, ForwarderError.NoDestination, route.Id);
+            return RespondAsync(exchange, ForwarderError.NoDestination, route);
         }
         if (!cluster.State.TryEnter(cluster.MaxConcurrentRequests))
         {
             // Circuit breaker: refuse at once rather than queue work the cluster cannot take.
-            return RespondAsync(exchange, ForwarderError.CircuitOpen, route.Id);
+            return RespondAsync(exchange, ForwarderError.CircuitOpen, route);
         }
         destination.State.BeginRequest();
+        if (route.Policies is RoutePolicies { Mirror: { } mirror } mirrored && _mirror is not null)
+        {
+            // Before the relay takes the exchange: the copy of the head is made while it is surely intact.
+            _mirror.Offer(exchange, mirror, mirrored, _metrics.For(route));
+        }
         return _forwarder.ForwardAsync(exchange, route, destination, this);
     }
 
-    private async ValueTask RespondAsync(HttpExchange exchange, ForwarderError error, string routeLabel)
+    private async ValueTask RespondAsync(HttpExchange exchange, ForwarderError error, RouteModel? route)
     {
         await exchange.RespondErrorAsync(ForwarderErrors.StatusCode(error), ForwarderErrors.Reason(error), ForwarderErrors.Message(error)).ConfigureAwait(false);
-        Record(exchange, routeLabel, null, 0);
+        Record(exchange, route is null ? _noRoute : _metrics.For(route), null, 0);
     }
 
     private async ValueTask RejectAsync(HttpExchange exchange, RouteModel route, RoutePolicies policies, PolicyRejection rejection)
     {
+        var metrics = _metrics.For(route);
+        metrics.RecordRejection(rejection.Reason);
         if (exchange.BeginErrorResponse(rejection.Status, rejection.Reason))
         {
             policies.AddRejectionHeaders(exchange.Response, rejection);
@@ -87,10 +100,10 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
                 await exchange.FinishErrorResponseAsync(rejection.Status, rejection.Message).ConfigureAwait(false);
             }
         }
-        Record(exchange, route.Id, null, 0);
+        Record(exchange, metrics, null, 0);
     }
 
-    void IForwarderObserver.OnRetry(RouteModel route, DestinationModel failed, ForwarderError reason) => _metrics.RecordRetry();
+    void IForwarderObserver.OnRetry(RouteModel route, DestinationModel failed, ForwarderError reason) => _metrics.RecordRetry(route, failed.Cluster);
 
     void IForwarderObserver.OnForwarded(HttpExchange exchange, RouteModel route, DestinationModel destination, ForwarderError error, long upstreamTicks)
     {
@@ -104,9 +117,14 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
         _outliers?.Record(destination.Cluster, destination, failure);
         if (upstreamTicks > 0)
         {
-            _metrics.RecordUpstream(upstreamTicks);
+            _metrics.RecordUpstream(destination.Cluster, upstreamTicks);
         }
-        Record(exchange, route.Id, destination.Address, upstreamTicks);
+        var routeMetrics = _metrics.For(route);
+        if (exchange.ApplicationState is ForwarderContext { Coding: not ContentCoding.None } compressed)
+        {
+            Interlocked.Increment(ref compressed.Coding == ContentCoding.Brotli ? ref routeMetrics.CompressedBrotli : ref routeMetrics.CompressedGzip);
+        }
+        Record(exchange, routeMetrics, destination.Address, upstreamTicks);
         if (_spans is not null && exchange.ApplicationState is ForwarderContext { Trace.Active: true } context)
         {
             _spans.Export(exchange, context.Trace, route.Id, destination.Address,
@@ -117,25 +135,25 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
     void IExchangeRecorder.RecordTry(DestinationModel destination, ForwarderError error, int upstreamStatus, long upstreamTicks)
     {
         destination.Cluster.State.Exit();
-        bool failure = error is ForwarderError.ConnectFailed or ForwarderError.ConnectTimeout or ForwarderError.UpstreamClosed
+        bool failure = error is ForwarderError.ConnectFailed or ForwarderError.UpstreamTls or ForwarderError.ConnectTimeout or ForwarderError.UpstreamClosed
             or ForwarderError.UpstreamProtocol or ForwarderError.UpstreamTimeout or ForwarderError.UpstreamWrite
             || (error == ForwarderError.None && upstreamStatus >= 500);
         destination.State.EndRequest(success: !failure);
         _outliers?.Record(destination.Cluster, destination, failure);
         if (upstreamTicks > 0)
         {
-            _metrics.RecordUpstream(upstreamTicks);
+            _metrics.RecordUpstream(destination.Cluster, upstreamTicks);
         }
     }
 
     void IExchangeRecorder.RecordExchange(HttpExchange exchange, RouteModel route, DestinationModel? destination, long upstreamTicks, LlmLogFields? llm)
-        => Record(exchange, route.Id, destination?.Address, upstreamTicks, llm);
+        => Record(exchange, _metrics.For(route), destination?.Address, upstreamTicks, llm);
 
-    private void Record(HttpExchange exchange, string routeLabel, string? upstream, long upstreamTicks, LlmLogFields? llm = null)
+    private void Record(HttpExchange exchange, RouteMetrics route, string? upstream, long upstreamTicks, LlmLogFields? llm = null)
     {
         long elapsed = Stopwatch.GetTimestamp() - exchange.StartTimestamp;
         int status = exchange.ResponseStarted ? exchange.Response.StatusCode : 0;
-        _metrics.RecordRequest(routeLabel, status, elapsed);
-        _accessLog?.Log(exchange, routeLabel, upstream, status, elapsed, upstreamTicks, llm);
+        _metrics.RecordRequest(route, status, elapsed);
+        _accessLog?.Log(exchange, route.Id, upstream, status, elapsed, upstreamTicks, llm);
     }
 }

@@ -62,7 +62,8 @@ public sealed class ProxyHost : IAsyncDisposable
     public ProxySnapshot Current => _state.Current;
 
     /// <summary>Validates <paramref name="config"/>, binds every listener, and starts serving.</summary>
-    public static ProxyHost Start(ProxyConfig config, Stream? accessLogOutput = null)
+    /// <param name="mirrorRandom">The mirror's sampling source (tests pass a seeded one); default <see cref="Random.Shared"/>.</param>
+    public static ProxyHost Start(ProxyConfig config, Stream? accessLogOutput = null, Random? mirrorRandom = null)
     {
         var errors = ProxyConfigLoader.Validate(config);
         if (errors.Count > 0)
@@ -121,7 +122,8 @@ public sealed class ProxyHost : IAsyncDisposable
 
         var spans = config.Tracing.OtlpEndpoint is { } otlp ? new ProxyCore.Proxy.Tracing.OtlpExporter(otlp, config.Tracing.ServiceName) : null;
         var outliers = new OutlierDetector(TimeProvider.System);
-        var application = new ProxyApplication(state, forwarder, metrics, accessLog, outliers, spans);
+        var mirror = new ProxyCore.Proxy.Stages.Mirror.TrafficMirror(new SocketConnectionFactory(), mirrorRandom);
+        var application = new ProxyApplication(state, forwarder, metrics, accessLog, outliers, spans, mirror);
         int maxConnections = limits.MaxConnections;
         ConnectionServer? proxyServer = null;
         var http2 = config.Listeners.Any(l => l.Protocols.Contains("http2"))

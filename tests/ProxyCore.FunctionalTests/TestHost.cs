@@ -27,12 +27,13 @@ public sealed class TestHost : IAsyncDisposable
 
     public Uri AdminUri => new($"http://{Proxy.AdminEndPoint}");
 
-    public static TestHost Start(Func<string, ProxyConfig>? configure = null, Stream? accessLog = null)
+    public static TestHost Start(Func<string, ProxyConfig>? configure = null, Stream? accessLog = null, ProxyCore.Http.IHttpApplication? upstreamApplication = null,
+        Random? mirrorRandom = null)
     {
-        var upstream = SimpleHttpServer.Start(new IPEndPoint(IPAddress.Loopback, 0), new MockUpstream());
+        var upstream = SimpleHttpServer.Start(new IPEndPoint(IPAddress.Loopback, 0), upstreamApplication ?? new MockUpstream());
         string upstreamUrl = $"http://{upstream.EndPoint}";
         var config = configure?.Invoke(upstreamUrl) ?? DefaultConfig(upstreamUrl);
-        return new TestHost(upstream, ProxyHost.Start(config, accessLog));
+        return new TestHost(upstream, ProxyHost.Start(config, accessLog, mirrorRandom));
     }
 
     public static ProxyConfig DefaultConfig(string upstreamUrl, Action<ProxyConfigBuilder>? tweak = null)

@@ -41,4 +41,25 @@ public sealed class HistogramTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.Equal(11_000, metrics.RequestCount("route", 200));
     }
+
+    [Fact]
+    public void RecordRequest_ByRouteSeries_AllocatesNothing_AndFeedsTheRouteHistogram()
+    {
+        var metrics = new ProxyMetrics();
+        var route = metrics.ForRoute("r");
+        for (int i = 0; i < 10_000; i++)
+        {
+            metrics.RecordRequest(route, 200, 100);
+            route.RecordRejection("rate-limited");
+        }
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            metrics.RecordRequest(route, 200, 100);
+            route.RecordRejection("rate-limited");
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(11_000, route.Duration.Count);
+        Assert.Contains("proxycore_rate_limit_rejections_total{route=\"r\"} 11000\n", metrics.Export());
+    }
 }

@@ -8,6 +8,7 @@ using ProxyCore.Http;
 using ProxyCore.Http.Http1;
 using ProxyCore.Proxy.Tracing;
 using ProxyCore.Proxy.Stages;
+using ProxyCore.Proxy.Stages.Compression;
 using ProxyCore.Routing.Model;
 using ProxyCore.Transport;
 
@@ -48,7 +49,8 @@ public sealed class ForwarderOptions
 ///   3. Start copying the request body (concurrently: the upstream may answer before it read it all).
 ///   4. Read the response head within the route's timeout; 1xx interim answers are relayed or skipped.
 ///   5. Write the response head to the client (101 / 2xx-to-CONNECT turn into a tunnel here).
-///   6. Copy the response body, one client flush per upstream read, with the pipes' backpressure.
+///   6. Copy the response body, one client flush per upstream read, with the pipes' backpressure
+///      (through the route's gzip/Brotli encoder when its compression applies: decided at step 5).
 ///   7. Return the upstream connection to the pool only if both bodies ended cleanly and it may be reused.
 /// Failures before the response started become the proxy's error statuses; after it, the client
 /// connection is aborted so a cut body is never mistaken for a complete one.
@@ -294,7 +296,16 @@ public sealed class HttpForwarder
                             var framing = response.Framing;
                             long contentLength = response.ContentLength;
                             PrepareResponseHead(response, route);
-                            await exchange.StartResponseAsync(ToClientFraming(framing, request.Method, contentLength), contentLength, exchange.Aborted).ConfigureAwait(false);
+                            ResponseEncoder? encoder = null;
+                            if (route.Policies is RoutePolicies { Compression: { } compression } &&
+                                compression.Apply(request, response, framing, contentLength) is var coding and not ContentCoding.None)
+                            {
+                                // The compressed length is unknown until the end: chunked (h1) / no content-length (h2).
+                                encoder = context.Encoder ??= new ResponseEncoder();
+                                encoder.Start(coding, compression);
+                            }
+                            await exchange.StartResponseAsync(encoder is null ? ToClientFraming(framing, request.Method, contentLength) : BodyFraming.Stream,
+                                contentLength, exchange.Aborted).ConfigureAwait(false);
 
                             // Step 6: response body, one client flush per upstream read.
                             var copyError = ForwarderError.None;
@@ -363,7 +374,14 @@ public sealed class HttpForwarder
                                 }
                                 if (!data.IsEmpty)
                                 {
-                                    await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                                    if (encoder is null)
+                                    {
+                                        await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                                    }
+                                    else if (encoder.Encode(data) is { IsEmpty: false } encoded)
+                                    {
+                                        await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(encoded), flush: true, exchange.Aborted).ConfigureAwait(false);
+                                    }
                                 }
                                 input.AdvanceTo(consumed);
                             }
@@ -389,6 +407,11 @@ public sealed class HttpForwarder
                                 pumpResult = await bodyPump.ConfigureAwait(false);
                             }
                             reusable = pumpResult == ForwarderError.None && framing != BodyFraming.CloseDelimited && response.KeepAlive;
+                            if (encoder is not null)
+                            {
+                                await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(encoder.Finish()), flush: false, exchange.Aborted).ConfigureAwait(false);
+                                context.Coding = encoder.Coding;
+                            }
                             await exchange.CompleteResponseAsync(context.Trailers.HeaderCount > 0 ? context.Trailers : null, exchange.Aborted).ConfigureAwait(false);
                             error = ForwarderError.None;
                             goto Finished;
@@ -925,6 +948,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     {
         RouteTimeout = routeTimeout;
         UpstreamTicks = 0;
+        Coding = ContentCoding.None;
         Chunked.Reset();
         Trailers.Reset();
         Timeout.CancelAfter(routeTimeout);
@@ -934,8 +958,15 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     public int RetriesInFlight;
     public TraceContext Trace;
 
+    /// <summary>Created on the first compressed response of the connection, reused after (<see cref="ResponseEncoder.Reset"/> at each end).</summary>
+    public ResponseEncoder? Encoder;
+
+    /// <summary>The coding the last response was sent with (metrics read it after the exchange).</summary>
+    public ContentCoding Coding;
+
     public void End()
     {
+        Encoder?.Reset();
         _clientGone.Dispose();
         Timeout = Reuse(Timeout);
         PumpCancel = Reuse(PumpCancel);

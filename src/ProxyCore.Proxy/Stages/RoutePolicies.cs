@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using ProxyCore.Http;
 using ProxyCore.Proxy.Stages.Auth;
+using ProxyCore.Proxy.Stages.Compression;
+using ProxyCore.Proxy.Stages.Mirror;
 using ProxyCore.Proxy.Stages.RateLimit;
 using ProxyCore.Proxy.Stages.Transforms;
 using ProxyCore.Routing.Config;
@@ -56,7 +58,13 @@ public sealed class RoutePolicies
     /// <summary>The route's transforms, or null.</summary>
     public RouteTransforms? Transforms { get; }
 
-    private RoutePolicies(RouteConfig route, TimeProvider time)
+    /// <summary>The route's response compression, or null (the relay copies bodies as they come).</summary>
+    public ResponseCompression? Compression { get; }
+
+    /// <summary>The route's traffic mirror, or null.</summary>
+    public RouteMirror? Mirror { get; }
+
+    private RoutePolicies(RouteConfig route, TimeProvider time, ProxySnapshot snapshot)
     {
         var auth = route.Auth;
         _apiKeys = auth is null ? [] : [.. auth.ApiKeys.Select(k => (Encoding.UTF8.GetBytes(ConfigSecrets.Resolve(k.Key)!), Encoding.UTF8.GetBytes(k.Consumer)))];
@@ -82,6 +90,8 @@ public sealed class RoutePolicies
         }
 
         Transforms = route.Transforms is { } transforms ? new RouteTransforms(transforms, route.Id) : null;
+        Compression = route.Compression is { } compression ? new ResponseCompression(compression) : null;
+        Mirror = route.Mirror is { } mirror ? new RouteMirror(mirror, snapshot.Clusters[mirror.Cluster]) : null;
 
         _limitName = [];
         if (route.RateLimit is { } limit)
@@ -106,7 +116,7 @@ public sealed class RoutePolicies
         {
             if (route.HasPolicies)
             {
-                route.Policies = new RoutePolicies(route.Config!, time);
+                route.Policies = new RoutePolicies(route.Config!, time, snapshot);
             }
         }
     }

@@ -17,6 +17,14 @@ internal sealed partial class ConfigValidator
         {
             ValidateTransforms(transforms, path + ".transforms");
         }
+        if (route.Compression is { } compression)
+        {
+            ValidateCompression(compression, path + ".compression");
+        }
+        if (route.Mirror is { } mirror)
+        {
+            ValidateMirror(mirror, route.Cluster, path + ".mirror");
+        }
     }
 
     private void ValidateTransforms(TransformsConfig transforms, string path)

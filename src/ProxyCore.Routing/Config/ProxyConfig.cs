@@ -158,6 +158,65 @@ public sealed class RouteConfig
 
     /// <summary>Makes the route an LLM gateway route (DESIGN.md "LLM config"). Absent: a plain proxy route.</summary>
     public LlmConfig? Llm { get; set; }
+
+    /// <summary>gzip / Brotli of the relayed response when the client accepts it and the upstream did not compress. Absent: off.</summary>
+    public CompressionConfig? Compression { get; set; }
+
+    /// <summary>Copies a share of the route's bodyless requests to a shadow cluster, answers dropped. Absent: off.</summary>
+    public MirrorConfig? Mirror { get; set; }
+}
+
+/// <summary>
+/// Response compression. The proxy compresses an upstream answer on the fly (chunk by chunk, never
+/// buffered whole) when the client's Accept-Encoding takes br or gzip, the upstream sent no
+/// Content-Encoding, the type is listed, and the body is not known to be smaller than minBytes.
+/// </summary>
+public sealed class CompressionConfig
+{
+    /// <summary>The default compressible types: text, JSON, JavaScript, XML and SVG (a `type/*` entry matches the whole type).</summary>
+    public static readonly string[] DefaultContentTypes =
+    [
+        "text/*", "application/json", "application/javascript", "application/xml", "application/xhtml+xml",
+        "application/rss+xml", "application/atom+xml", "application/problem+json", "application/x-ndjson",
+        "application/manifest+json", "application/wasm", "image/svg+xml",
+    ];
+
+    /// <summary>Offer gzip (RFC 9110 §8.4.1.3); default true.</summary>
+    public bool Gzip { get; set; } = true;
+
+    /// <summary>Offer Brotli (RFC 7932, coding "br"); default true. Preferred over gzip when the client weighs them equally.</summary>
+    public bool Brotli { get; set; } = true;
+
+    /// <summary>Bodies with a Content-Length below this stay as they are; default 1KB. Unknown length (chunked): compressed.</summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long MinBytes { get; set; } = 1024;
+
+    /// <summary>Media types compressed ("type/subtype", or "type/*"); default <see cref="DefaultContentTypes"/>.</summary>
+    public IReadOnlyList<string> ContentTypes { get; set; } = DefaultContentTypes;
+
+    /// <summary>"fastest" (default: gzip level 1, Brotli quality 1), "optimal" (gzip 6, Brotli 5) or "smallest" (gzip 9, Brotli 11: slow).</summary>
+    public string Level { get; set; } = "fastest";
+}
+
+/// <summary>
+/// Traffic mirroring (shadowing): a sampled share of the route's requests is also sent to another
+/// cluster; its answers are read and dropped. The mirror never delays or fails the client's request.
+/// Only requests without a body are mirrored (a body is streamed once to the primary, never kept).
+/// </summary>
+public sealed class MirrorConfig
+{
+    /// <summary>The shadow cluster's id.</summary>
+    public string Cluster { get; set; } = "";
+
+    /// <summary>Share of requests mirrored, 0–100 (fractions allowed); default 100.</summary>
+    public double Percent { get; set; } = 100;
+
+    /// <summary>A mirrored exchange is abandoned after this long; default 5s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Mirrored requests in flight at once for this route; beyond it a request is not mirrored (counted as dropped). Default 64.</summary>
+    public int MaxInFlight { get; set; } = 64;
 }
 
 public sealed class SplitConfig

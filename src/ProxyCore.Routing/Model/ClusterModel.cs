@@ -50,6 +50,9 @@ public sealed class ClusterModel
     /// <summary>In-flight counters for the circuit breaker and the retry budget.</summary>
     public ClusterState State { get; } = new();
 
+    /// <summary>The cluster's metric series (owned by the proxy layer), attached on first use; see <see cref="RouteModel.Metrics"/>.</summary>
+    public object? Metrics { get; set; }
+
     /// <summary>A healthy destination by this cluster's policy, or null (the relay answers 503).</summary>
     public DestinationModel? PickDestination() => LoadBalancer.Pick(Destinations);
 }

@@ -108,8 +108,8 @@ public sealed class RouteModel
     /// <summary>The route's retry policy, or null (no retries).</summary>
     public RetryModel? Retry { get; internal init; }
 
-    /// <summary>True when the route has policies (auth, rate limit, transforms) to run around the relay.</summary>
-    public bool HasPolicies => Config is { Auth: not null } or { RateLimit: not null } or { Transforms: not null };
+    /// <summary>True when the route has policies (auth, rate limit, transforms, compression, mirror) to run around the relay.</summary>
+    public bool HasPolicies => Config is { Auth: not null } or { RateLimit: not null } or { Transforms: not null } or { Compression: not null } or { Mirror: not null };
 
     /// <summary>
     /// The runtime objects of the route's policies, built by the proxy layer (which owns their types)
@@ -122,6 +122,12 @@ public sealed class RouteModel
     /// <see cref="Policies"/> while the snapshot is prepared; null for plain routes.
     /// </summary>
     public object? Handler { get; set; }
+
+    /// <summary>
+    /// The route's metric series (owned by the proxy layer), attached on first use so that recording
+    /// needs no lookup; shared by every snapshot that has a route of this id, so counters survive reloads.
+    /// </summary>
+    public object? Metrics { get; set; }
 
     /// <summary>The id as UTF-8, precomputed for metrics labels and logs.</summary>
     public byte[] IdUtf8 { get; }

@@ -73,7 +73,7 @@ public sealed class HttpForwarderTests
         string response = await ReadUntilAsync(client, "0\r\ngrpc-status: 0\r\n\r\n");
         Assert.EndsWith("5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n", response);
         // The upstream connection ended cleanly: it went back to the pool.
-        Assert.Equal(1, relay.UpstreamIdle);
+        Assert.Equal(1, await relay.UpstreamIdleAsync(1));
     }
 
     [Fact]
@@ -149,7 +149,7 @@ public sealed class HttpForwarderTests
         await ReadUntilAsync(first, "\r\n\r\n");
         await SendAsync(first, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1");
         await ReadUntilAsync(client, "\r\n\r\n1");
-        Assert.Equal(1, relay.UpstreamIdle);
+        Assert.Equal(1, await relay.UpstreamIdleAsync(1));
 
         // The upstream drops the idle connection after reading our next request (the keep-alive race).
         await SendAsync(client, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
