@@ -88,6 +88,10 @@ internal static class SemanticQuality
         int vetoed = pairs.Where((p, i) => !p.Same && conflicts[i] != GuardConflict.None).Count();
         int wrongVeto = pairs.Where((p, i) => p.Same && conflicts[i] != GuardConflict.None).Count();
         sb.AppendLine(inv, $"Guards veto {vetoed} of {pairs.Count(p => !p.Same)} different pairs and {wrongVeto} of {pairs.Count(p => p.Same)} same pairs (whatever the cosine).");
+        foreach (var (p, i) in pairs.Select((p, i) => (p, i)).Where(x => x.p.Same && conflicts[x.i] != GuardConflict.None))
+        {
+            sb.AppendLine(inv, $"- same pair vetoed ({conflicts[i]}): {p.A} | {p.B}");
+        }
         sb.AppendLine();
         sb.AppendLine("| threshold | precision (cosine only) | recall (cosine only) | precision (with guards) | recall (with guards) | false hits with guards |");
         sb.AppendLine("| ---: | ---: | ---: | ---: | ---: | ---: |");
