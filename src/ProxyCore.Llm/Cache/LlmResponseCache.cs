@@ -98,8 +98,10 @@ public enum LlmCacheStoreResult : byte
 /// </summary>
 /// <remarks>
 /// <para>
-/// Reads take no lock: a <see cref="ConcurrentDictionary{TKey,TValue}"/> lookup, an expiry check
-/// against the injected clock, and a plain write of the entry's CLOCK bit. Writes compress outside any
+/// Reads take no lock and write no shared counter: a <see cref="ConcurrentDictionary{TKey,TValue}"/>
+/// lookup, an expiry check against the injected clock, and a write of the entry's CLOCK bit only when
+/// it is clear (so a hot entry's cache line is not bounced between cores on every hit). Hit and miss
+/// counts are the caller's metrics. Writes compress outside any
 /// lock, publish with one dictionary write, and add their cost to an atomic total.
 /// </para>
 /// <para>
@@ -120,7 +122,7 @@ public sealed class LlmResponseCache
     private long _totalBytes;
     private int _sweeping;
     private int _ringCount;       // entries in the ring, live or retired (replaced entries linger until the hand passes)
-    private long _hits, _misses, _evictions;
+    private long _evictions;
 
     /// <param name="maxBytes">Budget for stored (compressed) bytes plus overhead.</param>
     /// <param name="timeProvider">The clock for TTLs; <see cref="TimeProvider.System"/> by default.</param>
@@ -142,10 +144,6 @@ public sealed class LlmResponseCache
 
     public int Count => _entries.Count;
 
-    public long Hits => Volatile.Read(ref _hits);
-
-    public long Misses => Volatile.Read(ref _misses);
-
     public long Evictions => Volatile.Read(ref _evictions);
 
     /// <summary>Looks up a fresh entry.</summary>
@@ -165,7 +163,6 @@ public sealed class LlmResponseCache
                     {
                         entry._referenced = 1; // a benign race: any reader setting it is enough
                     }
-                    Interlocked.Increment(ref _hits);
                     return true;
                 }
             }
@@ -174,7 +171,6 @@ public sealed class LlmResponseCache
                 Remove(entry);
             }
         }
-        Interlocked.Increment(ref _misses);
         entry = null!;
         return false;
     }
