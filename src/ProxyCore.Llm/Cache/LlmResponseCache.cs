@@ -191,11 +191,23 @@ public sealed class LlmResponseCache
         {
             return LlmCacheStoreResult.TooLarge;
         }
-        _entries.AddOrUpdate(key, entry, (_, old) =>
+        // Not AddOrUpdate: its update delegate may run for an attempt that loses a race, and retiring
+        // an entry that stays in the table would under-count the budget.
+        while (true)
         {
-            Retire(old);
-            return entry;
-        });
+            if (_entries.TryGetValue(key, out var old))
+            {
+                if (_entries.TryUpdate(key, entry, old))
+                {
+                    Retire(old);
+                    break;
+                }
+            }
+            else if (_entries.TryAdd(key, entry))
+            {
+                break;
+            }
+        }
         Interlocked.Add(ref _totalBytes, entry.Cost);
         _clock.Enqueue(entry);
         int ring = Interlocked.Increment(ref _ringCount);
