@@ -1,0 +1,139 @@
+using ProxyCore.Llm.Cache;
+using ProxyCore.Llm.Embeddings;
+
+namespace ProxyCore.Llm.Tests.Cache;
+
+public class SemanticCacheTests
+{
+    private static readonly BuiltinEmbedder Embedder = new();
+
+    private static float[] Embed(string text)
+    {
+        var v = new float[Embedder.Dimensions];
+        Embedder.Embed(text, v);
+        return v;
+    }
+
+    private static void Add(SemanticCache cache, string question, UInt128 key, UInt128 partition = default, TimeSpan? ttl = null) =>
+        Assert.True(cache.Add(partition, Embed(question), SemanticGuards.Compute(question), key, ttl ?? TimeSpan.FromHours(1)));
+
+    private static bool Find(SemanticCache cache, string question, out SemanticMatch match, float threshold = 0.8f, UInt128 partition = default) =>
+        cache.TryFind(partition, Embed(question), SemanticGuards.Compute(question), threshold, out match, out _);
+
+    [Fact]
+    public void TryFind_Paraphrase_HitsItsAnswer()
+    {
+        var cache = new SemanticCache(Embedder.Dimensions);
+        Add(cache, "How do I reset my password?", 1);
+        Add(cache, "What is the boiling point of water?", 2);
+        Assert.True(Find(cache, "How can I reset my password", out var match));
+        Assert.Equal((UInt128)1, match.ExactKey);
+        Assert.True(match.Similarity >= 0.8f);
+    }
+
+    [Theory]
+    [InlineData("How do I enable 2FA?", "How do I disable 2FA?")]
+    [InlineData("What is 2+2?", "What is 2+3?")]
+    public void TryFind_NearMissAboveThreshold_GuardsVeto(string stored, string asked)
+    {
+        // As if the embedder could not tell them apart at all (same vector): the guards alone must say no.
+        var cache = new SemanticCache(Embedder.Dimensions);
+        Assert.True(cache.Add(default, Embed(asked), SemanticGuards.Compute(stored), 1, TimeSpan.FromHours(1)));
+        Assert.False(cache.TryFind(default, Embed(asked), SemanticGuards.Compute(asked), 0.95f, out _, out var stats));
+        Assert.True(stats.BestSimilarity >= 0.99f, "the embedding alone would have hit");
+        Assert.NotEqual(GuardConflict.None, stats.Rejected);
+    }
+
+    [Fact]
+    public void TryFind_OtherPartition_Miss()
+    {
+        var cache = new SemanticCache(Embedder.Dimensions);
+        Add(cache, "How do I reset my password?", 1, partition: 10);
+        Assert.False(Find(cache, "How do I reset my password?", out _, partition: 11));
+        Assert.True(Find(cache, "How do I reset my password?", out _, partition: 10));
+    }
+
+    [Fact]
+    public void TryFind_Expired_Miss()
+    {
+        var clock = new ManualTimeProvider();
+        var cache = new SemanticCache(Embedder.Dimensions, timeProvider: clock);
+        Add(cache, "How do I reset my password?", 1, ttl: TimeSpan.FromMinutes(1));
+        clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.False(Find(cache, "How do I reset my password?", out _));
+        cache.Trim();
+        Assert.Equal(0, cache.Count);
+        Assert.Equal(0, cache.PartitionCount);
+    }
+
+    [Fact]
+    public void TryFind_ManyEntries_BestOfSeveralAboveThreshold()
+    {
+        var cache = new SemanticCache(Embedder.Dimensions);
+        for (int i = 0; i < 300; i++)
+        {
+            Add(cache, $"unrelated filler question number {i} about topic {i * 7}", (UInt128)(1000 + i));
+        }
+        Add(cache, "How do I reset my account password quickly?", 1);
+        Add(cache, "How do I reset my password?", 2);
+        Assert.True(Find(cache, "How do I reset my password?", out var match, threshold: 0.5f));
+        Assert.Equal((UInt128)2, match.ExactKey);
+    }
+
+    [Fact]
+    public void Add_PartitionFull_OldestDroppedAndBounded()
+    {
+        var cache = new SemanticCache(Embedder.Dimensions, maxEntriesPerPartition: 8);
+        for (int i = 0; i < 20; i++)
+        {
+            Add(cache, $"question {i}", (UInt128)i);
+        }
+        Assert.True(cache.Count <= 8);
+        Assert.True(Find(cache, "question 19", out var m, threshold: 0.99f));
+        Assert.Equal((UInt128)19, m.ExactKey);
+        Assert.False(Find(cache, "question 0", out _, threshold: 0.99f));
+    }
+
+    [Fact]
+    public void Add_TotalFull_Refused()
+    {
+        var cache = new SemanticCache(Embedder.Dimensions, maxEntriesPerPartition: 100, maxEntries: 5);
+        for (int i = 0; i < 5; i++)
+        {
+            Add(cache, $"q{i}", (UInt128)i, partition: (UInt128)i);
+        }
+        Assert.False(cache.Add(99, Embed("x"), SemanticGuards.Compute("x"), 9, TimeSpan.FromHours(1)));
+    }
+
+    [Fact]
+    public async Task AddAndFind_Concurrent_NoTornRows()
+    {
+        var cache = new SemanticCache(Embedder.Dimensions, maxEntriesPerPartition: 64);
+        var questions = Enumerable.Range(0, 200).Select(i => $"distinct question {i} about item {i}").ToArray();
+        var vectors = questions.Select(Embed).ToArray();
+        var guards = questions.Select(SemanticGuards.Compute).ToArray();
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(() =>
+        {
+            for (int i = 0; i < 5000; i++)
+            {
+                cache.Add(1, vectors[i % 200], guards[i % 200], (UInt128)(i % 200), TimeSpan.FromHours(1));
+            }
+        });
+        var readers = Enumerable.Range(0, 2).Select(r => Task.Run(() =>
+        {
+            int k = 0;
+            while (!writer.IsCompleted)
+            {
+                int q = k++ % 200;
+                if (cache.TryFind(1, vectors[q], guards[q], 0.999f, out var m, out _))
+                {
+                    Assert.Equal((UInt128)q, m.ExactKey); // a row's vector and key always belong together
+                }
+            }
+        })).ToArray();
+        await writer;
+        await Task.WhenAll(readers);
+        Assert.True(cache.Count <= 64);
+    }
+}
