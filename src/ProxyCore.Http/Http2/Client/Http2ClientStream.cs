@@ -44,6 +44,7 @@ public sealed class Http2ClientStream : IValueTaskSource<Http2StreamOutcome>
     private readonly Pipe _body = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
     private ManualResetValueTaskSourceCore<Http2StreamOutcome> _head = new() { RunContinuationsAsynchronously = true };
     private int _signaled;
+    private bool _used;
 
     internal Http2ClientStream(Http2ClientConnection connection) => Connection = connection;
 
@@ -89,7 +90,11 @@ public sealed class Http2ClientStream : IValueTaskSource<Http2StreamOutcome>
 
     internal void Initialize(ResponseHead head, HttpHead trailers, int receiveWindow)
     {
-        _body.Reset();
+        if (_used)
+        {
+            _body.Reset(); // both ends were completed by Release
+        }
+        _used = true;
         _head.Reset();
         _signaled = 0;
         Head = head;

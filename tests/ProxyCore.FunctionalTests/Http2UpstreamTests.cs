@@ -1,0 +1,317 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using ProxyCore.FunctionalTests.Grpc;
+using ProxyCore.Routing.Config;
+using ProxyCore.Server;
+
+namespace ProxyCore.FunctionalTests;
+
+/// <summary>
+/// The relay to HTTP/2 upstreams ("protocol": "http2"): real Kestrel upstreams (h2c only, or HTTP/1.1
+/// only), real HttpClient and Grpc.Net.Client clients, ProxyCore in between on loopback sockets.
+/// </summary>
+[Collection(SerialCollection.Name)]
+public sealed class Http2UpstreamTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private sealed class Rig : IAsyncDisposable
+    {
+        public required KestrelUpstream Upstream { get; init; }
+        public required ProxyHost Proxy { get; init; }
+
+        public Uri BaseUri => new($"http://{Proxy.ListenEndPoints[0]}");
+
+        public static async Task<Rig> StartAsync(bool upstreamH2, int maxStreams = 100, Action<ClusterConfig>? cluster = null)
+        {
+            var upstream = await KestrelUpstream.StartAsync(upstreamH2 ? HttpProtocols.Http2 : HttpProtocols.Http1, maxStreams);
+            var config = TestHost.DefaultConfig(upstream.Url, b => b.RouteTimeout = TimeSpan.FromSeconds(20));
+            var mock = config.Clusters[^1];
+            mock.Protocol = upstreamH2 ? "http2" : "http1";
+            cluster?.Invoke(mock);
+            return new Rig { Upstream = upstream, Proxy = ProxyHost.Start(config) };
+        }
+
+        public HttpClient CreateClient(bool h2) => new(new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false })
+        {
+            BaseAddress = BaseUri,
+            Timeout = Timeout,
+            DefaultRequestVersion = h2 ? HttpVersion.Version20 : HttpVersion.Version11,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+
+        public GrpcChannel CreateGrpcChannel() => GrpcChannel.ForAddress(BaseUri, new GrpcChannelOptions
+        {
+            // h2c by prior knowledge: http:// with an exact HTTP/2 request version.
+            HttpHandler = new SocketsHttpHandler { UseProxy = false, EnableMultipleHttp2Connections = false },
+        });
+
+        public async ValueTask DisposeAsync()
+        {
+            await Proxy.StopAsync(TimeSpan.FromSeconds(2));
+            await Upstream.DisposeAsync();
+        }
+    }
+
+    private static HttpRequestMessage Request(HttpMethod method, string path, bool h2) => new(method, path)
+    {
+        Version = h2 ? HttpVersion.Version20 : HttpVersion.Version11,
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+    };
+
+    public static TheoryData<bool, bool> Matrix => new() { { false, false }, { false, true }, { true, false }, { true, true } };
+
+    [Theory]
+    [MemberData(nameof(Matrix))]
+    public async Task Get_ClientByUpstreamProtocol_ReachesUpstreamOverItsProtocol(bool clientH2, bool upstreamH2)
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2);
+        using var client = rig.CreateClient(clientH2);
+        using var response = await client.SendAsync(Request(HttpMethod.Get, "/hello", clientH2));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(clientH2 ? HttpVersion.Version20 : HttpVersion.Version11, response.Version);
+        Assert.Equal(upstreamH2 ? "HTTP/2" : "HTTP/1.1", response.Headers.GetValues("x-upstream-protocol").Single());
+        Assert.Equal("hello from kestrel", await response.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [MemberData(nameof(Matrix))]
+    public async Task PostEcho_OneMebibyte_ComesBackWhole(bool clientH2, bool upstreamH2)
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2);
+        using var client = rig.CreateClient(clientH2);
+        var body = new byte[1024 * 1024];
+        new Random(11).NextBytes(body);
+        using var message = Request(HttpMethod.Post, "/echo", clientH2);
+        message.Content = new ByteArrayContent(body);
+        using var response = await client.SendAsync(message);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(upstreamH2 ? "HTTP/2" : "HTTP/1.1", response.Headers.GetValues("x-upstream-protocol").Single());
+        Assert.Equal(body, await response.Content.ReadAsByteArrayAsync());
+    }
+
+    [Theory]
+    [MemberData(nameof(Matrix))]
+    public async Task Download_ThreeMegabytes_ArrivesInOrder(bool clientH2, bool upstreamH2)
+    {
+        const int Size = 3_000_000;
+        await using var rig = await Rig.StartAsync(upstreamH2);
+        using var client = rig.CreateClient(clientH2);
+        using var response = await client.SendAsync(Request(HttpMethod.Get, $"/download/{Size}", clientH2));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        Assert.Equal(Size, bytes.Length);
+        Assert.Equal(KestrelUpstream.Pattern(Size, 0), bytes);
+    }
+
+    [Theory]
+    [MemberData(nameof(Matrix))]
+    public async Task ResponseTrailers_PassThroughWhereBothSidesCarryThem(bool clientH2, bool upstreamH2)
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2);
+        using var client = rig.CreateClient(clientH2);
+        using var message = Request(HttpMethod.Post, "/trailers", clientH2);
+        message.Content = new StringContent("twelve bytes");
+        message.Headers.TE.ParseAdd("trailers");
+        using var response = await client.SendAsync(message);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("12:", await response.Content.ReadAsStringAsync());
+        bool upstreamSends = response.Headers.GetValues("x-supports-trailers").Single() == "true";
+        // Kestrel sends trailers over HTTP/2 always; the relay must then deliver them to both client protocols.
+        Assert.True(upstreamSends || !upstreamH2);
+        if (upstreamSends)
+        {
+            Assert.Equal("len-12", response.TrailingHeaders.GetValues("x-checksum").Single());
+        }
+    }
+
+    [Fact]
+    public async Task RequestTrailers_ChunkedClientToH2Upstream_ArriveAsTrailers()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(rig.Proxy.ListenEndPoints[0]);
+        await socket.SendAsync(Encoding.ASCII.GetBytes(
+            "POST /trailers HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+            "5\r\nhello\r\n0\r\nx-request-trailer: from-the-client\r\n\r\n"));
+        string answer = await TestHost.ReadToCloseAsync(socket, TimeSpan.FromSeconds(10));
+        Assert.True(answer.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), answer);
+        Assert.Contains("5:from-the-client", answer);
+        Assert.Contains("x-checksum: len-5", answer, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task ConcurrentStreams_HundredThroughH2Upstream_ShareOneConnection()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var client = rig.CreateClient(h2: true);
+        var tasks = Enumerable.Range(0, 100).Select(async _ =>
+        {
+            using var response = await client.SendAsync(Request(HttpMethod.Get, "/slow", h2: true));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return await response.Content.ReadAsStringAsync();
+        }).ToArray();
+        var bodies = await Task.WhenAll(tasks);
+        Assert.All(bodies, b => Assert.Equal("slow", b));
+        // Kestrel allows 100 streams per connection: one connection carries them all (two if a burst raced a handshake).
+        Assert.InRange(rig.Upstream.Connections, 1, 2);
+    }
+
+    [Fact]
+    public async Task MaxConcurrentStreams_UpstreamLimitFive_OpensMoreConnections()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true, maxStreams: 5);
+        using var client = rig.CreateClient(h2: true);
+        var tasks = Enumerable.Range(0, 20).Select(async _ =>
+        {
+            using var response = await client.SendAsync(Request(HttpMethod.Get, "/slow", h2: true));
+            return response.StatusCode;
+        }).ToArray();
+        var statuses = await Task.WhenAll(tasks);
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.InRange(rig.Upstream.Connections, 2, 16);
+    }
+
+    [Fact]
+    public async Task MaxConnectionsPerDestination_One_QueuesInsteadOfFailing()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true, maxStreams: 3,
+            cluster: c => c.Http2 = new Http2UpstreamConfig { MaxConnectionsPerDestination = 1 });
+        using var client = rig.CreateClient(h2: true);
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 12).Select(async _ =>
+        {
+            using var response = await client.SendAsync(Request(HttpMethod.Get, "/slow", h2: true));
+            return response.StatusCode;
+        }));
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.Equal(1, rig.Upstream.Connections);
+    }
+
+    [Fact]
+    public async Task GoAway_UpstreamClosesMidLoad_NewRequestsStillSucceed()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var client = rig.CreateClient(h2: true);
+        int done = 0;
+        int closes = 0;
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 8).Select(async worker =>
+        {
+            var mine = new List<HttpStatusCode>();
+            for (int i = 0; i < 25; i++)
+            {
+                using var response = await client.SendAsync(Request(HttpMethod.Get, "/hello", h2: true));
+                mine.Add(response.StatusCode);
+                int n = Interlocked.Increment(ref done);
+                if (n is 50 or 120)
+                {
+                    Interlocked.Add(ref closes, rig.Upstream.RequestCloseAll());
+                }
+            }
+            return mine;
+        }));
+        Assert.All(statuses.SelectMany(s => s), s => Assert.Equal(HttpStatusCode.OK, s));
+        Assert.True(closes >= 1);
+        Assert.True(rig.Upstream.Connections >= 2, $"connections: {rig.Upstream.Connections}");
+    }
+
+    [Fact]
+    public async Task ConnectFailure_NothingListens_Answers502()
+    {
+        int port;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        var config = TestHost.DefaultConfig($"http://127.0.0.1:{port}");
+        config.Clusters[^1].Protocol = "http2";
+        await using var proxy = ProxyHost.Start(config);
+        using var client = new HttpClient { BaseAddress = new Uri($"http://{proxy.ListenEndPoints[0]}"), Timeout = Timeout };
+        using var response = await client.GetAsync("/x");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal("upstream-connect-failed", response.Headers.GetValues("proxycore-error").Single());
+    }
+
+    [Fact]
+    public async Task Http1OnlyUpstream_ClusterSaysHttp2_Answers502()
+    {
+        await using var upstream = await KestrelUpstream.StartAsync(HttpProtocols.Http1);
+        var config = TestHost.DefaultConfig(upstream.Url);
+        config.Clusters[^1].Protocol = "http2";
+        await using var proxy = ProxyHost.Start(config);
+        using var client = new HttpClient { BaseAddress = new Uri($"http://{proxy.ListenEndPoints[0]}"), Timeout = Timeout };
+        using var response = await client.GetAsync("/hello");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+    }
+
+    // ---- gRPC passthrough ----
+
+    [Fact]
+    public async Task Grpc_Unary_ReplyComesBackOverH2Upstream()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var channel = rig.CreateGrpcChannel();
+        var client = new Echoer.EchoerClient(channel);
+        var reply = await client.EchoAsync(new EchoRequest { Message = "ping through proxycore" }, deadline: DateTime.UtcNow.AddSeconds(20));
+        Assert.Equal("ping through proxycore", reply.Message);
+        Assert.Equal("HTTP/2", reply.Protocol);
+    }
+
+    [Theory]
+    [InlineData(10, 10)]
+    [InlineData(100, 32 * 1024)] // 3.2 MB: more than every flow-control window on the way
+    public async Task Grpc_ServerStreaming_AllMessagesInOrder(int count, int payloadBytes)
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var channel = rig.CreateGrpcChannel();
+        var client = new Echoer.EchoerClient(channel);
+        using var call = client.Count(new CountRequest { Count = count, PayloadBytes = payloadBytes }, deadline: DateTime.UtcNow.AddSeconds(30));
+        int expected = 0;
+        await foreach (var message in call.ResponseStream.ReadAllAsync())
+        {
+            Assert.Equal(expected, message.Index);
+            Assert.Equal(KestrelUpstream.Pattern(payloadBytes, expected), message.Payload.ToByteArray());
+            expected++;
+        }
+        Assert.Equal(count, expected);
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+
+    [Fact]
+    public async Task Grpc_ErrorCall_StatusAndTrailersReachClient()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var channel = rig.CreateGrpcChannel();
+        var client = new Echoer.EchoerClient(channel);
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await client.EchoAsync(new EchoRequest { FailWith = "no such echo" }, deadline: DateTime.UtcNow.AddSeconds(20)));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        Assert.Equal("no such echo", error.Status.Detail);
+        Assert.Equal("asked-to-fail", error.Trailers.GetValue("x-why"));
+    }
+
+    [Fact]
+    public async Task Grpc_Deadline_ClientGetsDeadlineExceededAndUpstreamCallIsCancelled()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var channel = rig.CreateGrpcChannel();
+        var client = new Echoer.EchoerClient(channel);
+        int cancelledBefore = rig.Upstream.CancelledCalls;
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await client.EchoAsync(new EchoRequest { Message = "late", DelayMs = 10_000 }, deadline: DateTime.UtcNow.AddMilliseconds(300)));
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        // The upstream call ends too (its grpc-timeout, or our RST_STREAM when the client reset its stream).
+        for (int i = 0; i < 100 && rig.Upstream.CancelledCalls == cancelledBefore; i++)
+        {
+            await Task.Delay(50);
+        }
+        Assert.True(rig.Upstream.CancelledCalls > cancelledBefore);
+        // And the connection is still good for the next call.
+        var reply = await client.EchoAsync(new EchoRequest { Message = "after" }, deadline: DateTime.UtcNow.AddSeconds(20));
+        Assert.Equal("after", reply.Message);
+    }
+}
