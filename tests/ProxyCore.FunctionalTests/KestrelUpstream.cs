@@ -26,6 +26,8 @@ internal sealed class KestrelUpstream : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, IConnectionLifetimeNotificationFeature> _live = new();
     private int _connections;
+    private int _abortedRequests;
+    private long _countedBytes;
 
     private KestrelUpstream(WebApplication app) => _app = app;
 
@@ -33,6 +35,12 @@ internal sealed class KestrelUpstream : IAsyncDisposable
 
     /// <summary>Connections accepted so far.</summary>
     public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>Requests to /wait that saw RequestAborted (the stream was reset or the connection closed).</summary>
+    public int AbortedRequests => Volatile.Read(ref _abortedRequests);
+
+    /// <summary>Bytes /counted/{size} handed to Kestrel so far (each write completes only when Kestrel took it).</summary>
+    public long CountedBytes => Interlocked.Read(ref _countedBytes);
 
     /// <summary>gRPC calls whose cancellation (client gone, deadline, RST_STREAM) the service observed.</summary>
     public int CancelledCalls => Volatile.Read(ref EchoerService.Cancelled);
@@ -96,6 +104,44 @@ internal sealed class KestrelUpstream : IAsyncDisposable
             {
                 int n = Math.Min(chunk.Length, size - sent);
                 await context.Response.Body.WriteAsync(Pattern(n, sent));
+            }
+        });
+        app.MapGet("/reset-before-head", (HttpContext context) =>
+        {
+            context.Features.Get<IHttpResetFeature>()!.Reset(2); // INTERNAL_ERROR
+            return Task.CompletedTask;
+        });
+        app.MapGet("/reset-after-head", async (HttpContext context) =>
+        {
+            await context.Response.Body.WriteAsync(Pattern(1000, 0));
+            await context.Response.Body.FlushAsync();
+            await Task.Delay(100);
+            context.Features.Get<IHttpResetFeature>()!.Reset(2);
+        });
+        app.MapGet("/wait", async (HttpContext context) =>
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(15), context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                Interlocked.Increment(ref self._abortedRequests);
+            }
+        });
+        app.MapGet("/counted/{size:int}", async (HttpContext context, int size) =>
+        {
+            var chunk = Pattern(16 * 1024, 0);
+            try
+            {
+                for (int sent = 0; sent < size; sent += chunk.Length)
+                {
+                    await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+                    Interlocked.Add(ref self._countedBytes, chunk.Length);
+                }
+            }
+            catch (OperationCanceledException)
+            {
             }
         });
         app.MapPost("/trailers", async (HttpContext context) =>

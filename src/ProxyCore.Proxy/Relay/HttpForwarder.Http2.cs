@@ -87,7 +87,8 @@ public sealed partial class HttpForwarder
                 }
                 catch (IOException)
                 {
-                    sent = false;
+                    // The head may have left before the connection broke: not known to be unsent, so no silent resend.
+                    return ForwarderError.UpstreamWrite;
                 }
                 if (!sent)
                 {
@@ -149,6 +150,11 @@ public sealed partial class HttpForwarder
                 // Step 5: the head to the client.
                 var framing = response.Framing;
                 long contentLength = response.ContentLength;
+                if (request.Method == HttpMethod.Head || response.StatusCode is 204 or 304)
+                {
+                    // RFC 9110 §6.4.1: no content, whatever content-length says (it describes the selected representation).
+                    framing = BodyFraming.None;
+                }
                 PrepareResponseHead(response, route);
                 var clientFraming = framing switch
                 {
@@ -182,7 +188,7 @@ public sealed partial class HttpForwarder
                     if (length > 0)
                     {
                         received += length;
-                        if (framing == BodyFraming.ContentLength && received > contentLength)
+                        if ((framing == BodyFraming.ContentLength && received > contentLength) || framing == BodyFraming.None)
                         {
                             body.AdvanceTo(buffer.End);
                             copyError = ForwarderError.ResponseBody; // §8.1.1: more DATA than content-length

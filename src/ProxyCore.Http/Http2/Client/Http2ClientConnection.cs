@@ -699,6 +699,10 @@ public sealed class Http2ClientConnection
             Owner?.OnUnavailable(this);
             try
             {
+                // Writers check _outputClosed under the write lock: once we hold it, nobody writes to the pipe we dispose.
+                await _writeLock.WaitAsync().ConfigureAwait(false);
+                _outputClosed = true;
+                _writeLock.Release();
                 await _input.CompleteAsync().ConfigureAwait(false);
                 await _context.DisposeAsync().ConfigureAwait(false);
             }
