@@ -5,7 +5,10 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using ProxyCore.FunctionalTests.Grpc;
+using ProxyCore.Proxy.Health;
 using ProxyCore.Routing.Config;
+using ProxyCore.Routing.Model;
+using ProxyCore.Transport;
 using ProxyCore.Server;
 
 namespace ProxyCore.FunctionalTests;
@@ -331,6 +334,24 @@ public sealed class Http2UpstreamTests
             total += n;
         }
         Assert.True(rig.Upstream.CountedBytes > after);
+    }
+
+    [Theory]
+    [InlineData(true, "/hello", HealthProbeResult.Passed)]
+    [InlineData(true, "/missing", HealthProbeResult.UnexpectedStatus)]
+    [InlineData(false, "/hello", HealthProbeResult.ProtocolError)] // an HTTP/1.1-only destination is not healthy for an http2 cluster
+    public async Task HealthProbe_Http2Cluster_ProbesOverHttp2(bool upstreamH2, string path, HealthProbeResult expected)
+    {
+        await using var upstream = await KestrelUpstream.StartAsync(upstreamH2 ? HttpProtocols.Http2 : HttpProtocols.Http1);
+        var config = TestHost.DefaultConfig(upstream.Url);
+        config.Clusters[^1].Protocol = "http2";
+        var destination = ProxySnapshot.Build(config).Clusters["mock"].Destinations[0];
+        StatusRanges.TryParse("200-399", out var ok, out _);
+        var probe = new ActiveHealthChecker.Probe(destination.EndPoint, [], ok, TimeSpan.FromSeconds(5), ActiveHealthChecker.BuildHttp2Request(path, destination));
+
+        var result = await ActiveHealthChecker.ProbeAsync(new SocketConnectionFactory(), probe, TimeProvider.System, CancellationToken.None).WaitAsync(Timeout);
+
+        Assert.Equal(expected, result);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
