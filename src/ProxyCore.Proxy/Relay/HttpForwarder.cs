@@ -146,7 +146,7 @@ public sealed partial class HttpForwarder
                     if (cluster.Protocol == UpstreamProtocol.Http2 && !request.IsUpgrade && request.Method != HttpMethod.Connect)
                     {
                         // Upgrades and CONNECT stay on HTTP/1.1 (tunnels over HTTP/2 need RFC 8441 on the upstream).
-                        error = await ForwardHttp2Async(context, exchange, route).ConfigureAwait(false);
+                        error = await (context.Http2 ??= new Http2RelayLoop(this, context)).Run(exchange, route).ConfigureAwait(false);
                         destination = context.Destination ?? destination;
                         goto Finished;
                     }
@@ -944,6 +944,9 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
         _clientGone = clientAborted.UnsafeRegister(s_cancel, Timeout);
     }
 
+    /// <summary>The HTTP/2 upstream relay loop, made on this connection's first exchange to an http2 cluster.</summary>
+    public Http2RelayLoop? Http2;
+
     public int RetriesInFlight;
     public TraceContext Trace;
 
@@ -984,6 +987,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     /// <summary>The connection ended: the relay loop returns.</summary>
     public void Dispose()
     {
+        Http2?.Stop();
         if (_loop is not null && Exchange is null)
         {
             _next.SetResult(false);
