@@ -22,7 +22,7 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
     private readonly UpstreamConnectionPool _dialer;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<EndPoint, Endpoint> _endpoints = new();
-    private readonly ITimer _timer;
+    private ITimer? _timer; // started with the first destination: a proxy without HTTP/2 clusters runs no timer
     private readonly List<Http2ClientConnection> _sweep = [];
     private int _sweeping;
     private volatile bool _disposed;
@@ -31,7 +31,6 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
     {
         _dialer = dialer;
         _time = timeProvider ?? dialer.TimeProvider;
-        _timer = _time.CreateTimer(static state => ((Http2UpstreamPool)state!).Sweep(), this, TimerInterval, TimerInterval);
     }
 
     /// <summary>
@@ -44,7 +43,11 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
         ResponseHead head, HttpHead trailers, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var endpoint = _endpoints.GetOrAdd(endPoint, static (ep, self) => new Endpoint(self, ep), this);
+        if (!_endpoints.TryGetValue(endPoint, out var endpoint))
+        {
+            endpoint = _endpoints.GetOrAdd(endPoint, static (ep, self) => new Endpoint(self, ep), this);
+            StartTimer();
+        }
         if (endpoint.TryRent(head, trailers, out var stream))
         {
             return new ValueTask<Http2ClientStream>(stream!);
@@ -54,6 +57,18 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
 
     /// <summary>Open connections to <paramref name="endPoint"/> that take new streams (for tests and metrics).</summary>
     public int ConnectionCount(EndPoint endPoint) => _endpoints.TryGetValue(endPoint, out var endpoint) ? endpoint.Count : 0;
+
+    private void StartTimer()
+    {
+        if (Volatile.Read(ref _timer) is null)
+        {
+            var timer = _time.CreateTimer(static state => ((Http2UpstreamPool)state!).Sweep(), this, TimerInterval, TimerInterval);
+            if (Interlocked.CompareExchange(ref _timer, timer, null) is not null)
+            {
+                timer.Dispose();
+            }
+        }
+    }
 
     private void Sweep()
     {
@@ -86,7 +101,7 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
             return;
         }
         _disposed = true;
-        _timer.Dispose();
+        _timer?.Dispose();
         var all = new List<Http2ClientConnection>();
         foreach (var endpoint in _endpoints.Values)
         {
