@@ -148,6 +148,24 @@ public sealed class Http2UpstreamTests
     }
 
     [Fact]
+    public async Task RequestBody_ChunkedOverLimitToH2Upstream_Answers413()
+    {
+        await using var upstream = await KestrelUpstream.StartAsync(HttpProtocols.Http2);
+        var config = TestHost.DefaultConfig(upstream.Url, b => b.Limits = new LimitsConfig { MaxRequestBodyBytes = 1024 });
+        config.Clusters[^1].Protocol = "http2";
+        await using var proxy = ProxyHost.Start(config);
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(proxy.ListenEndPoints[0]);
+        // /trailers reads the whole body before it answers: only the proxy can end this exchange.
+        await socket.SendAsync(Encoding.ASCII.GetBytes(
+            "POST /trailers HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+            "800\r\n" + new string('a', 2048) + "\r\n0\r\n\r\n"));
+        string answer = await TestHost.ReadToCloseAsync(socket, TimeSpan.FromSeconds(10));
+        Assert.True(answer.StartsWith("HTTP/1.1 413", StringComparison.Ordinal), answer);
+        Assert.Contains("request-body-too-large", answer);
+    }
+
+    [Fact]
     public async Task ConcurrentStreams_HundredThroughH2Upstream_ShareOneConnection()
     {
         await using var rig = await Rig.StartAsync(upstreamH2: true);

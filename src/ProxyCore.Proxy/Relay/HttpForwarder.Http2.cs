@@ -115,7 +115,7 @@ public sealed partial class HttpForwarder
                         // Step 3: the body flows while we wait for the answer.
                         if (hasBody)
                         {
-                            bodyPump = PumpRequestBodyHttp2Async(exchange, stream, maxBody, context.PumpCancel.Token);
+                            bodyPump = PumpRequestBodyHttp2Async(exchange, stream, maxBody, context);
                         }
 
                         // Step 4: the final head, within the route's timeout.
@@ -284,7 +284,19 @@ public sealed partial class HttpForwarder
     }
 
     /// <summary>Step 3 over HTTP/2: the client's body as DATA frames, its trailers as a closing HEADERS.</summary>
-    private static async Task<ForwarderError> PumpRequestBodyHttp2Async(HttpExchange exchange, Http2ClientStream stream, long maxBody, CancellationToken cancellationToken)
+    private static async Task<ForwarderError> PumpRequestBodyHttp2Async(HttpExchange exchange, Http2ClientStream stream, long maxBody, ForwarderContext context)
+    {
+        var error = await PumpRequestBodyHttp2CoreAsync(exchange, stream, maxBody, context.PumpCancel.Token).ConfigureAwait(false);
+        if (error != ForwarderError.None && !context.PumpCancel.IsCancellationRequested)
+        {
+            // The body cannot be completed (client cut it, over the limit, upstream gone): stop waiting for an
+            // answer that will not come; the relay then reports the body's error (400/413) or aborts.
+            context.Timeout.Cancel();
+        }
+        return error;
+    }
+
+    private static async Task<ForwarderError> PumpRequestBodyHttp2CoreAsync(HttpExchange exchange, Http2ClientStream stream, long maxBody, CancellationToken cancellationToken)
     {
         var connection = stream.Connection;
         long total = 0;
