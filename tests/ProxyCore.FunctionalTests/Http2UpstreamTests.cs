@@ -415,6 +415,25 @@ public sealed class Http2UpstreamTests
     }
 
     [Fact]
+    public async Task Grpc_BidiStreaming_PingPongInterleaves()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var channel = rig.CreateGrpcChannel();
+        var client = new Echoer.EchoerClient(channel);
+        using var call = client.Chat(deadline: DateTime.UtcNow.AddSeconds(30));
+        for (int i = 0; i < 20; i++)
+        {
+            // The next message goes only after the previous reply came back: nothing on the way may wait for the end.
+            await call.RequestStream.WriteAsync(new EchoRequest { Message = $"m{i}" });
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+            Assert.Equal($"re: m{i}", call.ResponseStream.Current.Message);
+        }
+        await call.RequestStream.CompleteAsync();
+        Assert.False(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+
+    [Fact]
     public async Task Grpc_ErrorCall_StatusAndTrailersReachClient()
     {
         await using var rig = await Rig.StartAsync(upstreamH2: true);

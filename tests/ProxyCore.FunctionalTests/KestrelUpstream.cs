@@ -229,6 +229,14 @@ internal sealed class EchoerService : Echoer.EchoerBase
         return new EchoReply { Message = request.Message, Protocol = context.GetHttpContext().Request.Protocol };
     }
 
+    public override async Task Chat(IAsyncStreamReader<EchoRequest> requestStream, IServerStreamWriter<EchoReply> responseStream, ServerCallContext context)
+    {
+        await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            await responseStream.WriteAsync(new EchoReply { Message = "re: " + message.Message, Protocol = context.GetHttpContext().Request.Protocol });
+        }
+    }
+
     public override async Task Count(CountRequest request, IServerStreamWriter<CountReply> responseStream, ServerCallContext context)
     {
         for (int i = 0; i < request.Count; i++)
