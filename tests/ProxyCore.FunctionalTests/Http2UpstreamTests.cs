@@ -166,6 +166,21 @@ public sealed class Http2UpstreamTests
     }
 
     [Fact]
+    public async Task EarlyAnswer_UpstreamRespondsBeforeBody_AnswerRelayedWhole()
+    {
+        await using var rig = await Rig.StartAsync(upstreamH2: true);
+        using var client = rig.CreateClient(h2: true);
+        using var message = Request(HttpMethod.Post, "/early", h2: true);
+        message.Content = new ByteArrayContent(new byte[4 * 1024 * 1024]);
+        using var response = await client.SendAsync(message);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("too big for me", await response.Content.ReadAsStringAsync());
+        // The shared upstream connection is still good.
+        using var again = await client.SendAsync(Request(HttpMethod.Get, "/hello", h2: true));
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+    }
+
+    [Fact]
     public async Task ConcurrentStreams_HundredThroughH2Upstream_ShareOneConnection()
     {
         await using var rig = await Rig.StartAsync(upstreamH2: true);

@@ -106,6 +106,12 @@ internal sealed class KestrelUpstream : IAsyncDisposable
                 await context.Response.Body.WriteAsync(Pattern(n, sent));
             }
         });
+        app.MapPost("/early", (HttpContext context) =>
+        {
+            // Answers without reading the body: Kestrel then resets the stream with NO_ERROR (RFC 9113 §8.1).
+            context.Response.StatusCode = 413;
+            return context.Response.WriteAsync("too big for me");
+        });
         app.MapGet("/reset-before-head", (HttpContext context) =>
         {
             context.Features.Get<IHttpResetFeature>()!.Reset(2); // INTERNAL_ERROR

@@ -287,10 +287,12 @@ public sealed partial class HttpForwarder
     private static async Task<ForwarderError> PumpRequestBodyHttp2Async(HttpExchange exchange, Http2ClientStream stream, long maxBody, ForwarderContext context)
     {
         var error = await PumpRequestBodyHttp2CoreAsync(exchange, stream, maxBody, context.PumpCancel.Token).ConfigureAwait(false);
-        if (error != ForwarderError.None && !context.PumpCancel.IsCancellationRequested)
+        if (error is ForwarderError.RequestBody or ForwarderError.RequestBodyTooLarge && !context.PumpCancel.IsCancellationRequested)
         {
-            // The body cannot be completed (client cut it, over the limit, upstream gone): stop waiting for an
-            // answer that will not come; the relay then reports the body's error (400/413) or aborts.
+            // The client's body cannot be completed (cut, malformed, over the limit): stop waiting for an answer
+            // that will not come; the relay then reports the body's error (400/413) or aborts. An upstream-side
+            // failure (UpstreamWrite) is not signalled here: the stream's reset or end already reached the relay,
+            // and an upstream that answered early and reset the stream (§8.1) must not cut that answer.
             context.Timeout.Cancel();
         }
         return error;
