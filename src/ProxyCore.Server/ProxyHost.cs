@@ -30,6 +30,7 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly ProxyConfig _startConfig;
     private ProxyCore.Proxy.Tracing.OtlpExporter? _spans;
     private IReadOnlyList<TlsServerOptions?> _tlsListeners = [];
+    private ProxyCore.Http.Http2.Client.Http2UpstreamPool? _http2Pool;
     private readonly ActiveHealthChecker _healthChecker;
     private readonly OutlierDetector _outliers;
     private volatile bool _draining;
@@ -192,7 +193,12 @@ public sealed class ProxyHost : IAsyncDisposable
         // Probes dial on their own factory, not through the pool: a probe must see a fresh connect.
         var healthChecker = new ActiveHealthChecker(new SocketConnectionFactory(), TimeProvider.System);
         healthChecker.Start(state.Current);
-        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers) { _spans = spans, _tlsListeners = tlsListeners };
+        host = new ProxyHost(config, state, proxyServer, adminServer, pool, accessLog, metrics, listenEndPoints, adminEndPoint, healthChecker, outliers)
+        {
+            _spans = spans,
+            _tlsListeners = tlsListeners,
+            _http2Pool = forwarder.Http2Pool,
+        };
         return host;
     }
 
@@ -370,6 +376,10 @@ public sealed class ProxyHost : IAsyncDisposable
         if (_adminServer is not null)
         {
             await _adminServer.StopAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+        if (_http2Pool is not null)
+        {
+            await _http2Pool.DisposeAsync().ConfigureAwait(false);
         }
         await _pool.DisposeAsync().ConfigureAwait(false);
         if (_accessLog is not null)

@@ -44,6 +44,9 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         _evictionTimer = _timeProvider.CreateTimer(static state => ((UpstreamConnectionPool)state!).EvictExpired(), this, EvictionInterval, EvictionInterval);
     }
 
+    /// <summary>The clock the pool's timers run on (the HTTP/2 pool shares it).</summary>
+    public TimeProvider TimeProvider => _timeProvider;
+
     /// <summary>Idle connections held, over all endpoints.</summary>
     public int IdleCount => Volatile.Read(ref _idleCount);
 
@@ -134,16 +137,28 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
 
     private async ValueTask<UpstreamLease> DialAsync(EndpointPool pool, UpstreamPoolOptions options, CancellationToken cancellationToken)
     {
+        var connection = await ConnectAsync(pool.EndPoint, options, cancellationToken).ConfigureAwait(false);
+        return new UpstreamLease(connection, isReused: false, pool, options);
+    }
+
+    /// <summary>
+    /// Dials a new connection that the caller owns (not pooled here): the HTTP/2 upstream pool multiplexes
+    /// its own. Same connect timeout and failure classification as <see cref="RentAsync"/>.
+    /// </summary>
+    /// <exception cref="UpstreamConnectException">Dialling failed; <see cref="UpstreamConnectException.Reason"/> says why.</exception>
+    public async ValueTask<ConnectionContext> ConnectAsync(EndPoint endPoint, UpstreamPoolOptions options, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         using var timeout = new CancellationTokenSource(options.ConnectTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
-            var connection = await _factory.ConnectAsync(pool.EndPoint, linked.Token).ConfigureAwait(false);
-            if (pool.Tls is { } tls)
+            var connection = await _factory.ConnectAsync(endPoint, linked.Token).ConfigureAwait(false);
+            if (options.Tls is { } tls)
             {
-                connection = await tls.AuthenticateAsync(connection, pool.EndPoint, linked.Token).ConfigureAwait(false);
+                connection = await tls.AuthenticateAsync(connection, endPoint, linked.Token).ConfigureAwait(false);
             }
-            return new UpstreamLease(connection, isReused: false, pool, options);
+            return connection;
         }
         catch (OperationCanceledException ex) when (cancellationToken.IsCancellationRequested)
         {
@@ -153,15 +168,15 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         catch (OperationCanceledException ex)
         {
             Debug.Assert(timeout.IsCancellationRequested);
-            throw new UpstreamConnectException(pool.EndPoint, UpstreamConnectFailure.Timeout, ex);
+            throw new UpstreamConnectException(endPoint, UpstreamConnectFailure.Timeout, ex);
         }
         catch (SocketException ex)
         {
-            throw new UpstreamConnectException(pool.EndPoint, Classify(ex.SocketErrorCode), ex);
+            throw new UpstreamConnectException(endPoint, Classify(ex.SocketErrorCode), ex);
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not UpstreamConnectException)
         {
-            throw new UpstreamConnectException(pool.EndPoint, UpstreamConnectFailure.Other, ex);
+            throw new UpstreamConnectException(endPoint, UpstreamConnectFailure.Other, ex);
         }
     }
 

@@ -2,6 +2,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Text;
 using ProxyCore.Http;
+using ProxyCore.Http.Http2.Client;
 using ProxyCore.Http.Http1;
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.Model;
@@ -99,7 +100,8 @@ public sealed class ActiveHealthChecker : IAsyncDisposable
                     {
                         continue;
                     }
-                    var probe = new Probe(destination.EndPoint, BuildRequest(check.Path, destination), expected, check.Timeout, destination.Cluster.PoolOptions.Tls);
+                    var probe = new Probe(destination.EndPoint, BuildRequest(check.Path, destination), expected, check.Timeout, destination.Cluster.PoolOptions.Tls,
+                        destination.Cluster.Protocol == UpstreamProtocol.Http2 ? BuildHttp2Request(check.Path, destination) : null);
                     var delay = InitialDelay(check.Interval, _random);
                     var state = destination.State;
                     _loops.Add(Task.Run(() => RunAsync(probe, state, check, delay, generation.Token)));
@@ -149,6 +151,18 @@ public sealed class ActiveHealthChecker : IAsyncDisposable
         request.AddRange(destination.HostHeaderBytes);
         request.AddRange(s_requestTail);
         return [.. request];
+    }
+
+    /// <summary>The same GET as HTTP/2 fields, for clusters with "protocol": "http2" (h2c prior knowledge).</summary>
+    internal static HttpHead BuildHttp2Request(string path, DestinationModel destination)
+    {
+        var head = new ResponseHead();
+        head.AddHeader(":method"u8, "GET"u8);
+        head.AddHeader(":scheme"u8, "http"u8);
+        head.AddHeader(":authority"u8, destination.HostHeaderBytes);
+        head.AddHeader(":path"u8, [.. destination.PathPrefixBytes, .. Encoding.ASCII.GetBytes(path)]);
+        head.AddHeader("user-agent"u8, "proxycore-health-check"u8);
+        return head;
     }
 
     private async Task RunAsync(Probe probe, DestinationState state, HealthCheckConfig check, TimeSpan initialDelay, CancellationToken stop)
@@ -203,6 +217,10 @@ public sealed class ActiveHealthChecker : IAsyncDisposable
         {
             return HealthProbeResult.ConnectFailed;
         }
+        if (probe.Http2Head is { } h2Head)
+        {
+            return await ProbeHttp2Async(connection, probe, h2Head, time, token).ConfigureAwait(false);
+        }
         try
         {
             var output = connection.Transport.Output;
@@ -255,8 +273,73 @@ public sealed class ActiveHealthChecker : IAsyncDisposable
         }
     }
 
-    /// <summary>What a probe of one destination sends and expects.</summary>
-    internal sealed record Probe(EndPoint EndPoint, byte[] Request, StatusRanges Expected, TimeSpan Timeout, ProxyCore.Transport.Tls.UpstreamTlsOptions? Tls = null);
+    /// <summary>One probe over a fresh HTTP/2 connection of its own: handshake, one stream, the final head's status.</summary>
+    private static async Task<HealthProbeResult> ProbeHttp2Async(ConnectionContext connection, Probe probe, HttpHead request, TimeProvider time, CancellationToken token)
+    {
+        var client = new Http2ClientConnection(connection, new Http2ClientOptions { PingInterval = Timeout.InfiniteTimeSpan, IdleTimeout = Timeout.InfiniteTimeSpan }, time);
+        try
+        {
+            try
+            {
+                await client.StartAsync(probe.Timeout, token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return HealthProbeResult.Timeout;
+            }
+            catch (Exception)
+            {
+                return HealthProbeResult.ProtocolError; // not an HTTP/2 server
+            }
+            var head = new ResponseHead();
+            if (!client.TryRent(head, new ResponseHead(), out var stream))
+            {
+                return HealthProbeResult.Closed;
+            }
+            try
+            {
+                if (!await client.SendHeadersAsync(stream!, request, endStream: true, token).ConfigureAwait(false))
+                {
+                    return HealthProbeResult.Closed;
+                }
+                return await stream!.WaitForHeadAsync(token).ConfigureAwait(false) switch
+                {
+                    Http2StreamOutcome.Head => probe.Expected.Contains(head.StatusCode) ? HealthProbeResult.Passed : HealthProbeResult.UnexpectedStatus,
+                    Http2StreamOutcome.Canceled => HealthProbeResult.Timeout,
+                    Http2StreamOutcome.ProtocolError => HealthProbeResult.ProtocolError,
+                    _ => HealthProbeResult.Closed,
+                };
+            }
+            finally
+            {
+                client.Release(stream!);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return HealthProbeResult.Timeout;
+        }
+        catch (Exception)
+        {
+            return HealthProbeResult.Closed;
+        }
+        finally
+        {
+            connection.Abort();
+            if (client.Completion is { } loop)
+            {
+                await loop.ConfigureAwait(false); // the read loop disposes the connection
+            }
+            else
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>What a probe of one destination sends and expects (<paramref name="Tls"/>: over TLS; <paramref name="Http2Head"/>: probe over HTTP/2 instead).</summary>
+    internal sealed record Probe(EndPoint EndPoint, byte[] Request, StatusRanges Expected, TimeSpan Timeout,
+        ProxyCore.Transport.Tls.UpstreamTlsOptions? Tls = null, HttpHead? Http2Head = null);
 }
 
 /// <summary>

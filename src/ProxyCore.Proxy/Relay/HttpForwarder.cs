@@ -6,6 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
+using ProxyCore.Http.Http2.Client;
 using ProxyCore.Proxy.Tracing;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Proxy.Stages.Compression;
@@ -55,18 +56,26 @@ public sealed class ForwarderOptions
 /// Failures before the response started become the proxy's error statuses; after it, the client
 /// connection is aborted so a cut body is never mistaken for a complete one.
 /// </summary>
-public sealed class HttpForwarder
+public sealed partial class HttpForwarder
 {
     private static readonly byte[] s_viaValue = "1.1 proxycore"u8.ToArray();
 
     private readonly UpstreamConnectionPool _pool;
+    private readonly Http2UpstreamPool _http2;
     private readonly ForwarderOptions _options;
 
-    public HttpForwarder(UpstreamConnectionPool pool, ForwarderOptions options)
+    /// <param name="pool">HTTP/1.1 upstream connections (and the dialer of HTTP/2 ones).</param>
+    /// <param name="options">What the relay does to forwarded heads.</param>
+    /// <param name="http2">Multiplexed connections for clusters with "protocol": "http2"; default: one over <paramref name="pool"/>'s dialer.</param>
+    public HttpForwarder(UpstreamConnectionPool pool, ForwarderOptions options, Http2UpstreamPool? http2 = null)
     {
         _pool = pool;
         _options = options;
+        _http2 = http2 ?? new Http2UpstreamPool(pool);
     }
+
+    /// <summary>The HTTP/2 upstream connections (dispose with the forwarder's owner).</summary>
+    public Http2UpstreamPool Http2Pool => _http2;
 
     /// <summary>
     /// Forwards <paramref name="exchange"/> to <paramref name="destination"/>, answers or aborts on
@@ -136,6 +145,13 @@ public sealed class HttpForwarder
                     }
 
                     var cluster = destination.Cluster;
+                    if (cluster.Protocol == UpstreamProtocol.Http2 && !request.IsUpgrade && request.Method != HttpMethod.Connect)
+                    {
+                        // Upgrades and CONNECT stay on HTTP/1.1 (tunnels over HTTP/2 need RFC 8441 on the upstream).
+                        error = await (context.Http2 ??= new Http2RelayLoop(this, context)).Run(exchange, route).ConfigureAwait(false);
+                        destination = context.Destination ?? destination;
+                        goto Finished;
+                    }
                     var retry = route.Retry;
                     // A retry must not duplicate work: after a connect failure nothing was sent; otherwise
                     // only an idempotent request without a body (a body is streamed, never kept) is sent again.
@@ -904,6 +920,8 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     public CancellationTokenSource PumpCancel = new();
     public ChunkedDecoder Chunked;
     public readonly ResponseHead Trailers = new();
+    /// <summary>The field list of a request to an HTTP/2 upstream (pseudo-headers first), rebuilt per exchange.</summary>
+    public readonly ResponseHead UpstreamHead = new();
     public TimeSpan RouteTimeout;
     public long UpstreamTicks;
 
@@ -955,6 +973,9 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
         _clientGone = clientAborted.UnsafeRegister(s_cancel, Timeout);
     }
 
+    /// <summary>The HTTP/2 upstream relay loop, made on this connection's first exchange to an http2 cluster.</summary>
+    public Http2RelayLoop? Http2;
+
     public int RetriesInFlight;
     public TraceContext Trace;
 
@@ -1002,6 +1023,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     /// <summary>The connection ended: the relay loop returns.</summary>
     public void Dispose()
     {
+        Http2?.Stop();
         if (_loop is not null && Exchange is null)
         {
             _next.SetResult(false);

@@ -173,6 +173,39 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             {
                 Error(path + ".maxIdleConnectionsPerDestination", "must be 0 or more");
             }
+            if (cluster.Protocol is not ("http1" or "http2"))
+            {
+                Error(path + ".protocol", $"unknown protocol '{cluster.Protocol}' (expected one of: http1, http2)");
+            }
+            if (cluster.Http2 is { } h2)
+            {
+                if (cluster.Protocol != "http2")
+                {
+                    Error(path + ".http2", "only applies with \"protocol\": \"http2\"");
+                }
+                // §6.9.2 / §6.5.2: windows are 31-bit; below 64 KiB - 1 an upstream cannot even fill one frame per round trip.
+                if (h2.StreamWindowSize is < 65_535 or > int.MaxValue)
+                {
+                    Error(path + ".http2.streamWindowSize", "must be between 65535 and 2147483647 bytes");
+                }
+                if (h2.ConnectionWindowSize is < 65_535 or > int.MaxValue)
+                {
+                    Error(path + ".http2.connectionWindowSize", "must be between 65535 and 2147483647 bytes");
+                }
+                else if (h2.ConnectionWindowSize < h2.StreamWindowSize)
+                {
+                    Error(path + ".http2.connectionWindowSize", "must be at least streamWindowSize (one stream could stall the connection)");
+                }
+                if (h2.MaxConnectionsPerDestination < 1)
+                {
+                    Error(path + ".http2.maxConnectionsPerDestination", "must be at least 1");
+                }
+                if (h2.PingInterval < TimeSpan.Zero)
+                {
+                    Error(path + ".http2.pingInterval", "must be 0 (off) or more");
+                }
+                Positive(path + ".http2.pingTimeout", h2.PingTimeout);
+            }
         }
         return ids;
     }

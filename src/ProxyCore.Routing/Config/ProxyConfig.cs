@@ -450,6 +450,15 @@ public sealed class ClusterConfig
     /// <summary>Idle pooled connections kept per destination; default 64. 0 disables pooling.</summary>
     public int MaxIdleConnectionsPerDestination { get; set; } = 64;
 
+    /// <summary>
+    /// How the relay speaks to the destinations: "http1" (default: HTTP/1.1, one request per pooled
+    /// connection) or "http2" (multiplexed HTTP/2; h2c by prior knowledge for http:// destinations).
+    /// </summary>
+    public string Protocol { get; set; } = "http1";
+
+    /// <summary>HTTP/2 upstream tuning (only with protocol "http2"). Absent: the defaults.</summary>
+    public Http2UpstreamConfig? Http2 { get; set; }
+
     /// <summary>Limits that answer 503 at once instead of queueing work the cluster cannot take. Absent: none.</summary>
     public CircuitBreakerConfig? CircuitBreaker { get; set; }
 
@@ -461,6 +470,29 @@ public sealed class ClusterConfig
 
     /// <summary>TLS settings for https:// destinations (server name, CA file). Absent: system trust, SNI = destination host.</summary>
     public UpstreamTlsConfig? Tls { get; set; }
+}
+
+/// <summary>The cluster's <c>http2</c> block: windows, connections and health of HTTP/2 upstream connections.</summary>
+public sealed class Http2UpstreamConfig
+{
+    /// <summary>Receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE); default 1MB. Bytes, or "64KB".."1GB".</summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long StreamWindowSize { get; set; } = 1024 * 1024;
+
+    /// <summary>Receive window of the whole connection; default 16MB.</summary>
+    [JsonConverter(typeof(SizeJsonConverter))]
+    public long ConnectionWindowSize { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Most HTTP/2 connections per destination; default 16.</summary>
+    public int MaxConnectionsPerDestination { get; set; } = 16;
+
+    /// <summary>PING a connection silent this long; default 30s. "0s" disables probing.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan PingInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Close a connection whose PING is unanswered this long; default 10s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan PingTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 public sealed class CircuitBreakerConfig

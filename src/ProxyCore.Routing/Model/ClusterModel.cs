@@ -1,5 +1,6 @@
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.LoadBalancing;
+using ProxyCore.Http.Http2.Client;
 using ProxyCore.Transport;
 
 namespace ProxyCore.Routing.Model;
@@ -44,6 +45,12 @@ public sealed class ClusterModel
     /// <summary>The same settings (and TLS for https:// destinations) as the upstream pool takes them, built once per snapshot.</summary>
     public UpstreamPoolOptions PoolOptions { get; }
 
+    /// <summary>How the relay speaks to this cluster's destinations.</summary>
+    public UpstreamProtocol Protocol { get; init; }
+
+    /// <summary>HTTP/2 connection settings (used when <see cref="Protocol"/> is <see cref="UpstreamProtocol.Http2"/>).</summary>
+    public Http2ClientOptions Http2Options { get; init; } = Http2ClientOptions.Default;
+
     /// <summary>Requests in flight past which the cluster answers 503 at once (circuit breaker); int.MaxValue when unset.</summary>
     public int MaxConcurrentRequests { get; init; } = int.MaxValue;
 
@@ -55,4 +62,11 @@ public sealed class ClusterModel
 
     /// <summary>A healthy destination by this cluster's policy, or null (the relay answers 503).</summary>
     public DestinationModel? PickDestination() => LoadBalancer.Pick(Destinations);
+}
+
+/// <summary>The protocol the relay speaks to a cluster's destinations.</summary>
+public enum UpstreamProtocol : byte
+{
+    Http1,
+    Http2,
 }

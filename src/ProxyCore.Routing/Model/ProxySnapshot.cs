@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using ProxyCore.Http.Http2.Client;
 using ProxyCore.Routing.Config;
 
 namespace ProxyCore.Routing.Model;
@@ -51,6 +52,8 @@ public sealed class ProxySnapshot
             {
                 Config = cluster,
                 MaxConcurrentRequests = cluster.CircuitBreaker?.MaxConcurrentRequests ?? int.MaxValue,
+                Protocol = cluster.Protocol == "http2" ? UpstreamProtocol.Http2 : UpstreamProtocol.Http1,
+                Http2Options = cluster.Protocol == "http2" ? ToHttp2Options(cluster) : Http2ClientOptions.Default,
             };
             foreach (var destination in destinations)
             {
@@ -97,6 +100,20 @@ public sealed class ProxySnapshot
 
         return new ProxySnapshot(config, (previous?.Version ?? 0) + 1, new RouteTable(routes),
             clusters.ToFrozenDictionary(StringComparer.Ordinal));
+    }
+
+    private static Http2ClientOptions ToHttp2Options(ClusterConfig cluster)
+    {
+        var h2 = cluster.Http2 ?? new Http2UpstreamConfig();
+        return new Http2ClientOptions
+        {
+            StreamWindowSize = (int)h2.StreamWindowSize,
+            ConnectionWindowSize = (int)h2.ConnectionWindowSize,
+            MaxConnectionsPerDestination = h2.MaxConnectionsPerDestination,
+            PingInterval = h2.PingInterval == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : h2.PingInterval,
+            PingTimeout = h2.PingTimeout,
+            IdleTimeout = cluster.IdleTimeout,
+        };
     }
 
     private static DestinationState? FindState(ClusterModel? old, string address)

@@ -57,7 +57,9 @@ public static class TlsModel
         {
             roots = ConfigValidator.TryLoadCaFile(caFile, out var error) ?? throw new InvalidOperationException($"clusters '{cluster.Id}' tls.caFile: {error}");
         }
-        return new UpstreamTlsOptions(tls.ServerName, roots, tls.InsecureSkipVerify);
+        // An http2 cluster offers only h2 by ALPN: its connections are multiplexed, never spoken to in HTTP/1.1.
+        return new UpstreamTlsOptions(tls.ServerName, roots, tls.InsecureSkipVerify,
+            cluster.Protocol == "http2" ? [SslApplicationProtocol.Http2] : null);
     }
 
     private static TlsCertificate Load(string certificate, string key)
