@@ -6,7 +6,6 @@ using ProxyCore.Proxy.Health;
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.Model;
 using ProxyCore.Transport;
-using ProxyCore.Transport.Tests;
 
 namespace ProxyCore.Proxy.Tests.Health;
 

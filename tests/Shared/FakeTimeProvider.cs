@@ -1,4 +1,4 @@
-namespace ProxyCore.Http.Tests;
+namespace ProxyCore.Tests.Shared;
 
 /// <summary>
 /// A clock that moves only when a test says so. Timers (and what is built on them: CancellationTokenSource

@@ -1,4 +1,4 @@
-namespace ProxyCore.Llm.Tests;
+namespace ProxyCore.Tests.Shared;
 
 /// <summary>
 /// A clock the test moves by hand. Timestamps count in <see cref="TimestampFrequency"/> ticks per second
