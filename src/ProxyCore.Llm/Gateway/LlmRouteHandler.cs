@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using ProxyCore.Http;
+using ProxyCore.Llm.Cache;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Config;
@@ -37,6 +38,9 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly bool _weighted;
     private readonly int _totalWeight;
     private readonly byte[]? _providerHeader;
+    private readonly LlmResponseCache? _cache;
+    private readonly TimeSpan _cacheTtl;
+    private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
 
     public LlmRouteHandler(string routeId, LlmConfig config, ProxySnapshot snapshot, LlmStage stage)
     {
@@ -52,6 +56,11 @@ internal sealed class LlmRouteHandler : IRouteHandler
         _weighted = config.Strategy == "weighted";
         _totalWeight = _providers.Sum(p => p.Weight);
         _providerHeader = config.ProviderHeader is { } header ? Encoding.ASCII.GetBytes(header) : null;
+        if (config.Cache is { Exact: { } exact } cache)
+        {
+            _cache = stage.Cache(routeId, cache.MaxBytes);
+            _cacheTtl = exact.Ttl;
+        }
     }
 
     public async ValueTask HandleAsync(HttpExchange exchange, RouteModel route, IExchangeRecorder recorder)
@@ -131,8 +140,47 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 return;
             }
 
+            // Step 4b: the exact cache (a hit answers here; the provider is not called and nothing is billed).
+            LlmRequestKeys cacheKeys = default;
+            var directives = LlmCacheDirectives.Default;
+            LlmCacheResult cacheResult = LlmCacheResult.Bypass;
+            bool store = false;
+            if (_cache is not null)
+            {
+                if (request.TryGetValue("cache-control"u8, out var cacheControl))
+                {
+                    directives = CacheControl.Parse(cacheControl);
+                }
+                bool hashed = metered && api != LlmApi.Other &&
+                    LlmRequestHasher.TryHash(key?.Tenant ?? [], RequestApi(api), body.AsSpan(0, length), extractLastUserText: false, out cacheKeys);
+                if (!hashed || !(directives.Read || directives.Write))
+                {
+                    cacheResult = LlmCacheResult.Bypass;
+                }
+                else if (directives.Read && _cache.TryGet(cacheKeys.Exact, out var entry, directives.MaxAge) &&
+                    await TryServeCachedAsync(exchange, entry, api, info.Stream, info.IncludeUsage).ConfigureAwait(false))
+                {
+                    _stage.Metrics.RecordCache(LlmCacheResult.HitExact);
+                    key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                    log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, "cache-hit");
+                    return;
+                }
+                else
+                {
+                    // no-cache / max-age=0: not read, but the fresh answer is stored.
+                    cacheResult = directives.Read ? LlmCacheResult.Miss : LlmCacheResult.Bypass;
+                }
+                store = hashed && directives.Write;
+                _stage.Metrics.RecordCache(cacheResult);
+            }
+
             // Step 5 and 6: providers in order, the answer relayed and metered.
             var call = new LlmUpstreamCall(_stage, exchange, route, recorder, api);
+            if (_cache is not null)
+            {
+                call.CacheHeader = s_cacheHeader[(int)cacheResult];
+                call.CaptureLimit = store ? _cache.MaxEntryBytes : 0;
+            }
             int first = FirstProvider(request);
             bool anyServes = false;
             for (int n = 0; n < _providers.Length && !call.Finished; n++)
@@ -154,6 +202,12 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 if (call.Finished && metered)
                 {
                     log = Account(key, keyLabel, provider, mapped ?? info.Model ?? "", call, windowId, reserved);
+                }
+                if (call.Finished && call.Captured is { } captured)
+                {
+                    var format = call.CapturedStream ? LlmCachedFormat.EventStream
+                        : api switch { LlmApi.ChatCompletions => LlmCachedFormat.OpenAIChatJson, LlmApi.AnthropicMessages => LlmCachedFormat.AnthropicMessageJson, _ => LlmCachedFormat.OtherJson };
+                    _cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl);
                 }
             }
             if (!anyServes)
@@ -183,6 +237,90 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 ArrayPool<byte>.Shared.Return(rented);
             }
             recorder.RecordExchange(exchange, route, destination, upstreamTicks, log);
+        }
+    }
+
+    private static LlmRequestApi RequestApi(LlmApi api) => api switch
+    {
+        LlmApi.ChatCompletions => LlmRequestApi.OpenAIChat,
+        LlmApi.AnthropicMessages => LlmRequestApi.AnthropicMessages,
+        _ => LlmRequestApi.Other,
+    };
+
+    /// <summary>
+    /// Answers from a stored entry. JSON answers serve both kinds of client (a stream client gets the
+    /// replay as the provider's SSE events); a stored stream serves stream clients only. False: this
+    /// entry cannot serve this client (then it is a miss).
+    /// </summary>
+    private static async ValueTask<bool> TryServeCachedAsync(HttpExchange exchange, LlmCacheEntry entry, LlmApi api, bool stream, bool includeUsage)
+    {
+        var stored = ArrayPool<byte>.Shared.Rent(Math.Max(1, entry.BodyLength));
+        try
+        {
+            int length = entry.Decode(stored);
+            ReadOnlyMemory<byte> payload = stored.AsMemory(0, length);
+            bool sse = stream;
+            ArrayBufferWriter<byte>? replay = null;
+            if (!stream)
+            {
+                if (entry.Format == LlmCachedFormat.EventStream)
+                {
+                    return false;
+                }
+            }
+            else if (entry.Format == LlmCachedFormat.EventStream)
+            {
+                if (api == LlmApi.ChatCompletions && !includeUsage)
+                {
+                    // Stored with the usage chunk (asked for by us): this client did not ask for it.
+                    replay = new ArrayBufferWriter<byte>(length);
+                    var events = new SseEventSplitter();
+                    events.Append(new ReadOnlySequence<byte>(payload));
+                    while (events.TryTakeEvent(out var sseEvent))
+                    {
+                        if (!LlmResponseUsage.IsUsageOnlyChunk(sseEvent.Span))
+                        {
+                            replay.Write(sseEvent.Span);
+                        }
+                    }
+                    replay.Write(events.TakeRest().Span);
+                }
+            }
+            else
+            {
+                replay = new ArrayBufferWriter<byte>(length * 2 + 256);
+                bool replayed = entry.Format switch
+                {
+                    LlmCachedFormat.OpenAIChatJson => LlmStreamReplay.OpenAIChat(payload.Span, replay, includeUsage),
+                    LlmCachedFormat.AnthropicMessageJson => LlmStreamReplay.Anthropic(payload.Span, replay),
+                    _ => false,
+                };
+                if (!replayed)
+                {
+                    return false;
+                }
+            }
+            if (replay is not null)
+            {
+                payload = replay.WrittenMemory;
+            }
+            var response = exchange.Response;
+            response.Reset();
+            response.StatusCode = 200;
+            response.AddHeader("content-type"u8, sse ? "text/event-stream"u8 : "application/json"u8);
+            if (sse)
+            {
+                response.AddHeader("cache-control"u8, "no-cache"u8);
+            }
+            response.AddHeader("proxycore-cache"u8, s_cacheHeader[(int)LlmCacheResult.HitExact]);
+            await exchange.StartResponseAsync(BodyFraming.ContentLength, payload.Length, exchange.Aborted).ConfigureAwait(false);
+            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(payload), flush: false, exchange.Aborted).ConfigureAwait(false);
+            await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(stored);
         }
     }
 
@@ -375,4 +513,7 @@ internal sealed class LlmProvider
 internal sealed record LlmVirtualKey(LlmKeyConfig Config, byte[] Secret, LlmKeyBudget Budget)
 {
     public string Name => Config.Name;
+
+    /// <summary>The cache tenant: answers are never shared between keys.</summary>
+    public byte[] Tenant { get; } = Encoding.UTF8.GetBytes(Config.Name);
 }

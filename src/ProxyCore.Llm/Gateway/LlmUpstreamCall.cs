@@ -50,6 +50,21 @@ internal sealed class LlmUpstreamCall
     /// <summary>"completed", "error" (the provider answered with an error), "cut" (the stream broke) or "client-gone".</summary>
     public string Outcome { get; private set; } = "completed";
 
+    /// <summary>The <c>proxycore-cache</c> header value to add to the relayed answer; null: none (route without cache).</summary>
+    public byte[]? CacheHeader { get; set; }
+
+    /// <summary>Largest answer to keep a copy of for the exact cache; 0: keep none.</summary>
+    public int CaptureLimit { get; set; }
+
+    /// <summary>After a try: the whole answer when it was a complete 2xx within <see cref="CaptureLimit"/> (JSON, or the SSE events as the provider sent them); else null.</summary>
+    public ArrayBufferWriter<byte>? Captured { get; private set; }
+
+    /// <summary>True when <see cref="Captured"/> holds SSE events rather than a JSON body.</summary>
+    public bool CapturedStream { get; private set; }
+
+    private ArrayBufferWriter<byte>? _streamCapture;
+    private bool _captureOverflow;
+
     public async ValueTask TryAsync(LlmProvider provider, byte[] body, int length, bool hasBody, bool stripUsageChunk, bool last)
     {
         UpstreamTicks = 0;
@@ -310,6 +325,10 @@ internal sealed class LlmUpstreamCall
             }
         }
         response.AddHeader("proxycore-provider"u8, provider.NameBytes);
+        if (CacheHeader is not null)
+        {
+            response.AddHeader("proxycore-cache"u8, CacheHeader);
+        }
         if (!success)
         {
             Outcome = "error";
@@ -321,6 +340,10 @@ internal sealed class LlmUpstreamCall
         var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(_api)) : null;
         var events = sse ? new SseEventSplitter() : null;
         var copy = !sse && success && _api != LlmApi.Other ? new ArrayBufferWriter<byte>(4096) : null;
+        int copyLimit = Math.Max(MaxUsageCopyBytes, CaptureLimit);
+        _captureOverflow = false;
+        Captured = null;
+        _streamCapture = sse && success && CaptureLimit > 0 ? new ArrayBufferWriter<byte>(4096) : null;
         var chunked = new ChunkedDecoder();
         var trailers = new ResponseHead();
         bool bodyDone = framing == BodyFraming.None || (framing == BodyFraming.ContentLength && remaining == 0);
@@ -393,12 +416,16 @@ internal sealed class LlmUpstreamCall
                 }
                 else
                 {
-                    if (copy is not null && copy.WrittenCount + data.Length <= MaxUsageCopyBytes)
+                    if (copy is not null && copy.WrittenCount + data.Length <= copyLimit)
                     {
                         foreach (var segment in data)
                         {
                             copy.Write(segment.Span);
                         }
+                    }
+                    else
+                    {
+                        _captureOverflow = true;
                     }
                     await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
                 }
@@ -439,6 +466,12 @@ internal sealed class LlmUpstreamCall
             await EndCutAsync(sse).ConfigureAwait(false);
             return false;
         }
+        if (CaptureLimit > 0 && success && Outcome == "completed" && !_captureOverflow)
+        {
+            // Only a complete, successful answer is ever offered to the cache.
+            Captured = sse ? _streamCapture : copy is not null && copy.WrittenCount <= CaptureLimit ? copy : null;
+            CapturedStream = sse;
+        }
         await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
         return framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
     }
@@ -451,6 +484,7 @@ internal sealed class LlmUpstreamCall
         while (events.TryTakeEvent(out var sseEvent))
         {
             meter?.Observe(sseEvent.Span);
+            Capture(sseEvent.Span);
             if (stripUsageChunk && LlmResponseUsage.IsUsageOnlyChunk(sseEvent.Span))
             {
                 continue; // we asked for it; the client did not
@@ -468,10 +502,26 @@ internal sealed class LlmUpstreamCall
         events.Compact();
     }
 
+    /// <summary>Keeps a streamed event for the cache, usage chunk included (a later client may ask for it); past the limit the stream is not cached.</summary>
+    private void Capture(ReadOnlySpan<byte> sseEvent)
+    {
+        if (_streamCapture is null || _captureOverflow)
+        {
+            return;
+        }
+        if (_streamCapture.WrittenCount + sseEvent.Length > CaptureLimit)
+        {
+            _captureOverflow = true;
+            return;
+        }
+        _streamCapture.Write(sseEvent);
+    }
+
     private async ValueTask ForwardTailAsync(SseEventSplitter events, LlmStreamMeter? meter)
     {
         var tail = events.TakeRest();
         meter?.Observe(tail.Span);
+        Capture(tail.Span);
         await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(tail), flush: true, _exchange.Aborted).ConfigureAwait(false);
     }
 
