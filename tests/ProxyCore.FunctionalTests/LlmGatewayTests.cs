@@ -81,6 +81,12 @@ public sealed partial class LlmGatewayTests
                        "cache": { "exact": { "ttl": "1h" } } } },
             { "id": "cached-cut", "match": { "path": "/cached-cut/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "flaky", "type": "openai", "cluster": "cut3" } ], "cache": { "exact": { "ttl": "1h" } } } },
+            { "id": "redact-mask", "match": { "path": "/redact-mask/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" }, { "name": "claude", "type": "anthropic", "cluster": "mock" } ],
+                       "redact": { "pii": ["email", "credit-card"], "mode": "mask", "deny": ["ignore (all )?previous instructions"] } } },
+            { "id": "redact-block", "match": { "path": "/redact-block/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" }, { "name": "claude", "type": "anthropic", "cluster": "mock" } ],
+                       "redact": { "pii": ["email", "credit-card"], "mode": "block" } } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock", "models": { "gpt-4o-mini": "local-llama" } } ] } } ],
           "clusters": [

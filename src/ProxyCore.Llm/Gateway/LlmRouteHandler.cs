@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using ProxyCore.Http;
 using ProxyCore.Llm.Cache;
+using ProxyCore.Llm.Safety;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Config;
@@ -40,6 +41,9 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly byte[]? _providerHeader;
     private readonly LlmResponseCache? _cache;
     private readonly TimeSpan _cacheTtl;
+    private readonly PiiRedactor? _pii;
+    private readonly PiiMode _piiMode;
+    private readonly DenyPatterns? _deny;
     private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
 
     public LlmRouteHandler(string routeId, LlmConfig config, ProxySnapshot snapshot, LlmStage stage)
@@ -56,6 +60,17 @@ internal sealed class LlmRouteHandler : IRouteHandler
         _weighted = config.Strategy == "weighted";
         _totalWeight = _providers.Sum(p => p.Weight);
         _providerHeader = config.ProviderHeader is { } header ? Encoding.ASCII.GetBytes(header) : null;
+        if (config.Redact is { } redact)
+        {
+            var kinds = PiiKind.None;
+            foreach (var name in redact.Pii)
+            {
+                kinds |= PiiRedactor.TryParseKind(name, out var kind) ? kind : PiiKind.None;
+            }
+            _pii = kinds != PiiKind.None ? new PiiRedactor(kinds) : null;
+            _piiMode = redact.Mode == "block" ? PiiMode.Block : PiiMode.Mask;
+            _deny = redact.Deny is { Count: > 0 } deny ? new DenyPatterns(deny) : null;
+        }
         if (config.Cache is { Exact: { } exact } cache)
         {
             _cache = stage.Cache(routeId, cache.MaxBytes);
@@ -117,6 +132,31 @@ internal sealed class LlmRouteHandler : IRouteHandler
             {
                 await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
                 return;
+            }
+
+            // Step 3b: safety. Deny patterns and PII on the prompt, before it leaves (and before it is hashed:
+            // masked prompts that differ only in their personal data share a cache entry, as the provider saw them alike).
+            if (metered && (_pii is not null || _deny is not null))
+            {
+                var screen = Screen(body.AsSpan(0, length));
+                if (screen.Reason is not null)
+                {
+                    await RespondAsync(exchange, anthropic, 400, screen.Reason, screen.Message!).ConfigureAwait(false);
+                    return;
+                }
+                if (screen.Redacted is { } redacted)
+                {
+                    var replaced = ArrayPool<byte>.Shared.Rent(Math.Max(16, redacted.WrittenCount));
+                    redacted.WrittenSpan.CopyTo(replaced);
+                    ArrayPool<byte>.Shared.Return(body);
+                    rented = body = replaced;
+                    length = redacted.WrittenCount;
+                    if (!LlmRequestBody.TryRead(body.AsSpan(0, length), out info, out parseError))
+                    {
+                        await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
+                        return;
+                    }
+                }
             }
 
             // Step 4: budgets.
@@ -238,6 +278,82 @@ internal sealed class LlmRouteHandler : IRouteHandler
             }
             recorder.RecordExchange(exchange, route, destination, upstreamTicks, log);
         }
+    }
+
+    /// <summary>
+    /// Step 3b: a refusal (reason, message: the kinds or the pattern's index, never the matched text),
+    /// or the masked body when masking changed it, or nothing to do. Checks that time out fail closed.
+    /// </summary>
+    private (string? Reason, string? Message, ArrayBufferWriter<byte>? Redacted) Screen(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            if (_deny is not null && DeniedPattern(body) is { } denied)
+            {
+                return denied.TimedOut
+                    ? ("prompt-check-failed", "The prompt could not be checked against this route's deny patterns in time.", null)
+                    : ("prompt-denied", $"The prompt matches deny pattern {denied.PatternIndex} of this route.", null);
+            }
+            if (_pii is null)
+            {
+                return (null, null, null);
+            }
+            var output = _piiMode == PiiMode.Mask ? new ArrayBufferWriter<byte>(body.Length + 64) : null;
+            if (!PiiJsonRedactor.TryRedact(body, _pii, _piiMode, output, out var found))
+            {
+                return ("invalid-request-body", "The request body is not valid JSON.", null);
+            }
+            if (found == PiiKind.None)
+            {
+                return (null, null, null);
+            }
+            return _piiMode == PiiMode.Block
+                ? ("pii-detected", $"The prompt contains personal data ({KindNames(found)}); this route refuses such prompts.", null)
+                : (null, null, output);
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            return ("prompt-check-failed", "The prompt could not be checked for personal data in time.", null);
+        }
+    }
+
+    /// <summary>The first deny pattern found in a prompt string (the values of content, text, system, prompt, input, instructions).</summary>
+    private DenyMatch? DeniedPattern(ReadOnlySpan<byte> body)
+    {
+        var reader = new System.Text.Json.Utf8JsonReader(body, new System.Text.Json.JsonReaderOptions { MaxDepth = 64 });
+        bool prompt = false;
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType == System.Text.Json.JsonTokenType.PropertyName)
+                {
+                    prompt = reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("text"u8) || reader.ValueTextEquals("system"u8)
+                        || reader.ValueTextEquals("prompt"u8) || reader.ValueTextEquals("input"u8) || reader.ValueTextEquals("instructions"u8);
+                }
+                else if (prompt && reader.TokenType == System.Text.Json.JsonTokenType.String && _deny!.Match(reader.GetString()) is { } match)
+                {
+                    return match;
+                }
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Invalid JSON was refused in step 3 already; a body that reads differently here is not a match.
+        }
+        return null;
+    }
+
+    private static string KindNames(PiiKind found)
+    {
+        var names = new List<string>();
+        if ((found & PiiKind.Email) != 0) names.Add("email");
+        if ((found & PiiKind.Phone) != 0) names.Add("phone");
+        if ((found & PiiKind.CreditCard) != 0) names.Add("credit-card");
+        if ((found & PiiKind.Iban) != 0) names.Add("iban");
+        if ((found & PiiKind.UsSsn) != 0) names.Add("ssn");
+        if ((found & (PiiKind.IPv4 | PiiKind.IPv6)) != 0) names.Add("ip");
+        return string.Join(", ", names);
     }
 
     private static LlmRequestApi RequestApi(LlmApi api) => api switch

@@ -74,7 +74,7 @@ public sealed class LlmStage
 
     internal LlmKeyBudget Budget(string route, string key) => _budgets.GetOrAdd((route, key), _ => new LlmKeyBudget(_time));
 
-    /// <summary>Config keys that are checked but have no effect in this build (semantic cache, redact), to warn about at start.</summary>
+    /// <summary>Config keys that are checked but have no effect in this build (the semantic cache), to warn about at start.</summary>
     public static IEnumerable<string> NotAppliedNotes(ProxyConfig config)
     {
         for (int i = 0; i < config.Routes.Count; i++)
@@ -83,10 +83,6 @@ public sealed class LlmStage
             if (llm?.Cache?.Semantic is not null)
             {
                 yield return $"$.routes[{i}].llm.cache.semantic is validated but not applied by this build: only exact repeats are served from the cache";
-            }
-            if (llm?.Redact is not null)
-            {
-                yield return $"$.routes[{i}].llm.redact is validated but not applied by this build: prompts are sent unredacted";
             }
         }
     }

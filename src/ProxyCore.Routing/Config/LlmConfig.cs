@@ -128,4 +128,10 @@ public sealed class LlmRedactConfig
 
     /// <summary>"mask" (replace) or "block" (refuse the request with 400).</summary>
     public string Mode { get; set; } = "mask";
+
+    /// <summary>
+    /// Regexes (.NET syntax, matched case-insensitively in linear time: no backreferences or
+    /// lookarounds) refused in the prompt text with 400; absent: none.
+    /// </summary>
+    public IReadOnlyList<string>? Deny { get; set; }
 }
