@@ -87,6 +87,12 @@ public sealed partial class LlmGatewayTests
             { "id": "redact-block", "match": { "path": "/redact-block/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" }, { "name": "claude", "type": "anthropic", "cluster": "mock" } ],
                        "redact": { "pii": ["email", "credit-card"], "mode": "block" } } },
+            { "id": "to-anthropic", "match": { "path": "/to-anthropic/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "claude", "type": "anthropic", "cluster": "mock", "models": { "gpt-4o-mini": "claude-haiku-4-5" } } ] } },
+            { "id": "to-openai", "match": { "path": "/to-openai/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "gpt", "type": "openai", "cluster": "mock", "models": { "claude-haiku-4-5": "gpt-4o-mini" } } ] } },
+            { "id": "to-anthropic-cut", "match": { "path": "/to-anthropic-cut/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "claude", "type": "anthropic", "cluster": "cut3" } ] } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock", "models": { "gpt-4o-mini": "local-llama" } } ] } } ],
           "clusters": [

@@ -4,6 +4,7 @@ using System.Text;
 using ProxyCore.Http;
 using ProxyCore.Llm.Cache;
 using ProxyCore.Llm.Safety;
+using ProxyCore.Llm.Translation;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Config;
@@ -223,19 +224,50 @@ internal sealed class LlmRouteHandler : IRouteHandler
             }
             int first = FirstProvider(request);
             bool anyServes = false;
-            for (int n = 0; n < _providers.Length && !call.Finished; n++)
+            // Providers that speak the client's API first, in order; then those reached by translation.
+            int triesLeft = 0;
+            foreach (var p in _providers)
+            {
+                triesLeft += LlmApis.Reachable(api, p.Anthropic) ? 1 : 0;
+            }
+            for (int n = 0; n < 2 * _providers.Length && !call.Finished; n++)
             {
                 var provider = _providers[(first + n) % _providers.Length];
-                if (!LlmApis.ServedBy(api, provider.Anthropic))
+                bool native = n < _providers.Length;
+                if (native ? !LlmApis.ServedBy(api, provider.Anthropic) : !LlmApis.Translates(api, provider.Anthropic))
                 {
                     continue;
                 }
                 anyServes = true;
-                bool last = !HasLaterProvider(api, first, n);
+                bool last = --triesLeft == 0;
                 string? mapped = info.Model is not null && provider.Models.TryGetValue(info.Model, out var m) ? m : null;
-                bool inject = api == LlmApi.ChatCompletions && info.Stream && !info.IncludeUsage;
+                bool translating = LlmApis.Translates(api, provider.Anthropic);
+                bool inject = !translating && api == LlmApi.ChatCompletions && info.Stream && !info.IncludeUsage;
                 int payloadLength = length;
-                var payload = metered ? info.Rewrite(body, length, mapped, inject, out payloadLength) : body;
+                byte[] payload;
+                if (translating)
+                {
+                    try
+                    {
+                        payload = api == LlmApi.ChatCompletions
+                            ? LlmTranslation.OpenAIToAnthropicRequest(body.AsSpan(0, length), mapped ?? info.Model)
+                            : LlmTranslation.AnthropicToOpenAIRequest(body.AsSpan(0, length), mapped ?? info.Model, includeUsageInStream: true);
+                    }
+                    catch (LlmTranslationException e)
+                    {
+                        await RespondAsync(exchange, anthropic, 400, "untranslatable-request",
+                            $"Provider '{provider.Name}' speaks the other API and this request cannot be translated: {e.Message}").ConfigureAwait(false);
+                        key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                        return;
+                    }
+                    payloadLength = payload.Length;
+                }
+                else
+                {
+                    payload = metered ? info.Rewrite(body, length, mapped, inject, out payloadLength) : body;
+                }
+                call.Translating = translating;
+                call.ClientIncludeUsage = info.IncludeUsage;
                 await call.TryAsync(provider, payload, payloadLength, hasBody: exchange.HasRequestBody, stripUsageChunk: inject, last).ConfigureAwait(false);
                 destination = call.Destination ?? destination;
                 upstreamTicks += call.UpstreamTicks;
@@ -459,18 +491,6 @@ internal sealed class LlmRouteHandler : IRouteHandler
         long cachedTokens = Math.Max(0, cached);
         long uncached = Math.Max(0, prompt) - (anthropic ? 0 : cachedTokens);
         return (Math.Max(0, uncached) * price.InputPer1M + cachedTokens * (price.CachedInputPer1M ?? price.InputPer1M) + Math.Max(0, completion) * price.OutputPer1M) / 1_000_000;
-    }
-
-    private bool HasLaterProvider(LlmApi api, int first, int n)
-    {
-        for (int later = n + 1; later < _providers.Length; later++)
-        {
-            if (LlmApis.ServedBy(api, _providers[(first + later) % _providers.Length].Anthropic))
-            {
-                return true;
-            }
-        }
-        return false;
     }
 
     /// <summary>Which provider gets the first try: the one the provider header names, a weighted pick, or the first.</summary>
