@@ -93,6 +93,9 @@ public sealed partial class LlmGatewayTests
               "llm": { "providers": [ { "name": "gpt", "type": "openai", "cluster": "mock", "models": { "claude-haiku-4-5": "gpt-4o-mini" } } ] } },
             { "id": "to-anthropic-cut", "match": { "path": "/to-anthropic-cut/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "claude", "type": "anthropic", "cluster": "cut3" } ] } },
+            { "id": "semantic", "match": { "path": "/semantic/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
+                       "cache": { "semantic": { "embedder": "builtin", "ttl": "1h" } } } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock", "models": { "gpt-4o-mini": "local-llama" } } ] } } ],
           "clusters": [

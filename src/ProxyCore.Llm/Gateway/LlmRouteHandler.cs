@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using ProxyCore.Http;
 using ProxyCore.Llm.Cache;
+using ProxyCore.Llm.Embeddings;
 using ProxyCore.Llm.Safety;
 using ProxyCore.Llm.Translation;
 using ProxyCore.Proxy.Relay;
@@ -42,9 +43,15 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly byte[]? _providerHeader;
     private readonly LlmResponseCache? _cache;
     private readonly TimeSpan _cacheTtl;
+    private readonly bool _exactLookup;
+    private readonly SemanticCache? _semantic;
+    private readonly BuiltinEmbedder? _embedder;
+    private readonly float _threshold;
+    private readonly TimeSpan _semanticTtl;
     private readonly PiiRedactor? _pii;
     private readonly PiiMode _piiMode;
     private readonly DenyPatterns? _deny;
+    private static readonly BuiltinEmbedder s_builtinEmbedder = new();
     private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
 
     public LlmRouteHandler(string routeId, LlmConfig config, ProxySnapshot snapshot, LlmStage stage)
@@ -72,10 +79,23 @@ internal sealed class LlmRouteHandler : IRouteHandler
             _piiMode = redact.Mode == "block" ? PiiMode.Block : PiiMode.Mask;
             _deny = redact.Deny is { Count: > 0 } deny ? new DenyPatterns(deny) : null;
         }
-        if (config.Cache is { Exact: { } exact } cache)
+        if (config.Cache is { } cache)
         {
-            _cache = stage.Cache(routeId, cache.MaxBytes);
-            _cacheTtl = exact.Ttl;
+            // The answer store serves both lookups: the semantic index only points into it.
+            var semantic = cache.Semantic is { Embedder: "builtin" } s ? s : null;
+            if (cache.Exact is not null || semantic is not null)
+            {
+                _cache = stage.Cache(routeId, cache.MaxBytes);
+                _exactLookup = cache.Exact is not null;
+                _cacheTtl = TimeSpan.FromTicks(Math.Max(cache.Exact?.Ttl.Ticks ?? 0, semantic?.Ttl.Ticks ?? 0));
+            }
+            if (semantic is not null)
+            {
+                _embedder = s_builtinEmbedder;
+                _semantic = stage.Semantic(routeId, _embedder.Dimensions);
+                _threshold = (float)(semantic.Threshold ?? SemanticCacheDefaults.BuiltinThreshold);
+                _semanticTtl = semantic.Ttl;
+            }
         }
     }
 
@@ -88,6 +108,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
         long upstreamTicks = 0;
         LlmLogFields? log = null;
         byte[]? rented = null;
+        float[]? vector = null;
         try
         {
             // Step 1: virtual key.
@@ -181,11 +202,12 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 return;
             }
 
-            // Step 4b: the exact cache (a hit answers here; the provider is not called and nothing is billed).
+            // Step 4b: the cache, exact then semantic (a hit answers here; the provider is not called and nothing is billed).
             LlmRequestKeys cacheKeys = default;
             var directives = LlmCacheDirectives.Default;
             LlmCacheResult cacheResult = LlmCacheResult.Bypass;
             bool store = false;
+            GuardSignature guards = default;
             if (_cache is not null)
             {
                 if (request.TryGetValue("cache-control"u8, out var cacheControl))
@@ -193,24 +215,37 @@ internal sealed class LlmRouteHandler : IRouteHandler
                     directives = CacheControl.Parse(cacheControl);
                 }
                 bool hashed = metered && api != LlmApi.Other &&
-                    LlmRequestHasher.TryHash(key?.Tenant ?? [], RequestApi(api), body.AsSpan(0, length), extractLastUserText: false, out cacheKeys);
-                if (!hashed || !(directives.Read || directives.Write))
+                    LlmRequestHasher.TryHash(key?.Tenant ?? [], RequestApi(api), body.AsSpan(0, length), extractLastUserText: _semantic is not null, out cacheKeys);
+                if (hashed && _semantic is not null && cacheKeys.LastUserText is { } question && (directives.Read || directives.Write))
                 {
-                    cacheResult = LlmCacheResult.Bypass;
+                    vector = ArrayPool<float>.Shared.Rent(_embedder!.Dimensions);
+                    _embedder.Embed(question, vector.AsSpan(0, _embedder.Dimensions));
+                    guards = SemanticGuards.Compute(question);
                 }
-                else if (directives.Read && _cache.TryGet(cacheKeys.Exact, out var entry, directives.MaxAge) &&
-                    await TryServeCachedAsync(exchange, entry, api, info.Stream, info.IncludeUsage).ConfigureAwait(false))
+                LlmCacheEntry? entry = null;
+                var hit = LlmCacheResult.HitExact;
+                if (hashed && directives.Read)
                 {
-                    _stage.Metrics.RecordCache(LlmCacheResult.HitExact);
+                    if (!(_exactLookup && _cache.TryGet(cacheKeys.Exact, out entry, directives.MaxAge)))
+                    {
+                        entry = null;
+                        if (vector is not null && _semantic!.TryFind(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, _threshold, out var match, out _) &&
+                            _cache.TryGet(match.ExactKey, out var similar, directives.MaxAge))
+                        {
+                            entry = similar;
+                            hit = LlmCacheResult.HitSemantic;
+                        }
+                    }
+                }
+                if (entry is not null && await TryServeCachedAsync(exchange, entry, api, info.Stream, info.IncludeUsage, hit).ConfigureAwait(false))
+                {
+                    _stage.Metrics.RecordCache(hit);
                     key?.Budget.Reconcile(windowId, reserved, 0, 0);
-                    log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, "cache-hit");
+                    log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, hit == LlmCacheResult.HitExact ? "cache-hit-exact" : "cache-hit-semantic");
                     return;
                 }
-                else
-                {
-                    // no-cache / max-age=0: not read, but the fresh answer is stored.
-                    cacheResult = directives.Read ? LlmCacheResult.Miss : LlmCacheResult.Bypass;
-                }
+                // no-store: neither read nor write; no-cache / max-age=0: not read, but the fresh answer is stored.
+                cacheResult = hashed && directives.Read ? LlmCacheResult.Miss : LlmCacheResult.Bypass;
                 store = hashed && directives.Write;
                 _stage.Metrics.RecordCache(cacheResult);
             }
@@ -279,7 +314,10 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 {
                     var format = call.CapturedStream ? LlmCachedFormat.EventStream
                         : api switch { LlmApi.ChatCompletions => LlmCachedFormat.OpenAIChatJson, LlmApi.AnthropicMessages => LlmCachedFormat.AnthropicMessageJson, _ => LlmCachedFormat.OtherJson };
-                    _cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl);
+                    if (_cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl) == LlmCacheStoreResult.Stored && vector is not null)
+                    {
+                        _semantic!.Add(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, cacheKeys.Exact, _semanticTtl);
+                    }
                 }
             }
             if (!anyServes)
@@ -307,6 +345,10 @@ internal sealed class LlmRouteHandler : IRouteHandler
             if (rented is not null)
             {
                 ArrayPool<byte>.Shared.Return(rented);
+            }
+            if (vector is not null)
+            {
+                ArrayPool<float>.Shared.Return(vector);
             }
             recorder.RecordExchange(exchange, route, destination, upstreamTicks, log);
         }
@@ -400,7 +442,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     /// replay as the provider's SSE events); a stored stream serves stream clients only. False: this
     /// entry cannot serve this client (then it is a miss).
     /// </summary>
-    private static async ValueTask<bool> TryServeCachedAsync(HttpExchange exchange, LlmCacheEntry entry, LlmApi api, bool stream, bool includeUsage)
+    private static async ValueTask<bool> TryServeCachedAsync(HttpExchange exchange, LlmCacheEntry entry, LlmApi api, bool stream, bool includeUsage, LlmCacheResult hit)
     {
         var stored = ArrayPool<byte>.Shared.Rent(Math.Max(1, entry.BodyLength));
         try
@@ -460,7 +502,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
             {
                 response.AddHeader("cache-control"u8, "no-cache"u8);
             }
-            response.AddHeader("proxycore-cache"u8, s_cacheHeader[(int)LlmCacheResult.HitExact]);
+            response.AddHeader("proxycore-cache"u8, s_cacheHeader[(int)hit]);
             await exchange.StartResponseAsync(BodyFraming.ContentLength, payload.Length, exchange.Aborted).ConfigureAwait(false);
             await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(payload), flush: false, exchange.Aborted).ConfigureAwait(false);
             await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);

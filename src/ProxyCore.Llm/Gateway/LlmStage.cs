@@ -21,6 +21,7 @@ public sealed class LlmStage
     private readonly Http1Limits _limits;
     private readonly ConcurrentDictionary<(string Route, string Key), LlmKeyBudget> _budgets = new();
     private readonly ConcurrentDictionary<string, LlmResponseCache> _caches = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SemanticCache> _semantic = new(StringComparer.Ordinal);
 
     public LlmStage(UpstreamConnectionPool pool, ProxyMetrics metrics, Http1Limits? limits = null, TimeProvider? time = null)
     {
@@ -72,17 +73,29 @@ public sealed class LlmStage
         }
     }
 
+    /// <summary>The semantic index of a route (kept across reloads, like its answer store).</summary>
+    internal SemanticCache Semantic(string route, int dimensions)
+    {
+        var index = _semantic.GetOrAdd(route, _ => new SemanticCache(dimensions, timeProvider: _time));
+        if (index.Dimensions != dimensions)
+        {
+            index = new SemanticCache(dimensions, timeProvider: _time);
+            _semantic[route] = index;
+        }
+        return index;
+    }
+
     internal LlmKeyBudget Budget(string route, string key) => _budgets.GetOrAdd((route, key), _ => new LlmKeyBudget(_time));
 
-    /// <summary>Config keys that are checked but have no effect in this build (the semantic cache), to warn about at start.</summary>
+    /// <summary>Config keys that are checked but have no effect in this build (semantic-cache embedders other than builtin), to warn about at start.</summary>
     public static IEnumerable<string> NotAppliedNotes(ProxyConfig config)
     {
         for (int i = 0; i < config.Routes.Count; i++)
         {
             var llm = config.Routes[i].Llm;
-            if (llm?.Cache?.Semantic is not null)
+            if (llm?.Cache?.Semantic is { Embedder: not "builtin" } semantic)
             {
-                yield return $"$.routes[{i}].llm.cache.semantic is validated but not applied by this build: only exact repeats are served from the cache";
+                yield return $"$.routes[{i}].llm.cache.semantic.embedder '{semantic.Embedder}' is not available in this build: the semantic cache is off for this route (use \"builtin\")";
             }
         }
     }

@@ -186,7 +186,7 @@ internal sealed partial class ConfigValidator
         }
         if (cache.Semantic is { } semantic)
         {
-            if (!(semantic.Threshold > 0 && semantic.Threshold <= 1))
+            if (semantic.Threshold is { } threshold && !(threshold > 0 && threshold <= 1))
             {
                 Error(path + ".semantic.threshold", "must be in (0, 1]");
             }

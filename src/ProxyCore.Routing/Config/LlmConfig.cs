@@ -111,8 +111,8 @@ public sealed class LlmExactCacheConfig
 
 public sealed class LlmSemanticCacheConfig
 {
-    /// <summary>Cosine similarity a hit needs, in (0, 1].</summary>
-    public double Threshold { get; set; } = 0.92;
+    /// <summary>Cosine similarity a hit needs, in (0, 1]; absent: the embedder's measured default (builtin 0.80, local 0.90).</summary>
+    public double? Threshold { get; set; }
 
     /// <summary>"builtin" (zero dependency), "local" (MiniLM) or "openai" (an embeddings endpoint).</summary>
     public string Embedder { get; set; } = "builtin";
