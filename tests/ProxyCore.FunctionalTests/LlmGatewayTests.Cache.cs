@@ -175,4 +175,21 @@ public sealed partial class LlmGatewayTests
         Assert.Equal(HelloPromptTokens, Series(metrics, PromptSeries("claude", "claude-haiku-4-5")));
         Assert.Equal(2, Series(metrics, CacheSeries("hit-exact")));
     }
+
+    [Fact]
+    public async Task ExactCache_IdenticalConcurrentMisses_CallTheProviderOnce()
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+
+        // The provider takes 300 ms to answer: all five arrive while the first is in flight.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => PostAsync(client, "/cached-slow/v1/chat/completions", CachedPrompt)));
+
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.Status));
+        Assert.Single(answers, a => a.Cache == "miss");
+        Assert.Equal(4, answers.Count(a => a.Cache == "hit-exact"));
+        Assert.Single(answers.Select(a => a.Body).Distinct());
+        var metrics = await host.MetricsAsync();
+        Assert.Equal(HelloPromptTokens, Series(metrics, PromptSeries()));
+    }
 }

@@ -96,6 +96,8 @@ public sealed partial class LlmGatewayTests
             { "id": "semantic", "match": { "path": "/semantic/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
                        "cache": { "semantic": { "embedder": "builtin", "ttl": "1h" } } } },
+            { "id": "cached-slow", "match": { "path": "/cached-slow/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "latency300" } ], "cache": { "exact": { "ttl": "1h" } } } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock", "models": { "gpt-4o-mini": "local-llama" } } ] } } ],
           "clusters": [
@@ -103,6 +105,7 @@ public sealed partial class LlmGatewayTests
             { "id": "status503", "destinations": [ { "address": "{UP}/_mock/status/503" } ] },
             { "id": "status429", "destinations": [ { "address": "{UP}/_mock/status/429" } ] },
             { "id": "cut3", "destinations": [ { "address": "{UP}/_mock/cut-after/3" } ] },
+            { "id": "latency300", "destinations": [ { "address": "{UP}/_mock/latency-ms/300" } ] },
             { "id": "latency5s", "destinations": [ { "address": "{UP}/_mock/latency-ms/5000" } ] },
             { "id": "refused", "connectTimeout": "1s", "destinations": [ { "address": "http://127.0.0.1:1" } ] } ] }
         """;

@@ -44,6 +44,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly LlmResponseCache? _cache;
     private readonly TimeSpan _cacheTtl;
     private readonly bool _exactLookup;
+    private readonly RequestCoalescer<UInt128, bool> _coalescer = new();
     private readonly SemanticCache? _semantic;
     private readonly BuiltinEmbedder? _embedder;
     private readonly float _threshold;
@@ -109,6 +110,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
         LlmLogFields? log = null;
         byte[]? rented = null;
         float[]? vector = null;
+        TaskCompletionSource<bool>? leading = null;
         try
         {
             // Step 1: virtual key.
@@ -239,7 +241,6 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 }
                 if (entry is not null && await TryServeCachedAsync(exchange, entry, api, info.Stream, info.IncludeUsage, hit).ConfigureAwait(false))
                 {
-                    _stage.Metrics.RecordCache(hit);
                     key?.Budget.Reconcile(windowId, reserved, 0, 0);
                     log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, hit == LlmCacheResult.HitExact ? "cache-hit-exact" : "cache-hit-semantic");
                     return;
@@ -247,6 +248,38 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 // no-store: neither read nor write; no-cache / max-age=0: not read, but the fresh answer is stored.
                 cacheResult = hashed && directives.Read ? LlmCacheResult.Miss : LlmCacheResult.Bypass;
                 store = hashed && directives.Write;
+
+                // Identical non-stream misses in flight at once: one goes to the provider, the others wait
+                // for its stored answer (streams are never held back: they would lose their first tokens).
+                if (cacheResult == LlmCacheResult.Miss && store && !info.Stream)
+                {
+                    bool leader = false;
+                    var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    var run = _coalescer.RunAsync(cacheKeys.Exact, _ => { leader = true; return done.Task; }, route.Timeout, exchange.Aborted);
+                    if (leader)
+                    {
+                        leading = done;
+                    }
+                    else
+                    {
+                        bool stored;
+                        try
+                        {
+                            stored = (await run.ConfigureAwait(false)).Value;
+                        }
+                        catch (TimeoutException)
+                        {
+                            stored = false; // the leader is slow: ask the provider ourselves
+                        }
+                        if (stored && _cache.TryGet(cacheKeys.Exact, out var led) &&
+                            await TryServeCachedAsync(exchange, led, api, info.Stream, info.IncludeUsage, LlmCacheResult.HitExact).ConfigureAwait(false))
+                        {
+                            key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                            log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, "cache-hit-coalesced");
+                            return;
+                        }
+                    }
+                }
                 _stage.Metrics.RecordCache(cacheResult);
             }
 
@@ -314,10 +347,12 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 {
                     var format = call.CapturedStream ? LlmCachedFormat.EventStream
                         : api switch { LlmApi.ChatCompletions => LlmCachedFormat.OpenAIChatJson, LlmApi.AnthropicMessages => LlmCachedFormat.AnthropicMessageJson, _ => LlmCachedFormat.OtherJson };
-                    if (_cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl) == LlmCacheStoreResult.Stored && vector is not null)
+                    bool stored = _cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl) == LlmCacheStoreResult.Stored;
+                    if (stored && vector is not null)
                     {
                         _semantic!.Add(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, cacheKeys.Exact, _semanticTtl);
                     }
+                    leading?.TrySetResult(stored);
                 }
             }
             if (!anyServes)
@@ -350,6 +385,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
             {
                 ArrayPool<float>.Shared.Return(vector);
             }
+            leading?.TrySetResult(false); // followers of a leader that stored nothing go upstream themselves
             recorder.RecordExchange(exchange, route, destination, upstreamTicks, log);
         }
     }
@@ -442,7 +478,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     /// replay as the provider's SSE events); a stored stream serves stream clients only. False: this
     /// entry cannot serve this client (then it is a miss).
     /// </summary>
-    private static async ValueTask<bool> TryServeCachedAsync(HttpExchange exchange, LlmCacheEntry entry, LlmApi api, bool stream, bool includeUsage, LlmCacheResult hit)
+    private async ValueTask<bool> TryServeCachedAsync(HttpExchange exchange, LlmCacheEntry entry, LlmApi api, bool stream, bool includeUsage, LlmCacheResult hit)
     {
         var stored = ArrayPool<byte>.Shared.Rent(Math.Max(1, entry.BodyLength));
         try
@@ -503,6 +539,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 response.AddHeader("cache-control"u8, "no-cache"u8);
             }
             response.AddHeader("proxycore-cache"u8, s_cacheHeader[(int)hit]);
+            _stage.Metrics.RecordCache(hit); // before the answer: a client that saw it sees the count
             await exchange.StartResponseAsync(BodyFraming.ContentLength, payload.Length, exchange.Aborted).ConfigureAwait(false);
             await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(payload), flush: false, exchange.Aborted).ConfigureAwait(false);
             await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
