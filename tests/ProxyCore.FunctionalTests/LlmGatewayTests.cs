@@ -20,7 +20,7 @@ namespace ProxyCore.FunctionalTests;
 /// the mock LLM upstream, over real loopback sockets. Every test gets its own proxy, so the token
 /// figures on /metrics are exactly the mock's usage numbers.
 /// </summary>
-public sealed class LlmGatewayTests
+public sealed partial class LlmGatewayTests
 {
     private const string TeamKey = "pc-test-team-a";
     private const string ProviderKey = "sk-test-provider";
@@ -32,6 +32,7 @@ public sealed class LlmGatewayTests
         Environment.SetEnvironmentVariable("PCT_LLM_RPM1", "pc-test-rpm1");
         Environment.SetEnvironmentVariable("PCT_LLM_TPM", "pc-test-tpm");
         Environment.SetEnvironmentVariable("PCT_LLM_PROVIDER", ProviderKey);
+        Environment.SetEnvironmentVariable("PCT_LLM_TEAM_B", "pc-test-team-b");
     }
 
     // One route per scenario; providers are clusters in front of the same mock ("/_mock/NAME/VALUE" prefixes make one misbehave).
@@ -71,6 +72,32 @@ public sealed class LlmGatewayTests
             { "id": "weighted", "match": { "path": "/weighted/" }, "cluster": "mock",
               "llm": { "strategy": "weighted",
                        "providers": [ { "name": "never", "type": "openai", "cluster": "mock", "weight": 0 }, { "name": "always", "type": "openai", "cluster": "mock", "weight": 3 } ] } },
+            { "id": "cached", "match": { "path": "/cached/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" }, { "name": "claude", "type": "anthropic", "cluster": "mock" } ],
+                       "cache": { "exact": { "ttl": "1h" }, "maxBytes": "1MB" } } },
+            { "id": "cached-keyed", "match": { "path": "/cached-keyed/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
+                       "keys": [ { "name": "team-a", "key": "env:PCT_LLM_TEAM_A" }, { "name": "team-b", "key": "env:PCT_LLM_TEAM_B" } ],
+                       "cache": { "exact": { "ttl": "1h" } } } },
+            { "id": "cached-cut", "match": { "path": "/cached-cut/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "flaky", "type": "openai", "cluster": "cut3" } ], "cache": { "exact": { "ttl": "1h" } } } },
+            { "id": "redact-mask", "match": { "path": "/redact-mask/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" }, { "name": "claude", "type": "anthropic", "cluster": "mock" } ],
+                       "redact": { "pii": ["email", "credit-card"], "mode": "mask", "deny": ["ignore (all )?previous instructions"] } } },
+            { "id": "redact-block", "match": { "path": "/redact-block/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" }, { "name": "claude", "type": "anthropic", "cluster": "mock" } ],
+                       "redact": { "pii": ["email", "credit-card"], "mode": "block" } } },
+            { "id": "to-anthropic", "match": { "path": "/to-anthropic/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "claude", "type": "anthropic", "cluster": "mock", "models": { "gpt-4o-mini": "claude-haiku-4-5" } } ] } },
+            { "id": "to-openai", "match": { "path": "/to-openai/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "gpt", "type": "openai", "cluster": "mock", "models": { "claude-haiku-4-5": "gpt-4o-mini" } } ] } },
+            { "id": "to-anthropic-cut", "match": { "path": "/to-anthropic-cut/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "claude", "type": "anthropic", "cluster": "cut3" } ] } },
+            { "id": "semantic", "match": { "path": "/semantic/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
+                       "cache": { "semantic": { "embedder": "builtin", "ttl": "1h" } } } },
+            { "id": "cached-slow", "match": { "path": "/cached-slow/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "latency300" } ], "cache": { "exact": { "ttl": "1h" } } } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock", "models": { "gpt-4o-mini": "local-llama" } } ] } } ],
           "clusters": [
@@ -78,6 +105,7 @@ public sealed class LlmGatewayTests
             { "id": "status503", "destinations": [ { "address": "{UP}/_mock/status/503" } ] },
             { "id": "status429", "destinations": [ { "address": "{UP}/_mock/status/429" } ] },
             { "id": "cut3", "destinations": [ { "address": "{UP}/_mock/cut-after/3" } ] },
+            { "id": "latency300", "destinations": [ { "address": "{UP}/_mock/latency-ms/300" } ] },
             { "id": "latency5s", "destinations": [ { "address": "{UP}/_mock/latency-ms/5000" } ] },
             { "id": "refused", "connectTimeout": "1s", "destinations": [ { "address": "http://127.0.0.1:1" } ] } ] }
         """;

@@ -41,6 +41,13 @@ internal static class LlmApis
     /// <summary>True when a provider of this type serves the API as is (translation between the shapes is a separate library).</summary>
     public static bool ServedBy(LlmApi api, bool anthropicProvider) => api == LlmApi.AnthropicMessages ? anthropicProvider : !anthropicProvider;
 
+    /// <summary>True when the provider speaks the other of Chat Completions and Messages: the stage translates both ways.</summary>
+    public static bool Translates(LlmApi api, bool anthropicProvider) =>
+        (api == LlmApi.ChatCompletions && anthropicProvider) || (api == LlmApi.AnthropicMessages && !anthropicProvider);
+
+    /// <summary>A provider of this type can answer the API, as is or translated.</summary>
+    public static bool Reachable(LlmApi api, bool anthropicProvider) => ServedBy(api, anthropicProvider) || Translates(api, anthropicProvider);
+
     public static Sse.LlmStreamFormat StreamFormat(LlmApi api) => api switch
     {
         LlmApi.Responses => Sse.LlmStreamFormat.OpenAIResponses,

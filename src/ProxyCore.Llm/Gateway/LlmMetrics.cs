@@ -15,6 +15,13 @@ public sealed class LlmMetrics
     private const double NanoPerUsd = 1e9;
     private readonly ConcurrentDictionary<(string Kind, string Key, string Model, string Provider), Counter> _tokens = new();
     private readonly ConcurrentDictionary<(string Key, string Model), Counter> _cost = new();
+    private readonly long[] _cache = new long[s_cacheResults.Length];
+    private static readonly string[] s_cacheResults = ["hit-exact", "hit-semantic", "miss", "bypass"];
+
+    /// <summary>One lookup's result for <c>proxycore_llm_cache_total{result}</c>.</summary>
+    public void RecordCache(LlmCacheResult result) => Interlocked.Increment(ref _cache[(int)result]);
+
+    public long CacheCount(LlmCacheResult result) => Volatile.Read(ref _cache[(int)result]);
 
     public void Record(string key, string model, string provider, long prompt, long completion, long cached, double costUsd)
     {
@@ -58,10 +65,29 @@ public sealed class LlmMetrics
             sb.Append("proxycore_llm_cost_usd_total{key=\"").Append(ProxyMetrics.Escape(labels.Key)).Append("\",model=\"").Append(ProxyMetrics.Escape(labels.Model))
                 .Append("\"} ").Append((Volatile.Read(ref counter.Value) / NanoPerUsd).ToString("0.#########", CultureInfo.InvariantCulture)).Append('\n');
         }
+        ExportCache(sb);
+    }
+
+    private void ExportCache(StringBuilder sb)
+    {
+        sb.Append("# HELP proxycore_llm_cache_total LLM answer cache lookups by result (hit-exact, hit-semantic, miss, bypass).\n# TYPE proxycore_llm_cache_total counter\n");
+        for (int i = 0; i < s_cacheResults.Length; i++)
+        {
+            sb.Append("proxycore_llm_cache_total{result=\"").Append(s_cacheResults[i]).Append("\"} ").Append(Volatile.Read(ref _cache[i])).Append('\n');
+        }
     }
 
     private sealed class Counter
     {
         public long Value;
     }
+}
+
+/// <summary>The <c>result</c> label of <c>proxycore_llm_cache_total</c> (and the <c>proxycore-cache</c> answer header).</summary>
+public enum LlmCacheResult
+{
+    HitExact,
+    HitSemantic,
+    Miss,
+    Bypass,
 }

@@ -2,6 +2,10 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using ProxyCore.Http;
+using ProxyCore.Llm.Cache;
+using ProxyCore.Llm.Embeddings;
+using ProxyCore.Llm.Safety;
+using ProxyCore.Llm.Translation;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Config;
@@ -37,6 +41,19 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly bool _weighted;
     private readonly int _totalWeight;
     private readonly byte[]? _providerHeader;
+    private readonly LlmResponseCache? _cache;
+    private readonly TimeSpan _cacheTtl;
+    private readonly bool _exactLookup;
+    private readonly RequestCoalescer<UInt128, bool> _coalescer = new();
+    private readonly SemanticCache? _semantic;
+    private readonly BuiltinEmbedder? _embedder;
+    private readonly float _threshold;
+    private readonly TimeSpan _semanticTtl;
+    private readonly PiiRedactor? _pii;
+    private readonly PiiMode _piiMode;
+    private readonly DenyPatterns? _deny;
+    private static readonly BuiltinEmbedder s_builtinEmbedder = new();
+    private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
 
     public LlmRouteHandler(string routeId, LlmConfig config, ProxySnapshot snapshot, LlmStage stage)
     {
@@ -52,6 +69,35 @@ internal sealed class LlmRouteHandler : IRouteHandler
         _weighted = config.Strategy == "weighted";
         _totalWeight = _providers.Sum(p => p.Weight);
         _providerHeader = config.ProviderHeader is { } header ? Encoding.ASCII.GetBytes(header) : null;
+        if (config.Redact is { } redact)
+        {
+            var kinds = PiiKind.None;
+            foreach (var name in redact.Pii)
+            {
+                kinds |= PiiRedactor.TryParseKind(name, out var kind) ? kind : PiiKind.None;
+            }
+            _pii = kinds != PiiKind.None ? new PiiRedactor(kinds) : null;
+            _piiMode = redact.Mode == "block" ? PiiMode.Block : PiiMode.Mask;
+            _deny = redact.Deny is { Count: > 0 } deny ? new DenyPatterns(deny) : null;
+        }
+        if (config.Cache is { } cache)
+        {
+            // The answer store serves both lookups: the semantic index only points into it.
+            var semantic = cache.Semantic is { Embedder: "builtin" } s ? s : null;
+            if (cache.Exact is not null || semantic is not null)
+            {
+                _cache = stage.Cache(routeId, cache.MaxBytes);
+                _exactLookup = cache.Exact is not null;
+                _cacheTtl = TimeSpan.FromTicks(Math.Max(cache.Exact?.Ttl.Ticks ?? 0, semantic?.Ttl.Ticks ?? 0));
+            }
+            if (semantic is not null)
+            {
+                _embedder = s_builtinEmbedder;
+                _semantic = stage.Semantic(routeId, _embedder.Dimensions);
+                _threshold = (float)(semantic.Threshold ?? SemanticCacheDefaults.BuiltinThreshold);
+                _semanticTtl = semantic.Ttl;
+            }
+        }
     }
 
     public async ValueTask HandleAsync(HttpExchange exchange, RouteModel route, IExchangeRecorder recorder)
@@ -63,6 +109,8 @@ internal sealed class LlmRouteHandler : IRouteHandler
         long upstreamTicks = 0;
         LlmLogFields? log = null;
         byte[]? rented = null;
+        float[]? vector = null;
+        TaskCompletionSource<bool>? leading = null;
         try
         {
             // Step 1: virtual key.
@@ -110,6 +158,31 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 return;
             }
 
+            // Step 3b: safety. Deny patterns and PII on the prompt, before it leaves (and before it is hashed:
+            // masked prompts that differ only in their personal data share a cache entry, as the provider saw them alike).
+            if (metered && (_pii is not null || _deny is not null))
+            {
+                var screen = Screen(body.AsSpan(0, length));
+                if (screen.Reason is not null)
+                {
+                    await RespondAsync(exchange, anthropic, 400, screen.Reason, screen.Message!).ConfigureAwait(false);
+                    return;
+                }
+                if (screen.Redacted is { } redacted)
+                {
+                    var replaced = ArrayPool<byte>.Shared.Rent(Math.Max(16, redacted.WrittenCount));
+                    redacted.WrittenSpan.CopyTo(replaced);
+                    ArrayPool<byte>.Shared.Return(body);
+                    rented = body = replaced;
+                    length = redacted.WrittenCount;
+                    if (!LlmRequestBody.TryRead(body.AsSpan(0, length), out info, out parseError))
+                    {
+                        await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
+                        return;
+                    }
+                }
+            }
+
             // Step 4: budgets.
             long reserved = metered ? length / 4 + Math.Max(0, info.MaxTokens) : 0;
             long windowId = 0;
@@ -131,29 +204,155 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 return;
             }
 
+            // Step 4b: the cache, exact then semantic (a hit answers here; the provider is not called and nothing is billed).
+            LlmRequestKeys cacheKeys = default;
+            var directives = LlmCacheDirectives.Default;
+            LlmCacheResult cacheResult = LlmCacheResult.Bypass;
+            bool store = false;
+            GuardSignature guards = default;
+            if (_cache is not null)
+            {
+                if (request.TryGetValue("cache-control"u8, out var cacheControl))
+                {
+                    directives = CacheControl.Parse(cacheControl);
+                }
+                bool hashed = metered && api != LlmApi.Other &&
+                    LlmRequestHasher.TryHash(key?.Tenant ?? [], RequestApi(api), body.AsSpan(0, length), extractLastUserText: _semantic is not null, out cacheKeys);
+                if (hashed && _semantic is not null && cacheKeys.LastUserText is { } question && (directives.Read || directives.Write))
+                {
+                    vector = ArrayPool<float>.Shared.Rent(_embedder!.Dimensions);
+                    _embedder.Embed(question, vector.AsSpan(0, _embedder.Dimensions));
+                    guards = SemanticGuards.Compute(question);
+                }
+                LlmCacheEntry? entry = null;
+                var hit = LlmCacheResult.HitExact;
+                if (hashed && directives.Read)
+                {
+                    if (!(_exactLookup && _cache.TryGet(cacheKeys.Exact, out entry, directives.MaxAge)))
+                    {
+                        entry = null;
+                        if (vector is not null && _semantic!.TryFind(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, _threshold, out var match, out _) &&
+                            _cache.TryGet(match.ExactKey, out var similar, directives.MaxAge))
+                        {
+                            entry = similar;
+                            hit = LlmCacheResult.HitSemantic;
+                        }
+                    }
+                }
+                if (entry is not null && await TryServeCachedAsync(exchange, entry, api, info.Stream, info.IncludeUsage, hit).ConfigureAwait(false))
+                {
+                    key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                    log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, hit == LlmCacheResult.HitExact ? "cache-hit-exact" : "cache-hit-semantic");
+                    return;
+                }
+                // no-store: neither read nor write; no-cache / max-age=0: not read, but the fresh answer is stored.
+                cacheResult = hashed && directives.Read ? LlmCacheResult.Miss : LlmCacheResult.Bypass;
+                store = hashed && directives.Write;
+
+                // Identical non-stream misses in flight at once: one goes to the provider, the others wait
+                // for its stored answer (streams are never held back: they would lose their first tokens).
+                if (cacheResult == LlmCacheResult.Miss && store && !info.Stream)
+                {
+                    bool leader = false;
+                    var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    var run = _coalescer.RunAsync(cacheKeys.Exact, _ => { leader = true; return done.Task; }, route.Timeout, exchange.Aborted);
+                    if (leader)
+                    {
+                        leading = done;
+                    }
+                    else
+                    {
+                        bool stored;
+                        try
+                        {
+                            stored = (await run.ConfigureAwait(false)).Value;
+                        }
+                        catch (TimeoutException)
+                        {
+                            stored = false; // the leader is slow: ask the provider ourselves
+                        }
+                        if (stored && _cache.TryGet(cacheKeys.Exact, out var led) &&
+                            await TryServeCachedAsync(exchange, led, api, info.Stream, info.IncludeUsage, LlmCacheResult.HitExact).ConfigureAwait(false))
+                        {
+                            key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                            log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, "cache-hit-coalesced");
+                            return;
+                        }
+                    }
+                }
+                _stage.Metrics.RecordCache(cacheResult);
+            }
+
             // Step 5 and 6: providers in order, the answer relayed and metered.
             var call = new LlmUpstreamCall(_stage, exchange, route, recorder, api);
+            if (_cache is not null)
+            {
+                call.CacheHeader = s_cacheHeader[(int)cacheResult];
+                call.CaptureLimit = store ? _cache.MaxEntryBytes : 0;
+            }
             int first = FirstProvider(request);
             bool anyServes = false;
-            for (int n = 0; n < _providers.Length && !call.Finished; n++)
+            // Providers that speak the client's API first, in order; then those reached by translation.
+            int triesLeft = 0;
+            foreach (var p in _providers)
+            {
+                triesLeft += LlmApis.Reachable(api, p.Anthropic) ? 1 : 0;
+            }
+            for (int n = 0; n < 2 * _providers.Length && !call.Finished; n++)
             {
                 var provider = _providers[(first + n) % _providers.Length];
-                if (!LlmApis.ServedBy(api, provider.Anthropic))
+                bool native = n < _providers.Length;
+                if (native ? !LlmApis.ServedBy(api, provider.Anthropic) : !LlmApis.Translates(api, provider.Anthropic))
                 {
                     continue;
                 }
                 anyServes = true;
-                bool last = !HasLaterProvider(api, first, n);
+                bool last = --triesLeft == 0;
                 string? mapped = info.Model is not null && provider.Models.TryGetValue(info.Model, out var m) ? m : null;
-                bool inject = api == LlmApi.ChatCompletions && info.Stream && !info.IncludeUsage;
+                bool translating = LlmApis.Translates(api, provider.Anthropic);
+                bool inject = !translating && api == LlmApi.ChatCompletions && info.Stream && !info.IncludeUsage;
                 int payloadLength = length;
-                var payload = metered ? info.Rewrite(body, length, mapped, inject, out payloadLength) : body;
+                byte[] payload;
+                if (translating)
+                {
+                    try
+                    {
+                        payload = api == LlmApi.ChatCompletions
+                            ? LlmTranslation.OpenAIToAnthropicRequest(body.AsSpan(0, length), mapped ?? info.Model)
+                            : LlmTranslation.AnthropicToOpenAIRequest(body.AsSpan(0, length), mapped ?? info.Model, includeUsageInStream: true);
+                    }
+                    catch (LlmTranslationException e)
+                    {
+                        await RespondAsync(exchange, anthropic, 400, "untranslatable-request",
+                            $"Provider '{provider.Name}' speaks the other API and this request cannot be translated: {e.Message}").ConfigureAwait(false);
+                        key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                        return;
+                    }
+                    payloadLength = payload.Length;
+                }
+                else
+                {
+                    payload = metered ? info.Rewrite(body, length, mapped, inject, out payloadLength) : body;
+                }
+                call.Translating = translating;
+                call.ClientIncludeUsage = info.IncludeUsage;
                 await call.TryAsync(provider, payload, payloadLength, hasBody: exchange.HasRequestBody, stripUsageChunk: inject, last).ConfigureAwait(false);
                 destination = call.Destination ?? destination;
                 upstreamTicks += call.UpstreamTicks;
                 if (call.Finished && metered)
                 {
                     log = Account(key, keyLabel, provider, mapped ?? info.Model ?? "", call, windowId, reserved);
+                }
+                if (call.Finished && call.Captured is { } captured)
+                {
+                    var format = call.CapturedStream ? LlmCachedFormat.EventStream
+                        : api switch { LlmApi.ChatCompletions => LlmCachedFormat.OpenAIChatJson, LlmApi.AnthropicMessages => LlmCachedFormat.AnthropicMessageJson, _ => LlmCachedFormat.OtherJson };
+                    bool stored = _cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl) == LlmCacheStoreResult.Stored;
+                    if (stored && vector is not null)
+                    {
+                        _semantic!.Add(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, cacheKeys.Exact, _semanticTtl);
+                    }
+                    leading?.TrySetResult(stored);
                 }
             }
             if (!anyServes)
@@ -182,7 +381,173 @@ internal sealed class LlmRouteHandler : IRouteHandler
             {
                 ArrayPool<byte>.Shared.Return(rented);
             }
+            if (vector is not null)
+            {
+                ArrayPool<float>.Shared.Return(vector);
+            }
+            leading?.TrySetResult(false); // followers of a leader that stored nothing go upstream themselves
             recorder.RecordExchange(exchange, route, destination, upstreamTicks, log);
+        }
+    }
+
+    /// <summary>
+    /// Step 3b: a refusal (reason, message: the kinds or the pattern's index, never the matched text),
+    /// or the masked body when masking changed it, or nothing to do. Checks that time out fail closed.
+    /// </summary>
+    private (string? Reason, string? Message, ArrayBufferWriter<byte>? Redacted) Screen(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            if (_deny is not null && DeniedPattern(body) is { } denied)
+            {
+                return denied.TimedOut
+                    ? ("prompt-check-failed", "The prompt could not be checked against this route's deny patterns in time.", null)
+                    : ("prompt-denied", $"The prompt matches deny pattern {denied.PatternIndex} of this route.", null);
+            }
+            if (_pii is null)
+            {
+                return (null, null, null);
+            }
+            var output = _piiMode == PiiMode.Mask ? new ArrayBufferWriter<byte>(body.Length + 64) : null;
+            if (!PiiJsonRedactor.TryRedact(body, _pii, _piiMode, output, out var found))
+            {
+                return ("invalid-request-body", "The request body is not valid JSON.", null);
+            }
+            if (found == PiiKind.None)
+            {
+                return (null, null, null);
+            }
+            return _piiMode == PiiMode.Block
+                ? ("pii-detected", $"The prompt contains personal data ({KindNames(found)}); this route refuses such prompts.", null)
+                : (null, null, output);
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            return ("prompt-check-failed", "The prompt could not be checked for personal data in time.", null);
+        }
+    }
+
+    /// <summary>The first deny pattern found in a prompt string (the values of content, text, system, prompt, input, instructions).</summary>
+    private DenyMatch? DeniedPattern(ReadOnlySpan<byte> body)
+    {
+        var reader = new System.Text.Json.Utf8JsonReader(body, new System.Text.Json.JsonReaderOptions { MaxDepth = 64 });
+        bool prompt = false;
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType == System.Text.Json.JsonTokenType.PropertyName)
+                {
+                    prompt = reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("text"u8) || reader.ValueTextEquals("system"u8)
+                        || reader.ValueTextEquals("prompt"u8) || reader.ValueTextEquals("input"u8) || reader.ValueTextEquals("instructions"u8);
+                }
+                else if (prompt && reader.TokenType == System.Text.Json.JsonTokenType.String && _deny!.Match(reader.GetString()) is { } match)
+                {
+                    return match;
+                }
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Invalid JSON was refused in step 3 already; a body that reads differently here is not a match.
+        }
+        return null;
+    }
+
+    private static string KindNames(PiiKind found)
+    {
+        var names = new List<string>();
+        if ((found & PiiKind.Email) != 0) names.Add("email");
+        if ((found & PiiKind.Phone) != 0) names.Add("phone");
+        if ((found & PiiKind.CreditCard) != 0) names.Add("credit-card");
+        if ((found & PiiKind.Iban) != 0) names.Add("iban");
+        if ((found & PiiKind.UsSsn) != 0) names.Add("ssn");
+        if ((found & (PiiKind.IPv4 | PiiKind.IPv6)) != 0) names.Add("ip");
+        return string.Join(", ", names);
+    }
+
+    private static LlmRequestApi RequestApi(LlmApi api) => api switch
+    {
+        LlmApi.ChatCompletions => LlmRequestApi.OpenAIChat,
+        LlmApi.AnthropicMessages => LlmRequestApi.AnthropicMessages,
+        _ => LlmRequestApi.Other,
+    };
+
+    /// <summary>
+    /// Answers from a stored entry. JSON answers serve both kinds of client (a stream client gets the
+    /// replay as the provider's SSE events); a stored stream serves stream clients only. False: this
+    /// entry cannot serve this client (then it is a miss).
+    /// </summary>
+    private async ValueTask<bool> TryServeCachedAsync(HttpExchange exchange, LlmCacheEntry entry, LlmApi api, bool stream, bool includeUsage, LlmCacheResult hit)
+    {
+        var stored = ArrayPool<byte>.Shared.Rent(Math.Max(1, entry.BodyLength));
+        try
+        {
+            int length = entry.Decode(stored);
+            ReadOnlyMemory<byte> payload = stored.AsMemory(0, length);
+            bool sse = stream;
+            ArrayBufferWriter<byte>? replay = null;
+            if (!stream)
+            {
+                if (entry.Format == LlmCachedFormat.EventStream)
+                {
+                    return false;
+                }
+            }
+            else if (entry.Format == LlmCachedFormat.EventStream)
+            {
+                if (api == LlmApi.ChatCompletions && !includeUsage)
+                {
+                    // Stored with the usage chunk (asked for by us): this client did not ask for it.
+                    replay = new ArrayBufferWriter<byte>(length);
+                    var events = new SseEventSplitter();
+                    events.Append(new ReadOnlySequence<byte>(payload));
+                    while (events.TryTakeEvent(out var sseEvent))
+                    {
+                        if (!LlmResponseUsage.IsUsageOnlyChunk(sseEvent.Span))
+                        {
+                            replay.Write(sseEvent.Span);
+                        }
+                    }
+                    replay.Write(events.TakeRest().Span);
+                }
+            }
+            else
+            {
+                replay = new ArrayBufferWriter<byte>(length * 2 + 256);
+                bool replayed = entry.Format switch
+                {
+                    LlmCachedFormat.OpenAIChatJson => LlmStreamReplay.OpenAIChat(payload.Span, replay, includeUsage),
+                    LlmCachedFormat.AnthropicMessageJson => LlmStreamReplay.Anthropic(payload.Span, replay),
+                    _ => false,
+                };
+                if (!replayed)
+                {
+                    return false;
+                }
+            }
+            if (replay is not null)
+            {
+                payload = replay.WrittenMemory;
+            }
+            var response = exchange.Response;
+            response.Reset();
+            response.StatusCode = 200;
+            response.AddHeader("content-type"u8, sse ? "text/event-stream"u8 : "application/json"u8);
+            if (sse)
+            {
+                response.AddHeader("cache-control"u8, "no-cache"u8);
+            }
+            response.AddHeader("proxycore-cache"u8, s_cacheHeader[(int)hit]);
+            _stage.Metrics.RecordCache(hit); // before the answer: a client that saw it sees the count
+            await exchange.StartResponseAsync(BodyFraming.ContentLength, payload.Length, exchange.Aborted).ConfigureAwait(false);
+            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(payload), flush: false, exchange.Aborted).ConfigureAwait(false);
+            await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(stored);
         }
     }
 
@@ -205,18 +570,6 @@ internal sealed class LlmRouteHandler : IRouteHandler
         long cachedTokens = Math.Max(0, cached);
         long uncached = Math.Max(0, prompt) - (anthropic ? 0 : cachedTokens);
         return (Math.Max(0, uncached) * price.InputPer1M + cachedTokens * (price.CachedInputPer1M ?? price.InputPer1M) + Math.Max(0, completion) * price.OutputPer1M) / 1_000_000;
-    }
-
-    private bool HasLaterProvider(LlmApi api, int first, int n)
-    {
-        for (int later = n + 1; later < _providers.Length; later++)
-        {
-            if (LlmApis.ServedBy(api, _providers[(first + later) % _providers.Length].Anthropic))
-            {
-                return true;
-            }
-        }
-        return false;
     }
 
     /// <summary>Which provider gets the first try: the one the provider header names, a weighted pick, or the first.</summary>
@@ -375,4 +728,7 @@ internal sealed class LlmProvider
 internal sealed record LlmVirtualKey(LlmKeyConfig Config, byte[] Secret, LlmKeyBudget Budget)
 {
     public string Name => Config.Name;
+
+    /// <summary>The cache tenant: answers are never shared between keys.</summary>
+    public byte[] Tenant { get; } = Encoding.UTF8.GetBytes(Config.Name);
 }

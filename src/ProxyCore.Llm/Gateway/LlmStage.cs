@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using ProxyCore.Http.Http1;
+using ProxyCore.Llm.Cache;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.Model;
@@ -19,6 +20,8 @@ public sealed class LlmStage
     private readonly TimeProvider _time;
     private readonly Http1Limits _limits;
     private readonly ConcurrentDictionary<(string Route, string Key), LlmKeyBudget> _budgets = new();
+    private readonly ConcurrentDictionary<string, LlmResponseCache> _caches = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SemanticCache> _semantic = new(StringComparer.Ordinal);
 
     public LlmStage(UpstreamConnectionPool pool, ProxyMetrics metrics, Http1Limits? limits = null, TimeProvider? time = null)
     {
@@ -49,21 +52,50 @@ public sealed class LlmStage
 
     internal Http1Limits Limits => _limits;
 
+    /// <summary>
+    /// The exact-cache store of a route: kept across reloads (warm answers survive a config change),
+    /// replaced when the route's <c>cache.maxBytes</c> changed.
+    /// </summary>
+    internal LlmResponseCache Cache(string route, long maxBytes)
+    {
+        while (true)
+        {
+            var cache = _caches.GetOrAdd(route, _ => new LlmResponseCache(maxBytes, _time));
+            if (cache.MaxBytes == maxBytes)
+            {
+                return cache;
+            }
+            var replacement = new LlmResponseCache(maxBytes, _time);
+            if (_caches.TryUpdate(route, replacement, cache))
+            {
+                return replacement;
+            }
+        }
+    }
+
+    /// <summary>The semantic index of a route (kept across reloads, like its answer store).</summary>
+    internal SemanticCache Semantic(string route, int dimensions)
+    {
+        var index = _semantic.GetOrAdd(route, _ => new SemanticCache(dimensions, timeProvider: _time));
+        if (index.Dimensions != dimensions)
+        {
+            index = new SemanticCache(dimensions, timeProvider: _time);
+            _semantic[route] = index;
+        }
+        return index;
+    }
+
     internal LlmKeyBudget Budget(string route, string key) => _budgets.GetOrAdd((route, key), _ => new LlmKeyBudget(_time));
 
-    /// <summary>Config keys that are checked but have no effect in this build (cache, redact), to warn about at start.</summary>
+    /// <summary>Config keys that are checked but have no effect in this build (semantic-cache embedders other than builtin), to warn about at start.</summary>
     public static IEnumerable<string> NotAppliedNotes(ProxyConfig config)
     {
         for (int i = 0; i < config.Routes.Count; i++)
         {
             var llm = config.Routes[i].Llm;
-            if (llm?.Cache is not null)
+            if (llm?.Cache?.Semantic is { Embedder: not "builtin" } semantic)
             {
-                yield return $"$.routes[{i}].llm.cache is validated but not applied by this build: answers are not cached";
-            }
-            if (llm?.Redact is not null)
-            {
-                yield return $"$.routes[{i}].llm.redact is validated but not applied by this build: prompts are sent unredacted";
+                yield return $"$.routes[{i}].llm.cache.semantic.embedder '{semantic.Embedder}' is not available in this build: the semantic cache is off for this route (use \"builtin\")";
             }
         }
     }

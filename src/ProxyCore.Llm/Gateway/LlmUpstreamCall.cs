@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
 using ProxyCore.Llm.Sse;
+using ProxyCore.Llm.Translation;
 using ProxyCore.Proxy.Relay;
 using ProxyCore.Proxy.Stages;
 using ProxyCore.Routing.Model;
@@ -49,6 +50,33 @@ internal sealed class LlmUpstreamCall
     public string? AnsweredModel { get; private set; }
     /// <summary>"completed", "error" (the provider answered with an error), "cut" (the stream broke) or "client-gone".</summary>
     public string Outcome { get; private set; } = "completed";
+
+    /// <summary>The <c>proxycore-cache</c> header value to add to the relayed answer; null: none (route without cache).</summary>
+    public byte[]? CacheHeader { get; set; }
+
+    /// <summary>Largest answer to keep a copy of for the exact cache; 0: keep none.</summary>
+    public int CaptureLimit { get; set; }
+
+    /// <summary>After a try: the whole answer when it was a complete 2xx within <see cref="CaptureLimit"/> (JSON, or the SSE events as the provider sent them); else null.</summary>
+    public ArrayBufferWriter<byte>? Captured { get; private set; }
+
+    /// <summary>True when <see cref="Captured"/> holds SSE events rather than a JSON body.</summary>
+    public bool CapturedStream { get; private set; }
+
+    /// <summary>
+    /// Set per try: the provider speaks the other API. The path's API suffix is swapped, and the answer
+    /// is translated back (JSON whole, streams event by event); metering reads the provider's own stream.
+    /// </summary>
+    public bool Translating { get; set; }
+
+    /// <summary>For a translated Chat stream: the client asked for the usage chunk.</summary>
+    public bool ClientIncludeUsage { get; set; }
+
+    private AnthropicToOpenAIStream? _toOpenAI;
+    private OpenAIToAnthropicStream? _toAnthropic;
+    private ArrayBufferWriter<byte>? _translated;
+    private ArrayBufferWriter<byte>? _streamCapture;
+    private bool _captureOverflow;
 
     public async ValueTask TryAsync(LlmProvider provider, byte[] body, int length, bool hasBody, bool stripUsageChunk, bool last)
     {
@@ -185,7 +213,18 @@ internal sealed class LlmUpstreamCall
         writer.Write(request.MethodSpan);
         writer.Write(" "u8);
         writer.Write(destination.PathPrefixBytes);
-        writer.Write(request.PathSpan);
+        if (Translating)
+        {
+            // The client's prefix stays; only the API's own suffix changes.
+            var path = request.PathSpan;
+            var from = _api == LlmApi.ChatCompletions ? "/chat/completions"u8 : "/messages"u8;
+            writer.Write(path[..^from.Length]);
+            writer.Write(_api == LlmApi.ChatCompletions ? "/messages"u8 : "/chat/completions"u8);
+        }
+        else
+        {
+            writer.Write(request.PathSpan);
+        }
         writer.Write(request.QuerySpan);
         writer.Write(" HTTP/1.1\r\nhost: "u8);
         writer.Write(destination.HostHeaderBytes);
@@ -310,17 +349,35 @@ internal sealed class LlmUpstreamCall
             }
         }
         response.AddHeader("proxycore-provider"u8, provider.NameBytes);
+        if (CacheHeader is not null)
+        {
+            response.AddHeader("proxycore-cache"u8, CacheHeader);
+        }
         if (!success)
         {
             Outcome = "error";
         }
+        bool translate = Translating && success;
+        bool translateJson = translate && !sse;
         var clientFraming = !sse && framing == BodyFraming.ContentLength ? BodyFraming.ContentLength
             : framing == BodyFraming.None ? BodyFraming.None : BodyFraming.Stream;
-        await exchange.StartResponseAsync(clientFraming, clientFraming == BodyFraming.ContentLength ? remaining : -1, exchange.Aborted).ConfigureAwait(false);
+        if (!translateJson)
+        {
+            // A translated JSON answer starts once it is whole and translated (its length changes).
+            await exchange.StartResponseAsync(clientFraming, clientFraming == BodyFraming.ContentLength ? remaining : -1, exchange.Aborted).ConfigureAwait(false);
+        }
+        var providerApi = Translating ? (_api == LlmApi.ChatCompletions ? LlmApi.AnthropicMessages : LlmApi.ChatCompletions) : _api;
+        _toOpenAI = translate && sse && _api == LlmApi.ChatCompletions ? new AnthropicToOpenAIStream(ClientIncludeUsage, DateTimeOffset.UtcNow.ToUnixTimeSeconds()) : null;
+        _toAnthropic = translate && sse && _api == LlmApi.AnthropicMessages ? new OpenAIToAnthropicStream() : null;
+        _translated = translate && sse ? new ArrayBufferWriter<byte>(1024) : null;
 
-        var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(_api)) : null;
+        var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(providerApi)) : null;
         var events = sse ? new SseEventSplitter() : null;
         var copy = !sse && success && _api != LlmApi.Other ? new ArrayBufferWriter<byte>(4096) : null;
+        int copyLimit = Math.Max(MaxUsageCopyBytes, CaptureLimit);
+        _captureOverflow = false;
+        Captured = null;
+        _streamCapture = sse && success && CaptureLimit > 0 ? new ArrayBufferWriter<byte>(4096) : null;
         var chunked = new ChunkedDecoder();
         var trailers = new ResponseHead();
         bool bodyDone = framing == BodyFraming.None || (framing == BodyFraming.ContentLength && remaining == 0);
@@ -393,14 +450,21 @@ internal sealed class LlmUpstreamCall
                 }
                 else
                 {
-                    if (copy is not null && copy.WrittenCount + data.Length <= MaxUsageCopyBytes)
+                    if (copy is not null && copy.WrittenCount + data.Length <= copyLimit)
                     {
                         foreach (var segment in data)
                         {
                             copy.Write(segment.Span);
                         }
                     }
-                    await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                    else
+                    {
+                        _captureOverflow = true;
+                    }
+                    if (!translateJson)
+                    {
+                        await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                    }
                 }
             }
             input.AdvanceTo(consumed);
@@ -433,11 +497,34 @@ internal sealed class LlmUpstreamCall
             AnsweredModel = model;
         }
 
+        if (translateJson)
+        {
+            return await FinishTranslatedJsonAsync(copy!, cut) && framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
+        }
+        if (_translated is not null)
+        {
+            // The translator ends the client's stream: a clean end, or its own error event when the provider's stopped short.
+            bool complete = _toOpenAI?.Complete(_translated) ?? _toAnthropic!.Complete(_translated);
+            await WriteTranslatedAsync().ConfigureAwait(false);
+            cut |= !complete;
+            if (cut)
+            {
+                Outcome = "cut";
+                await EndCutAsync(sse: false).ConfigureAwait(false);
+                return false;
+            }
+        }
         if (cut)
         {
             Outcome = "cut";
             await EndCutAsync(sse).ConfigureAwait(false);
             return false;
+        }
+        if (CaptureLimit > 0 && success && Outcome == "completed" && !_captureOverflow)
+        {
+            // Only a complete, successful answer is ever offered to the cache.
+            Captured = sse ? _streamCapture : copy is not null && copy.WrittenCount <= CaptureLimit ? copy : null;
+            CapturedStream = sse;
         }
         await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
         return framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
@@ -451,6 +538,19 @@ internal sealed class LlmUpstreamCall
         while (events.TryTakeEvent(out var sseEvent))
         {
             meter?.Observe(sseEvent.Span);
+            if (_translated is not null)
+            {
+                if (_toOpenAI is not null)
+                {
+                    _toOpenAI.Translate(sseEvent.Span, _translated);
+                }
+                else
+                {
+                    _toAnthropic!.Translate(sseEvent.Span, _translated);
+                }
+                continue;
+            }
+            Capture(sseEvent.Span);
             if (stripUsageChunk && LlmResponseUsage.IsUsageOnlyChunk(sseEvent.Span))
             {
                 continue; // we asked for it; the client did not
@@ -466,12 +566,104 @@ internal sealed class LlmUpstreamCall
             await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(pending), flush: true, _exchange.Aborted).ConfigureAwait(false);
         }
         events.Compact();
+        await WriteTranslatedAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>What the stream translator produced from this read, to the client at once (and to the cache, in the client's format).</summary>
+    private async ValueTask WriteTranslatedAsync()
+    {
+        if (_translated is null || _translated.WrittenCount == 0)
+        {
+            return;
+        }
+        Capture(_translated.WrittenSpan);
+        await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(_translated.WrittenMemory), flush: true, _exchange.Aborted).ConfigureAwait(false);
+        _translated.ResetWrittenCount();
+    }
+
+    /// <summary>
+    /// A translated JSON answer: the provider's whole body (bounded) in the client's shape. Nothing was
+    /// sent yet, so an answer that cannot be read or translated becomes a 502 in the client's error shape.
+    /// </summary>
+    private async ValueTask<bool> FinishTranslatedJsonAsync(ArrayBufferWriter<byte> copy, bool cut)
+    {
+        var exchange = _exchange;
+        byte[]? translated = null;
+        string? failure = cut ? "The provider's answer was cut." : _captureOverflow ? $"The provider's answer is over {Math.Max(MaxUsageCopyBytes, CaptureLimit)} bytes, too large to translate." : null;
+        if (failure is null)
+        {
+            try
+            {
+                translated = _api == LlmApi.ChatCompletions
+                    ? LlmTranslation.AnthropicToOpenAIResponse(copy.WrittenSpan, DateTimeOffset.UtcNow.ToUnixTimeSeconds())
+                    : LlmTranslation.OpenAIToAnthropicResponse(copy.WrittenSpan);
+            }
+            catch (LlmTranslationException e)
+            {
+                failure = "The provider's answer could not be translated: " + e.Message;
+            }
+        }
+        if (translated is null)
+        {
+            Outcome = "error";
+            var response = exchange.Response;
+            response.Reset();
+            response.StatusCode = 502;
+            response.AddHeader("content-type"u8, "application/json"u8);
+            response.AddHeader("proxycore-error"u8, "upstream-translation-failed"u8);
+            var json = LlmErrors.Json(_api == LlmApi.AnthropicMessages, 502, "upstream-translation-failed", failure!);
+            await exchange.StartResponseAsync(BodyFraming.ContentLength, json.Length, exchange.Aborted).ConfigureAwait(false);
+            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(json), flush: false, exchange.Aborted).ConfigureAwait(false);
+            await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+            return !cut;
+        }
+        await exchange.StartResponseAsync(BodyFraming.ContentLength, translated.Length, exchange.Aborted).ConfigureAwait(false);
+        await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(translated), flush: false, exchange.Aborted).ConfigureAwait(false);
+        await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+        if (CaptureLimit > 0 && translated.Length <= CaptureLimit)
+        {
+            Captured = new ArrayBufferWriter<byte>(translated.Length);
+            Captured.Write(translated);
+            CapturedStream = false;
+        }
+        return true;
+    }
+
+    /// <summary>Keeps a streamed event for the cache, usage chunk included (a later client may ask for it); past the limit the stream is not cached.</summary>
+    private void Capture(ReadOnlySpan<byte> sseEvent)
+    {
+        if (_streamCapture is null || _captureOverflow)
+        {
+            return;
+        }
+        if (_streamCapture.WrittenCount + sseEvent.Length > CaptureLimit)
+        {
+            _captureOverflow = true;
+            return;
+        }
+        _streamCapture.Write(sseEvent);
     }
 
     private async ValueTask ForwardTailAsync(SseEventSplitter events, LlmStreamMeter? meter)
     {
         var tail = events.TakeRest();
         meter?.Observe(tail.Span);
+        if (_translated is not null)
+        {
+            if (_toOpenAI is not null)
+            {
+                _toOpenAI.Translate(tail.Span, _translated);
+                _toOpenAI.Translate("\n\n"u8, _translated);
+            }
+            else
+            {
+                _toAnthropic!.Translate(tail.Span, _translated);
+                _toAnthropic.Translate("\n\n"u8, _translated);
+            }
+            await WriteTranslatedAsync().ConfigureAwait(false);
+            return;
+        }
+        Capture(tail.Span);
         await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(tail), flush: true, _exchange.Aborted).ConfigureAwait(false);
     }
 

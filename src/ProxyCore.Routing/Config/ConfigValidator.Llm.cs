@@ -111,6 +111,27 @@ internal sealed partial class ConfigValidator
             {
                 Error(path + ".redact.mode", $"unknown mode '{redact.Mode}' (expected \"mask\" or \"block\")");
             }
+            if (redact.Deny is { } deny)
+            {
+                for (int i = 0; i < deny.Count; i++)
+                {
+                    if (string.IsNullOrEmpty(deny[i]))
+                    {
+                        Error($"{path}.redact.deny[{i}]", "an empty pattern would refuse every prompt");
+                        continue;
+                    }
+                    try
+                    {
+                        // The stage compiles them the same way (linear time, so a prompt cannot make a pattern slow).
+                        _ = new System.Text.RegularExpressions.Regex(deny[i], System.Text.RegularExpressions.RegexOptions.NonBacktracking |
+                            System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+                    }
+                    catch (Exception e) when (e is ArgumentException or NotSupportedException)
+                    {
+                        Error($"{path}.redact.deny[{i}]", $"not a valid non-backtracking regex: {e.Message}");
+                    }
+                }
+            }
         }
     }
 
@@ -165,7 +186,7 @@ internal sealed partial class ConfigValidator
         }
         if (cache.Semantic is { } semantic)
         {
-            if (!(semantic.Threshold > 0 && semantic.Threshold <= 1))
+            if (semantic.Threshold is { } threshold && !(threshold > 0 && threshold <= 1))
             {
                 Error(path + ".semantic.threshold", "must be in (0, 1]");
             }

@@ -111,8 +111,8 @@ public sealed class LlmExactCacheConfig
 
 public sealed class LlmSemanticCacheConfig
 {
-    /// <summary>Cosine similarity a hit needs, in (0, 1].</summary>
-    public double Threshold { get; set; } = 0.92;
+    /// <summary>Cosine similarity a hit needs, in (0, 1]; absent: the embedder's measured default (builtin 0.80, local 0.90).</summary>
+    public double? Threshold { get; set; }
 
     /// <summary>"builtin" (zero dependency), "local" (MiniLM) or "openai" (an embeddings endpoint).</summary>
     public string Embedder { get; set; } = "builtin";
@@ -128,4 +128,10 @@ public sealed class LlmRedactConfig
 
     /// <summary>"mask" (replace) or "block" (refuse the request with 400).</summary>
     public string Mode { get; set; } = "mask";
+
+    /// <summary>
+    /// Regexes (.NET syntax, matched case-insensitively in linear time: no backreferences or
+    /// lookarounds) refused in the prompt text with 400; absent: none.
+    /// </summary>
+    public IReadOnlyList<string>? Deny { get; set; }
 }

@@ -1,0 +1,50 @@
+using System.Text.Json;
+
+namespace ProxyCore.FunctionalTests;
+
+/// <summary>The semantic cache (builtin embedder, default threshold, guards on) on route "semantic".</summary>
+public sealed partial class LlmGatewayTests
+{
+    private static string Ask(string question) => JsonSerializer.Serialize(new { model = "gpt-4o-mini", messages = new[] { new { role = "user", content = question } } });
+
+    [Theory]
+    [InlineData("What is the capital of France?", "what is the capital of France", "hit-semantic")]
+    [InlineData("What is the capital of France?", "What is the capital of France?", "hit-semantic")]
+    [InlineData("Set the timeout to 30 seconds", "Set the timeout to 60 seconds", "miss")] // numbers guard
+    [InlineData("How do I enable the firewall?", "How do I disable the firewall?", "miss")] // antonym guard
+    [InlineData("What is the capital of France?", "Write a poem about autumn leaves", "miss")]
+    public async Task SemanticCache_SimilarQuestionHits_GuardedOrDifferentOnesMiss(string first, string second, string expected)
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+
+        var a = await PostAsync(client, "/semantic/v1/chat/completions", Ask(first));
+        var b = await PostAsync(client, "/semantic/v1/chat/completions", Ask(second));
+
+        Assert.Equal("miss", a.Cache);
+        Assert.Equal(expected, b.Cache);
+        // The mock echoes the question it was asked: a hit carries the first question's answer.
+        string echoed = JsonDocument.Parse(b.Body).RootElement.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
+        Assert.Contains(expected == "miss" ? second : first, echoed, StringComparison.Ordinal);
+        var metrics = await host.MetricsAsync();
+        Assert.Equal(expected == "miss" ? 2 : 1, Series(metrics, CacheSeries("miss")));
+        Assert.Equal(expected == "miss" ? 0 : 1, Series(metrics, CacheSeries("hit-semantic")));
+    }
+
+    [Fact]
+    public async Task SemanticCache_DifferentSystemPrompt_IsAnotherPartition()
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+        static string WithSystem(string system) => JsonSerializer.Serialize(new
+        {
+            model = "gpt-4o-mini",
+            messages = new[] { new { role = "system", content = system }, new { role = "user", content = "What is the capital of France?" } },
+        });
+
+        var a = await PostAsync(client, "/semantic/v1/chat/completions", WithSystem("Answer in French."));
+        var b = await PostAsync(client, "/semantic/v1/chat/completions", WithSystem("Answer in German."));
+
+        Assert.Equal(("miss", "miss"), (a.Cache, b.Cache));
+    }
+}
