@@ -137,11 +137,12 @@ public class ProxyConfigLoaderTests
     }
 
     [Theory]
-    [InlineData("", "sockets", 0, false, true)]
+    [InlineData("", null, 0, false, true)] // the platform's default engine
     [InlineData("\"transport\": { \"engine\": \"epoll\", \"reactors\": 4 }, ", "epoll", 4, false, true)]
-    [InlineData("\"transport\": { \"inlineCompletions\": true, \"waitForData\": false }, ", "sockets", 0, true, false)]
-    public void Parse_Transport_ReadsEngineAndKnobs(string block, string engine, int reactors, bool inline, bool waitForData)
+    [InlineData("\"transport\": { \"engine\": \"sockets\", \"inlineCompletions\": true, \"waitForData\": false }, ", "sockets", 0, true, false)]
+    public void Parse_Transport_ReadsEngineAndKnobs(string block, string? engine, int reactors, bool inline, bool waitForData)
     {
+        engine ??= OperatingSystem.IsLinux() ? "epoll" : "sockets";
         var result = ProxyConfigLoader.Parse(Minimal.Replace("\"listeners\"", block + "\"listeners\""));
 
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
@@ -197,7 +198,7 @@ public class ProxyConfigLoaderTests
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "io_uring" } }""", "$.transport.engine", "unknown engine 'io_uring'")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "epoll", "reactors": 257 } }""", "$.transport.reactors", "between 0")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "epoll", "reactors": -1 } }""", "$.transport.reactors", "between 0")]
-    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "reactors": 2 } }""", "$.transport.reactors", "only applies to the \"epoll\" engine")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "sockets", "reactors": 2 } }""", "$.transport.reactors", "only applies to the \"epoll\" engine")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "epoll", "inlineCompletions": true } }""", "$.transport.inlineCompletions", "only applies to the \"sockets\" engine")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "waitForData": 1 } }""", "$.transport.waitForData", "expected true or false")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engnie": "epoll" } }""", "$.transport.engnie", "engine")]
