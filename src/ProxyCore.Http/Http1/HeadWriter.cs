@@ -10,7 +10,7 @@ namespace ProxyCore.Http.Http1;
 /// through one cached span, advancing the writer only when the span is full or on <see cref="Commit"/>:
 /// a head becomes a handful of memcpys and usually a single Advance.
 /// </summary>
-public ref struct HeadWriter
+public ref struct HeadWriter : IByteSink
 {
     private const int MinimumSpanSize = 512;
 

@@ -378,57 +378,16 @@ public sealed partial class HttpForwarder
         }
         head.AddHeader(pathName, new ByteRange(pathStart, head.ArenaUsed - pathStart), KnownHeader.Other);
 
-        int connectionIndex = request.IndexOf(KnownHeader.Connection);
-        bool filterByConnection = connectionIndex >= 0 && ConnectionNamesOtherFields(request.GetValue(connectionIndex));
-        int xffIndex = -1;
-        int viaIndex = -1;
-        int forwardedIndex = -1;
-        bool teTrailers = false;
+        var scan = new ForwardedFieldScan(request);
         var headers = request.Headers;
         for (int i = 0; i < headers.Length; i++)
         {
-            var header = headers[i];
-            switch (header.Id)
+            if (PassesThrough(request, i, ref scan, context))
             {
-                case KnownHeader.Host:
-                case KnownHeader.ContentLength:
-                case KnownHeader.TransferEncoding:
-                case KnownHeader.Connection:
-                case KnownHeader.KeepAlive:
-                case KnownHeader.ProxyConnection:
-                case KnownHeader.Trailer:
-                case KnownHeader.Upgrade:
-                case KnownHeader.ProxyAuthenticate:
-                case KnownHeader.ProxyAuthorization:
-                case KnownHeader.Expect:
-                    // Hop-by-hop, connection-specific (§8.2.2) or framing we write ourselves; Host became :authority.
-                    continue;
-                case KnownHeader.TE:
-                    // §8.2.2: "TE ... MUST NOT contain any value other than trailers" (gRPC sends it).
-                    teTrailers |= System.Text.Ascii.EqualsIgnoreCase(request.Get(header.Value), "trailers"u8);
-                    continue;
-                case KnownHeader.XForwardedFor when _options.XForwarded:
-                    xffIndex = xffIndex < 0 ? i : xffIndex;
-                    continue;
-                case KnownHeader.XForwardedProto or KnownHeader.XForwardedHost when _options.XForwarded:
-                    continue;
-                case KnownHeader.Via when _options.Via:
-                    viaIndex = viaIndex < 0 ? i : viaIndex;
-                    continue;
-                case KnownHeader.Forwarded when _options.Forwarded:
-                    forwardedIndex = forwardedIndex < 0 ? i : forwardedIndex;
-                    continue;
-                case KnownHeader.TraceParent when context.Trace.Active:
-                    continue;
+                head.AddHeader(request.Get(headers[i].Name), request.Get(headers[i].Value));
             }
-            var name = request.Get(header.Name);
-            if (name.IsEmpty || name[0] == (byte)':' || (filterByConnection && IsNamedInConnection(request.GetValue(connectionIndex), name)))
-            {
-                continue;
-            }
-            head.AddHeader(name, request.Get(header.Value));
         }
-        if (teTrailers)
+        if (scan.TeTrailers)
         {
             head.AddHeader("te"u8, "trailers"u8);
         }
@@ -439,22 +398,12 @@ public sealed partial class HttpForwarder
             head.AddHeader("content-length"u8, digits[..n]);
         }
 
+        var sink = new ArenaSink(head);
         if (_options.XForwarded)
         {
             var xffName = head.Append("x-forwarded-for"u8);
             int start = head.ArenaUsed;
-            if (xffIndex >= 0)
-            {
-                for (int i = xffIndex; i < headers.Length; i++)
-                {
-                    if (headers[i].Id == KnownHeader.XForwardedFor)
-                    {
-                        head.Append(request.Get(headers[i].Value));
-                        head.Append(", "u8);
-                    }
-                }
-            }
-            head.Append(exchange.ClientAddress);
+            WriteForwardedForValue(ref sink, exchange, scan.XForwardedFor);
             head.AddHeader(xffName, new ByteRange(start, head.ArenaUsed - start), KnownHeader.XForwardedFor);
             head.AddHeader("x-forwarded-proto"u8, exchange.IsHttps ? "https"u8 : "http"u8);
             if (!request.AuthoritySpan.IsEmpty)
@@ -466,41 +415,14 @@ public sealed partial class HttpForwarder
         {
             var forwardedName = head.Append("forwarded"u8);
             int start = head.ArenaUsed;
-            if (forwardedIndex >= 0)
-            {
-                for (int i = forwardedIndex; i < headers.Length; i++)
-                {
-                    if (headers[i].Id == KnownHeader.Forwarded)
-                    {
-                        head.Append(request.Get(headers[i].Value));
-                        head.Append(", "u8);
-                    }
-                }
-            }
-            var client = exchange.ClientAddress;
-            bool v6 = client.IndexOf((byte)':') >= 0;
-            head.Append(v6 ? "for=\"["u8 : "for="u8);
-            head.Append(client);
-            head.Append(v6 ? "]\";proto="u8 : ";proto="u8);
-            head.Append(exchange.IsHttps ? "https"u8 : "http"u8);
-            if (!request.AuthoritySpan.IsEmpty)
-            {
-                head.Append(";host=\""u8);
-                head.Append(request.AuthoritySpan);
-                head.Append("\""u8);
-            }
+            WriteForwardedValue(ref sink, exchange, scan.Forwarded);
             head.AddHeader(forwardedName, new ByteRange(start, head.ArenaUsed - start), KnownHeader.Forwarded);
         }
         if (_options.Via)
         {
             var viaName = head.Append("via"u8);
             int start = head.ArenaUsed;
-            if (viaIndex >= 0)
-            {
-                head.Append(request.Get(headers[viaIndex].Value));
-                head.Append(", "u8);
-            }
-            head.Append(s_viaValue);
+            WriteViaValue(ref sink, request, scan.Via);
             head.AddHeader(viaName, new ByteRange(start, head.ArenaUsed - start), KnownHeader.Via);
         }
         if (context.Trace.Active)

@@ -552,73 +552,20 @@ public sealed partial class HttpForwarder
             : !_options.PreserveHost || request.AuthoritySpan.IsEmpty ? destination.HostHeaderBytes : request.AuthoritySpan);
         writer.Write("\r\n"u8);
 
-        int connectionIndex = request.IndexOf(KnownHeader.Connection);
-        bool filterByConnection = connectionIndex >= 0 && ConnectionNamesOtherFields(request.GetValue(connectionIndex));
-        int xffIndex = -1;
-        int viaIndex = -1;
-        int forwardedIndex = -1;
-        bool teTrailers = false;
+        var scan = new ForwardedFieldScan(request);
         var headers = request.Headers;
         for (int i = 0; i < headers.Length; i++)
         {
-            var header = headers[i];
-            switch (header.Id)
+            if (PassesThrough(request, i, ref scan, context))
             {
-                case KnownHeader.Host:
-                case KnownHeader.ContentLength:
-                case KnownHeader.TransferEncoding:
-                case KnownHeader.Connection:
-                case KnownHeader.KeepAlive:
-                case KnownHeader.ProxyConnection:
-                case KnownHeader.Trailer:
-                case KnownHeader.Upgrade:
-                case KnownHeader.ProxyAuthenticate:
-                case KnownHeader.ProxyAuthorization:
-                case KnownHeader.Expect:
-                    // Hop-by-hop (RFC 9110 §7.6.1) or framing we write ourselves; Expect was answered by us.
-                    continue;
-                case KnownHeader.TE:
-                    // RFC 9110 §10.1.4: only "trailers" means something end to end (gRPC relies on it).
-                    teTrailers |= System.Text.Ascii.EqualsIgnoreCase(request.Get(header.Value), "trailers"u8);
-                    continue;
-                case KnownHeader.XForwardedFor when _options.XForwarded:
-                    xffIndex = xffIndex < 0 ? i : xffIndex;
-                    continue;
-                case KnownHeader.XForwardedProto or KnownHeader.XForwardedHost when _options.XForwarded:
-                    continue;
-                case KnownHeader.Via when _options.Via:
-                    viaIndex = viaIndex < 0 ? i : viaIndex;
-                    continue;
-                case KnownHeader.Forwarded when _options.Forwarded:
-                    forwardedIndex = forwardedIndex < 0 ? i : forwardedIndex;
-                    continue;
-                case KnownHeader.TraceParent when context.Trace.Active:
-                    continue; // replaced by our hop's value below
+                writer.WriteHeader(request.Get(headers[i].Name), request.Get(headers[i].Value));
             }
-            var name = request.Get(header.Name);
-            if (filterByConnection && IsNamedInConnection(request.GetValue(connectionIndex), name))
-            {
-                continue;
-            }
-            writer.WriteHeader(name, request.Get(header.Value));
         }
 
         if (_options.XForwarded)
         {
             writer.Write("x-forwarded-for: "u8);
-            if (xffIndex >= 0)
-            {
-                // Every X-Forwarded-For line, in order, then the client: the list a chain of proxies builds.
-                for (int i = xffIndex; i < headers.Length; i++)
-                {
-                    if (headers[i].Id == KnownHeader.XForwardedFor)
-                    {
-                        writer.Write(request.Get(headers[i].Value));
-                        writer.Write(", "u8);
-                    }
-                }
-            }
-            writer.Write(exchange.ClientAddress);
+            WriteForwardedForValue(ref writer, exchange, scan.XForwardedFor);
             writer.Write("\r\nx-forwarded-proto: "u8);
             writer.Write(exchange.IsHttps ? "https"u8 : "http"u8);
             writer.Write("\r\n"u8);
@@ -629,17 +576,14 @@ public sealed partial class HttpForwarder
         }
         if (_options.Forwarded)
         {
-            WriteForwarded(ref writer, exchange, forwardedIndex);
+            writer.Write("forwarded: "u8);
+            WriteForwardedValue(ref writer, exchange, scan.Forwarded);
+            writer.Write("\r\n"u8);
         }
         if (_options.Via)
         {
             writer.Write("via: "u8);
-            if (viaIndex >= 0)
-            {
-                writer.Write(request.Get(headers[viaIndex].Value));
-                writer.Write(", "u8);
-            }
-            writer.Write(s_viaValue);
+            WriteViaValue(ref writer, request, scan.Via);
             writer.Write("\r\n"u8);
         }
         if (context.Trace.Active)
@@ -648,7 +592,7 @@ public sealed partial class HttpForwarder
             context.Trace.Format(traceParent);
             writer.WriteHeader("traceparent"u8, traceParent);
         }
-        if (teTrailers)
+        if (scan.TeTrailers)
         {
             writer.Write("te: trailers\r\n"u8);
         }
@@ -673,37 +617,124 @@ public sealed partial class HttpForwarder
         writer.Commit();
     }
 
+    /// <summary>What the scan of the client's fields found: where the fields this hop extends start, and whether TE: trailers passes.</summary>
+    private struct ForwardedFieldScan
+    {
+        public readonly int Connection;
+        public readonly bool FilterByConnection;
+        public int XForwardedFor = -1;
+        public int Via = -1;
+        public int Forwarded = -1;
+        public bool TeTrailers;
+
+        public ForwardedFieldScan(RequestHead request)
+        {
+            Connection = request.IndexOf(KnownHeader.Connection);
+            FilterByConnection = Connection >= 0 && ConnectionNamesOtherFields(request.GetValue(Connection));
+        }
+    }
+
+    /// <summary>
+    /// Step 2, for both upstream protocols: true when the client's field <paramref name="i"/> is forwarded as
+    /// it came; false when the relay drops it or writes its own value (recorded in <paramref name="scan"/>).
+    /// </summary>
+    private bool PassesThrough(RequestHead request, int i, ref ForwardedFieldScan scan, ForwarderContext context)
+    {
+        var header = request.Headers[i];
+        switch (header.Id)
+        {
+            case KnownHeader.Host:
+            case KnownHeader.ContentLength:
+            case KnownHeader.TransferEncoding:
+            case KnownHeader.Connection:
+            case KnownHeader.KeepAlive:
+            case KnownHeader.ProxyConnection:
+            case KnownHeader.Trailer:
+            case KnownHeader.Upgrade:
+            case KnownHeader.ProxyAuthenticate:
+            case KnownHeader.ProxyAuthorization:
+            case KnownHeader.Expect:
+                // Hop-by-hop (RFC 9110 §7.6.1; connection-specific in HTTP/2, RFC 9113 §8.2.2) or framing we
+                // write ourselves; Host is written from the route (HTTP/2: as :authority); Expect was answered by us.
+                return false;
+            case KnownHeader.TE:
+                // RFC 9110 §10.1.4: only "trailers" means something end to end (gRPC relies on it), and
+                // RFC 9113 §8.2.2 allows no other value over HTTP/2.
+                scan.TeTrailers |= System.Text.Ascii.EqualsIgnoreCase(request.Get(header.Value), "trailers"u8);
+                return false;
+            case KnownHeader.XForwardedFor when _options.XForwarded:
+                scan.XForwardedFor = scan.XForwardedFor < 0 ? i : scan.XForwardedFor;
+                return false;
+            case KnownHeader.XForwardedProto or KnownHeader.XForwardedHost when _options.XForwarded:
+                return false;
+            case KnownHeader.Via when _options.Via:
+                scan.Via = scan.Via < 0 ? i : scan.Via;
+                return false;
+            case KnownHeader.Forwarded when _options.Forwarded:
+                scan.Forwarded = scan.Forwarded < 0 ? i : scan.Forwarded;
+                return false;
+            case KnownHeader.TraceParent when context.Trace.Active:
+                return false; // replaced by our hop's value
+        }
+        var name = request.Get(header.Name);
+        // A pseudo-header never passes as a field (an HTTP/1.1 parser refuses ':' in names anyway).
+        return !name.IsEmpty && name[0] != (byte)':'
+            && !(scan.FilterByConnection && IsNamedInConnection(request.GetValue(scan.Connection), name));
+    }
+
+    /// <summary>Every X-Forwarded-For value, in order, then the client: the list a chain of proxies builds.</summary>
+    private static void WriteForwardedForValue<TSink>(ref TSink sink, HttpExchange exchange, int firstIndex) where TSink : IByteSink, allows ref struct
+    {
+        AppendEarlierValues(ref sink, exchange.Request, KnownHeader.XForwardedFor, firstIndex);
+        sink.Write(exchange.ClientAddress);
+    }
+
     /// <summary>RFC 7239 §4: one forwarded-element for this hop, after the elements earlier proxies wrote.</summary>
-    private static void WriteForwarded(ref HeadWriter writer, HttpExchange exchange, int firstIndex)
+    private static void WriteForwardedValue<TSink>(ref TSink sink, HttpExchange exchange, int firstIndex) where TSink : IByteSink, allows ref struct
     {
         var request = exchange.Request;
-        writer.Write("forwarded: "u8);
-        if (firstIndex >= 0)
-        {
-            var headers = request.Headers;
-            for (int i = firstIndex; i < headers.Length; i++)
-            {
-                if (headers[i].Id == KnownHeader.Forwarded)
-                {
-                    writer.Write(request.Get(headers[i].Value));
-                    writer.Write(", "u8);
-                }
-            }
-        }
+        AppendEarlierValues(ref sink, request, KnownHeader.Forwarded, firstIndex);
         var client = exchange.ClientAddress;
         // RFC 7239 §6: an IPv6 node is written as a quoted "[addr]".
         bool v6 = client.IndexOf((byte)':') >= 0;
-        writer.Write(v6 ? "for=\"["u8 : "for="u8);
-        writer.Write(client);
-        writer.Write(v6 ? "]\";proto="u8 : ";proto="u8);
-        writer.Write(exchange.IsHttps ? "https"u8 : "http"u8);
+        sink.Write(v6 ? "for=\"["u8 : "for="u8);
+        sink.Write(client);
+        sink.Write(v6 ? "]\";proto="u8 : ";proto="u8);
+        sink.Write(exchange.IsHttps ? "https"u8 : "http"u8);
         if (!request.AuthoritySpan.IsEmpty)
         {
-            writer.Write(";host=\""u8);
-            writer.Write(request.AuthoritySpan);
-            writer.Write("\""u8);
+            sink.Write(";host=\""u8);
+            sink.Write(request.AuthoritySpan);
+            sink.Write("\""u8);
         }
-        writer.Write("\r\n"u8);
+    }
+
+    /// <summary>RFC 9110 §7.6.3: the client's Via (its first line), then this hop.</summary>
+    private static void WriteViaValue<TSink>(ref TSink sink, RequestHead request, int firstIndex) where TSink : IByteSink, allows ref struct
+    {
+        if (firstIndex >= 0)
+        {
+            sink.Write(request.Get(request.Headers[firstIndex].Value));
+            sink.Write(", "u8);
+        }
+        sink.Write(s_viaValue);
+    }
+
+    private static void AppendEarlierValues<TSink>(ref TSink sink, RequestHead request, KnownHeader id, int firstIndex) where TSink : IByteSink, allows ref struct
+    {
+        if (firstIndex < 0)
+        {
+            return;
+        }
+        var headers = request.Headers;
+        for (int i = firstIndex; i < headers.Length; i++)
+        {
+            if (headers[i].Id == id)
+            {
+                sink.Write(request.Get(headers[i].Value));
+                sink.Write(", "u8);
+            }
+        }
     }
 
     /// <summary>True when a Connection value lists more than the usual close / keep-alive / upgrade.</summary>
