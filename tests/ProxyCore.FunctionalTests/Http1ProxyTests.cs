@@ -251,6 +251,26 @@ public sealed class Http1ProxyTests
         Assert.Single(answer.Split("HTTP/1.1 "), s => s.Length > 0);
     }
 
+    [Theory]
+    [InlineData("/delay/300")]   // FIN while the upstream is still working
+    [InlineData("/bytes/10")]    // FIN racing a fast answer
+    public async Task ClientHalfClosesAfterRequest_NeverGetsA500(string path)
+    {
+        // Like nginx, a client's FIN counts as leaving; the proxy may still answer if the upstream was
+        // quicker, but it must never blame itself with a 500 for the work it cancelled.
+        await using var host = TestHost.Start();
+        for (int i = 0; i < 20; i++)
+        {
+            string answer = await host.SendRawAsync($"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n", TimeSpan.FromSeconds(5), halfClose: true);
+            Assert.DoesNotContain("<<timeout>>", answer);
+            Assert.DoesNotContain(" 500 ", answer);
+            Assert.True(answer.Length == 0 || answer == "<<reset>>" || answer.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), answer);
+        }
+        // The proxy is unharmed.
+        using var client = host.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/bytes/1")).StatusCode);
+    }
+
     [Fact]
     public async Task LongRequestLine_Gets414_AndTooManyHeaders431()
     {

@@ -182,8 +182,10 @@ public sealed class Http1Connection : HttpExchange
                 {
                     await _application.ProcessAsync(this).ConfigureAwait(false);
                 }
-                catch (Exception) when (!_responseStarted && !_aborted)
+                catch (Exception) when (!_responseStarted && !_aborted && !_connection.ConnectionClosed.IsCancellationRequested)
                 {
+                    // A client that closed (or half-closed: like nginx, we take its FIN as leaving) gets no 500 for our
+                    // cancelled work; the loop below resets the connection since no response was completed.
                     await RespondErrorAsync(500, "internal-error", "The proxy failed while handling the request.").ConfigureAwait(false);
                 }
 

@@ -470,7 +470,9 @@ public sealed partial class HttpForwarder
             }
             catch (Exception e)
             {
-                failure = e;
+                // The client left while we waited outside a relay step (a lease, a retry's backoff): the finally
+                // above logged it as client-gone and there is no one to answer; anything else is a real failure.
+                failure = exchange.Aborted.IsCancellationRequested ? null : e;
             }
             context.Finish(failure);
         }
