@@ -19,6 +19,7 @@ usage() {
 usage: bash bench/load/idle.sh [--connections 10000] [--settle 3] [--peers nginx,proxycore] [--out FILE]
   --settle S   seconds to wait after the last answer before RSS is read (idle buffers returned)
 env: PROXYCORE_BIN  use this proxycore binary (default: publish src/ProxyCore.Server to artifacts/proxycore)
+     PROXY_ENV      extra environment for ProxyCore only, e.g. "DOTNET_GCgen0size=0x400000"
 EOF
 }
 while (($#)); do
@@ -135,6 +136,8 @@ wait_200() {
 wait_200 "http://127.0.0.1:$UP_PORT/"
 
 declare -A BEFORE=() AFTER=() PER=() NOTE=()
+ALLOC0="" ALLOC1="" GCS=""
+alloc_bytes() { curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^dotnet_gc_allocated_bytes_total/ { print $2 }'; }
 measure() { # peer port pid-to-measure
   local peer=$1 port=$2 pid=$3 line before after check
   wait_200 "http://127.0.0.1:$port/"
@@ -151,6 +154,7 @@ for _ in range(300):
     s.close()
 PY
   sleep 1
+  [[ $peer == proxycore ]] && ALLOC0=$(alloc_bytes)
   before=$(rss_kb "$pid")
   coproc CLIENT { exec python3 "$SCRIPT_DIR/idle_client.py" --port "$port" --connections "$CONNS" 2>&1; }
   local cpid=$CLIENT_PID
@@ -158,6 +162,10 @@ PY
   [[ $line == "ready $CONNS" ]] || { log "$peer: client: $line"; exit 1; }
   sleep "$SETTLE"
   after=$(rss_kb "$pid")
+  if [[ $peer == proxycore ]]; then
+    ALLOC1=$(alloc_bytes)
+    GCS=$(curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -F'[{}"]' '/^dotnet_gc_collections_total/ { printf "%sgen%s %s", sep, $3, $5; sep=", " }' | sed 's/  */ /g')
+  fi
   echo check >&"${CLIENT[1]}"
   read -r -t 60 check <&"${CLIENT[0]}" || check="no answer to check"
   echo quit >&"${CLIENT[1]}"
@@ -177,7 +185,8 @@ for peer in "${PEER_LIST[@]}"; do
       measure nginx "$NGINX_PORT" "$(pgrep -P "$ng" | head -1)"
       kill "$ng"; timeout 10 tail --pid="$ng" -f /dev/null || true ;;
     proxycore)
-      "$BIN" --config "$TMP/proxy.json" --quiet >"$TMP/proxy.log" 2>&1 &
+      # shellcheck disable=SC2086 # PROXY_ENV is a list of VAR=VALUE words
+      env ${PROXY_ENV:-} "$BIN" --config "$TMP/proxy.json" --quiet >"$TMP/proxy.log" 2>&1 &
       pc=$!; PIDS+=("$pc")
       measure proxycore "$PC_PORT" "$pc"
       kill "$pc"; timeout 10 tail --pid="$pc" -f /dev/null || true ;;
@@ -193,7 +202,7 @@ OUT=${OUT:-$REPO/perf-results/$(date -u +%Y-%m-%d)-idle-$SHA$DIRTY.md}
   echo
   echo "- commit: $SHA$DIRTY"
   echo "- machine: nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), load avg at end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- command: \`bash bench/load/idle.sh ${ORIG_ARGS[*]}\`$( [[ -n ${PROXYCORE_BIN:-} ]] && echo " (PROXYCORE_BIN=$PROXYCORE_BIN)")"
+  echo "- command: \`${PROXY_ENV:+PROXY_ENV='$PROXY_ENV' }bash bench/load/idle.sh ${ORIG_ARGS[*]}\`$( [[ -n ${PROXYCORE_BIN:-} ]] && echo " (PROXYCORE_BIN=$PROXYCORE_BIN)")"
   echo "- $(nginx -v 2>&1) (1 worker, keepalive 64 upstream); client bench/load/idle_client.py (one GET / per connection, 32 in flight, then idle); upstream nginx answering 64 bytes; RSS read ${SETTLE}s after the last answer, after a warm-up of 300 closed connections"
   echo
   echo "| peer | RSS before (kB) | RSS with $CONNS idle (kB) | KiB per idle connection | connections still open |"
@@ -201,5 +210,9 @@ OUT=${OUT:-$REPO/perf-results/$(date -u +%Y-%m-%d)-idle-$SHA$DIRTY.md}
   for peer in "${PEER_LIST[@]}"; do
     echo "| $peer | ${BEFORE[$peer]} | ${AFTER[$peer]} | **${PER[$peer]}** | ${NOTE[$peer]} |"
   done
+  if [[ -n $ALLOC0 && -n $ALLOC1 ]]; then
+    echo
+    awk -v a="$ALLOC0" -v b="$ALLOC1" -v n="$CONNS" -v g="$GCS" 'BEGIN { printf "ProxyCore managed allocations while the connections opened: %.0f B per connection (dotnet_gc_allocated_bytes_total); GC collections at the end: %s.\n", (b-a)/n, g }'
+  fi
 } | tee "$OUT"
 log "wrote $OUT"

@@ -120,7 +120,7 @@ log "nginx: $RUNS runs"
 NG_OUT=$(python3 "$SCRIPT_DIR/startup_probe.py" --port "$NGINX_PORT" --runs "$RUNS" -- \
   nginx -p "$TMP/ng/" -c "$TMP/ng/nginx.conf" -e "$TMP/ng/error.log" -g 'daemon off;')
 
-stats() { awk '/^median/ { printf "%s | %s | %s", $2, $4, $6 }' <<<"$1"; }
+stats() { awk '/^median/ { printf "%s | %s | %s | %s", $2, $4, $6, $8 }' <<<"$1"; }
 runs() { awk '/^run/ { printf "%s%s", sep, $3; sep=", " }' <<<"$1"; }
 SIZE=$(stat -c %s "$BIN")
 
@@ -135,8 +135,8 @@ OUT=${OUT:-$REPO/perf-results/$(date -u +%Y-%m-%d)-startup-$SHA$DIRTY.md}
   echo "- command: \`bash bench/load/startup.sh ${ORIG_ARGS[*]}\`$( [[ -n ${PROXYCORE_BIN:-} ]] && echo " (PROXYCORE_BIN=$PROXYCORE_BIN)")"
   echo "- from spawn (bench/load/startup_probe.py, monotonic clock) to the first complete \`200\` for \`GET /\` proxied to an nginx upstream, polling every 0.5 ms; ProxyCore from a config file (listener, admin, one route); $(nginx -v 2>&1) with one worker; one untimed run of each first (warm page cache)"
   echo
-  echo "| peer | median ms | min ms | max ms | runs (ms) |"
-  echo "|---|---|---|---|---|"
+  echo "| peer | median ms | min ms | max ms | CPU ms by then (median) | runs (ms) |"
+  echo "|---|---|---|---|---|---|"
   echo "| proxycore | $(stats "$PC_OUT") | $(runs "$PC_OUT") |"
   echo "| nginx | $(stats "$NG_OUT") | $(runs "$NG_OUT") |"
   echo
