@@ -39,7 +39,7 @@ done
 log() { printf '[idle %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # Every process started below inherits this: the client holds N sockets, the proxy N + upstreams.
-NOFILE=$((CONNS + 1024))
+NOFILE=$((CONNS + 4096))
 if (($(ulimit -Hn) < NOFILE)); then ulimit -Hn "$NOFILE" 2>/dev/null || { echo "ulimit -n hard limit $(ulimit -Hn) < $NOFILE (run as root or lower --connections)" >&2; exit 2; }; fi
 ulimit -Sn "$NOFILE"
 
@@ -98,7 +98,7 @@ worker_processes 1;
 worker_rlimit_nofile $NOFILE;
 pid nginx.pid;
 error_log error.log warn;
-events { worker_connections $((CONNS + 512)); }
+events { worker_connections $((CONNS + 2048)); }
 http {
 $nginx_common
     upstream backend { server 127.0.0.1:$UP_PORT; keepalive 64; }

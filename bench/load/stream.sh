@@ -77,8 +77,10 @@ if ((PIN)); then
 fi
 
 mkdir -p "$TMP/www" "$TMP/up/tmp" "$TMP/ng/tmp"
+chmod 755 "$TMP" "$TMP/www"   # nginx workers started by root run as nobody: the file must be readable to them
 truncate -s "$SIZE" "$TMP/www/big"   # sparse: no disk, served from the page cache's zero pages
 truncate -s "$SIZE" "$TMP/upload.bin"
+chmod 644 "$TMP/www/big"
 
 nginx_common='
     access_log off;
