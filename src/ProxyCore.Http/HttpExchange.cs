@@ -30,6 +30,20 @@ public readonly struct BodyReadResult
 }
 
 /// <summary>
+/// Implemented by an <see cref="HttpExchange.ApplicationState"/> that holds buffers worth giving back
+/// while its connection waits for the next request (its keep-alive idle time).
+/// </summary>
+public interface IIdleAware
+{
+    /// <summary>
+    /// The connection finished an exchange and is waiting for the next request's first bytes. Returns true
+    /// when the state let go of the exchange (it went back to a pool of its owner): the connection then
+    /// clears <see cref="HttpExchange.ApplicationState"/> and will neither use nor dispose it again.
+    /// </summary>
+    bool OnIdle();
+}
+
+/// <summary>
 /// One request/response exchange, whichever protocol carries it. The application reads
 /// <see cref="Request"/> and the body, fills <see cref="Response"/>, then starts, writes and
 /// completes the response. HTTP/1.1 and HTTP/2 implement it; nothing above this type knows which.

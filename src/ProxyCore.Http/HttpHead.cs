@@ -27,7 +27,12 @@ public abstract class HttpHead
 
     private byte[] _arena = Array.Empty<byte>();
     private int _arenaUsed;
-    private HeaderEntry[] _headers = new HeaderEntry[InitialHeaderCapacity];
+    // Rented on the first header and returned by ReleaseMemory, like the arena: a head that is never
+    // used (trailers, the HTTP/2 upstream field list of an HTTP/1.1 route) or an idle connection's
+    // heads hold no array.
+    private HeaderEntry[] _headers = Array.Empty<HeaderEntry>();
+    private static readonly HeadArrayPool<byte> s_arenas = new(InitialArenaSize);
+    private static readonly HeadArrayPool<HeaderEntry> s_headerLists = new(InitialHeaderCapacity);
     private int _headerCount;
 
     /// <summary>Everything written to the arena so far.</summary>
@@ -101,13 +106,19 @@ public abstract class HttpHead
         {
             size *= 2;
         }
-        var bigger = ArrayPool<byte>.Shared.Rent(size);
+        var bigger = size == InitialArenaSize ? s_arenas.Rent() : ArrayPool<byte>.Shared.Rent(size);
         _arena.AsSpan(0, _arenaUsed).CopyTo(bigger);
-        if (_arena.Length > 0)
-        {
-            ArrayPool<byte>.Shared.Return(_arena);
-        }
+        ReturnArena(_arena);
         _arena = bigger;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void GrowHeaders()
+    {
+        var bigger = _headers.Length == 0 ? s_headerLists.Rent() : ArrayPool<HeaderEntry>.Shared.Rent(_headers.Length * 2);
+        _headers.AsSpan(0, _headerCount).CopyTo(bigger);
+        ReturnHeaders(_headers);
+        _headers = bigger;
     }
 
     /// <summary>Adds a header whose bytes are already in the arena.</summary>
@@ -115,7 +126,7 @@ public abstract class HttpHead
     {
         if (_headerCount == _headers.Length)
         {
-            Array.Resize(ref _headers, _headers.Length * 2);
+            GrowHeaders();
         }
         _headers[_headerCount++] = new HeaderEntry(name, value, id);
     }
@@ -203,14 +214,37 @@ public abstract class HttpHead
         KeepAlive = true;
     }
 
-    /// <summary>Returns the arena to the pool (an idle connection holds no buffers).</summary>
+    /// <summary>Returns the arena and the header list to their pools (an idle connection holds no buffers).</summary>
     public void ReleaseMemory()
     {
         Reset();
-        if (_arena.Length > 0)
+        ReturnArena(_arena);
+        _arena = Array.Empty<byte>();
+        ReturnHeaders(_headers);
+        _headers = Array.Empty<HeaderEntry>();
+    }
+
+    private static void ReturnArena(byte[] arena)
+    {
+        if (arena.Length == InitialArenaSize)
         {
-            ArrayPool<byte>.Shared.Return(_arena);
-            _arena = Array.Empty<byte>();
+            s_arenas.Return(arena);
+        }
+        else if (arena.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(arena);
+        }
+    }
+
+    private static void ReturnHeaders(HeaderEntry[] headers)
+    {
+        if (headers.Length == InitialHeaderCapacity)
+        {
+            s_headerLists.Return(headers);
+        }
+        else if (headers.Length > 0)
+        {
+            ArrayPool<HeaderEntry>.Shared.Return(headers);
         }
     }
 }

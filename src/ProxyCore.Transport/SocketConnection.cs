@@ -118,6 +118,7 @@ internal sealed class SocketConnection : ConnectionContext
     {
         Exception? error = null;
         var writer = _input.Writer;
+        bool streaming = false;
         try
         {
             while (true)
@@ -146,13 +147,14 @@ internal sealed class SocketConnection : ConnectionContext
                 }
                 else
                 {
-                    var memory = writer.GetMemory(SocketTransportOptions.MinimumSegmentSize);
+                    var memory = writer.GetMemory(streaming ? SocketTransportOptions.StreamingSegmentSize : SocketTransportOptions.MinimumSegmentSize);
                     received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                     if (received == 0)
                     {
                         break; // FIN: the peer will send nothing more.
                     }
                     writer.Advance(received);
+                    streaming = received == memory.Length; // A full buffer: more is likely queued, read bigger.
                 }
 
                 // Waits while the app holds MaxReadBufferSize unconsumed bytes: that is the backpressure

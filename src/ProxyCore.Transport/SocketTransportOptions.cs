@@ -88,4 +88,12 @@ public sealed class SocketTransportOptions
 
     /// <summary>Smallest buffer the receive loop asks the pipe for; also the pipes' minimum segment size.</summary>
     internal const int MinimumSegmentSize = 4096;
+
+    /// <summary>
+    /// The buffer the receive loop asks for once a read filled the whole last one (a body streaming in):
+    /// one recv() per 64 KiB instead of per 4 KiB cuts the syscalls of a large upload or download 16-fold.
+    /// Served by the shared array pool (the 4 KiB block pool has no larger blocks), given back as the
+    /// application consumes it; a short read (the socket drained) goes back to 4 KiB blocks.
+    /// </summary>
+    internal const int StreamingSegmentSize = 64 * 1024;
 }

@@ -115,7 +115,17 @@ public sealed class Http1Connection : HttpExchange
                         ReadResult result;
                         try
                         {
-                            result = await _input.ReadAsync(_timeout.Token).ConfigureAwait(false);
+                            if (sawBytes || !_input.TryRead(out result))
+                            {
+                                if (!sawBytes)
+                                {
+                                    // Nothing of the next request yet: the connection may stay idle for its
+                                    // whole keep-alive timeout, so it gives its head buffers back first
+                                    // (rented again when bytes come; the pools make that cheap).
+                                    ReleaseIdleMemory();
+                                }
+                                result = await _input.ReadAsync(_timeout.Token).ConfigureAwait(false);
+                            }
                         }
                         catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
                         {
@@ -221,6 +231,17 @@ public sealed class Http1Connection : HttpExchange
                 await _output.CompleteAsync().ConfigureAwait(false);
                 await _input.CompleteAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    private void ReleaseIdleMemory()
+    {
+        Request.ReleaseMemory();
+        Response.ReleaseMemory();
+        RequestTrailers.ReleaseMemory();
+        if (ApplicationState is IIdleAware state && state.OnIdle())
+        {
+            ApplicationState = null;
         }
     }
 

@@ -60,6 +60,13 @@ public sealed partial class HttpForwarder
 {
     private static readonly byte[] s_viaValue = "1.1 proxycore"u8.ToArray();
 
+    // Relay contexts of connections waiting idle between requests, reused by the next connection that
+    // forwards: a keep-alive connection holds one only while an exchange is in flight. Bounded, so a burst
+    // of connections does not pin its peak of contexts forever (past it a connection keeps its own).
+    private const int MaxIdleContexts = 4096;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<ForwarderContext> _idleContexts = new();
+    private int _idleContextCount;
+
     private readonly UpstreamConnectionPool _pool;
     private readonly Http2UpstreamPool _http2;
     private readonly ForwarderOptions _options;
@@ -93,10 +100,32 @@ public sealed partial class HttpForwarder
     {
         if (exchange.ApplicationState is not ForwarderContext context)
         {
-            context = new ForwarderContext(this);
+            if (!_idleContexts.TryDequeue(out context!))
+            {
+                context = new ForwarderContext(this);
+            }
+            else
+            {
+                Interlocked.Decrement(ref _idleContextCount);
+            }
             exchange.ApplicationState = context;
         }
         return context.Start(exchange, route, destination, observer);
+    }
+
+    /// <summary>
+    /// Takes back the context of a connection that went idle (see <see cref="ForwarderContext.OnIdle"/>);
+    /// false when the pool is full (the connection then keeps it, as before pooling).
+    /// </summary>
+    internal bool ReturnContext(ForwarderContext context)
+    {
+        if (Interlocked.Increment(ref _idleContextCount) > MaxIdleContexts)
+        {
+            Interlocked.Decrement(ref _idleContextCount);
+            return false;
+        }
+        _idleContexts.Enqueue(context);
+        return true;
     }
 
     /// <summary>
@@ -939,7 +968,7 @@ public interface IForwarderObserver
 /// timer (also fired when the client goes away, so an abandoned exchange stops waiting on its
 /// upstream), the request-body pump's stop switch, one chunked decoder and one trailer head.
 /// </summary>
-internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool>, IDisposable
+internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool>, IDisposable, IIdleAware
 {
     private static readonly Action<object?> s_cancel = static state => ((CancellationTokenSource)state!).Cancel();
 
@@ -1051,6 +1080,19 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
         }
         source.Dispose();
         return new CancellationTokenSource();
+    }
+
+    /// <summary>
+    /// Between exchanges (keep-alive idle): the heads give their arrays back and the whole context (its relay
+    /// loop, timers, heads) goes back to the forwarder's pool for whichever connection forwards next, so an
+    /// idle connection does not hold one. Only a context with nothing in flight is offered (the relay loop has
+    /// finished its exchange: <see cref="Finish"/> cleared <see cref="Exchange"/>).
+    /// </summary>
+    public bool OnIdle()
+    {
+        Trailers.ReleaseMemory();
+        UpstreamHead.ReleaseMemory();
+        return Exchange is null && _loop is not null && _forwarder.ReturnContext(this);
     }
 
     /// <summary>The connection ended: the relay loop returns.</summary>

@@ -201,6 +201,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
         {
             // Nothing is read before the first edge: a fresh connection holds no buffer until data is there.
             bool drained = true;
+            bool streaming = false;
             while (true)
             {
                 if (drained)
@@ -212,7 +213,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
                     }
                 }
 
-                var memory = writer.GetMemory(SocketTransportOptions.MinimumSegmentSize);
+                var memory = writer.GetMemory(streaming ? SocketTransportOptions.StreamingSegmentSize : SocketTransportOptions.MinimumSegmentSize);
                 nint received = Receive(memory.Span, out int errno);
                 if (received < 0)
                 {
@@ -237,6 +238,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
                 // Short read: the kernel had no more. Read on only when the peer's FIN (or an error) is pending,
                 // so the next recv reports it; the edge that announced both may have been the last one.
                 drained = received < memory.Length && !_peerHalfClosed;
+                streaming = received == memory.Length; // A full buffer: more is likely queued, read bigger.
 
                 var flush = await writer.FlushAsync().ConfigureAwait(false);
                 if (flush.IsCompleted || flush.IsCanceled)
