@@ -377,7 +377,11 @@ public sealed class Http2SpecTests
         await client.ExpectStreamErrorAsync(1, Http2ErrorCode.STREAM_CLOSED);
     }
 
-    /// <summary>The same, once the reset stream's work has surely ended (it is then only remembered as reset by the client).</summary>
+    /// <summary>
+    /// 5.1/9 once the reset stream's task has (in practice) let go, so the stream is only remembered
+    /// as reset by the client: the answer must not change (it was GOAWAY STREAM_CLOSED). Should the
+    /// task still hold it, the other path answers the same, so the test cannot flake.
+    /// </summary>
     [Fact]
     public async Task HeadersAfterClientRst_StreamGone_StreamClosedStreamError()
     {
@@ -387,7 +391,7 @@ public sealed class Http2SpecTests
         await app.Waiting.Task.WaitAsync(Http2TestClient.Timeout);
         await client.SendAsync(w => Http2FrameWriter.WriteRstStream(w, 1, Http2ErrorCode.CANCEL));
         await app.Aborted.Task.WaitAsync(Http2TestClient.Timeout);
-        await PingRoundTripAsync(client); // the stream's task has had its turn
+        await PingRoundTripAsync(client); // a round trip for the stream's task to finish
         await client.SendRequestAsync(1);
         await client.ExpectStreamErrorAsync(1, Http2ErrorCode.STREAM_CLOSED);
         await client.SendRequestAsync(3);
