@@ -643,8 +643,9 @@ public sealed partial class Http2Connection
                 return EndRequestAsync(stream!);
             default:
                 _discardHead.Reset();
-                // NO_ERROR: a block on a stream we reset, decoded only to keep HPACK in step.
-                return _blockError == Http2ErrorCode.NO_ERROR ? new(true) : StreamErrorAsync(streamId, _blockError);
+                // NO_ERROR: a block on a stream we reset, decoded only to keep HPACK in step; work
+                // that serves no request, so it draws on the control-frame budget as a RST_STREAM would.
+                return _blockError == Http2ErrorCode.NO_ERROR ? new(SpendControlBudget()) : StreamErrorAsync(streamId, _blockError);
         }
     }
 }

@@ -398,6 +398,38 @@ public sealed class Http2SpecTests
         await ExpectServedAsync(client, 3);
     }
 
+    /// <summary>§5.1: HEADERS that crossed our RST_STREAM are decoded (HPACK stays in step) and ignored.</summary>
+    [Fact]
+    public async Task HeadersAfterOurRst_Ignored()
+    {
+        await using var client = await StartAsync();
+        await client.SendHeadersAsync(1, client.Block((":method", "GET")), endStream: true); // malformed: we reset it
+        await client.ExpectStreamErrorAsync(1, Http2ErrorCode.PROTOCOL_ERROR);
+        await client.SendRequestAsync(1);
+        Ping(client, s_h2specPing);
+        await client.FlushAsync();
+        var frame = await client.ReadFrameAsync();
+        Assert.Equal(Http2FrameType.PING, frame.Type); // no RST_STREAM, no GOAWAY before it
+        await client.SendRequestAsync(3);
+        await ExpectServedAsync(client, 3);
+    }
+
+    /// <summary>Ignored, but not free: each such block draws on the control-frame budget.</summary>
+    [Fact]
+    public async Task HeadersAfterOurRst_Flood_EnhanceYourCalm()
+    {
+        await using var client = await Http2TestClient.StartAsync(new TestApplication(), new Http2ConnectionOptions { MaxControlFrames = 20 });
+        await client.SendHeadersAsync(1, client.Block((":method", "GET")), endStream: true);
+        await client.ExpectStreamErrorAsync(1, Http2ErrorCode.PROTOCOL_ERROR);
+        var block = client.RequestBlock();
+        for (int i = 0; i < 30; i++)
+        {
+            client.Write(w => Http2FrameWriter.WriteHeaders(w, 1, block, endStream: true));
+        }
+        await client.FlushAsync();
+        Assert.StartsWith("control-frame-flood:", await client.ExpectConnectionErrorAsync(Http2ErrorCode.ENHANCE_YOUR_CALM));
+    }
+
     [Fact, Case("http2/5.1/10")]
     public async Task Http2Spec_5_1_10_ContinuationAfterClientRst_ProtocolError()
     {
