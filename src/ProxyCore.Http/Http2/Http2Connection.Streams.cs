@@ -43,13 +43,18 @@ public sealed partial class Http2Connection
                 // (local)" state, the recipient MUST respond with a stream error (Section 5.4.2) of
                 // type STREAM_CLOSED." Unless we reset it ourselves: §5.1 says to ignore what crosses
                 // our RST_STREAM.
-                WasClosed(streamId, out bool resetByUs);
-                respond = !resetByUs;
+                WasClosed(streamId, out var end);
+                respond = end != StreamEnd.ResetByUs;
                 error = Http2ErrorCode.STREAM_CLOSED;
                 stream = null;
             }
             else if (stream.IsReset)
             {
+                // Closed by a reset, its task not done yet: as above, silence after our RST_STREAM;
+                // after the client's, §5.1 "any frame other than PRIORITY after receiving a RST_STREAM"
+                // is a stream error of type STREAM_CLOSED.
+                respond = !stream.ResetByUs;
+                error = Http2ErrorCode.STREAM_CLOSED;
                 stream = null;
             }
             else if (stream.RequestEnded)
@@ -152,7 +157,7 @@ public sealed partial class Http2Connection
             }
             else
             {
-                RememberClosed(streamId, resetByUs: true);
+                RememberClosed(streamId, StreamEnd.ResetByUs);
             }
         }
         return WriteControlAsync(ControlFrame.RstStream, streamId, (uint)code);
@@ -361,7 +366,7 @@ public sealed partial class Http2Connection
         lock (_streamsLock)
         {
             _streams.Remove(stream.StreamId);
-            RememberClosed(stream.StreamId, stream.ResetByUs);
+            RememberClosed(stream.StreamId, !stream.IsReset ? StreamEnd.Finished : stream.ResetByUs ? StreamEnd.ResetByUs : StreamEnd.ResetByPeer);
             lock (_windowLock)
             {
                 _connectionWindowWaiters.Remove(stream);
@@ -432,27 +437,30 @@ public sealed partial class Http2Connection
         }
     }
 
-    private void RememberClosed(int streamId, bool resetByUs)
+    private void RememberClosed(int streamId, StreamEnd end)
     {
-        _closedStreams[_closedStreamsNext] = resetByUs ? -streamId : streamId;
+        _closedStreams[_closedStreamsNext] = streamId;
+        _closedStreamEnds[_closedStreamsNext] = end;
         _closedStreamsNext = (_closedStreamsNext + 1) % ClosedStreamMemory;
     }
 
-    /// <summary>True when <paramref name="streamId"/> was open not long ago; ids never opened, or long closed, say false.</summary>
-    private bool WasClosed(int streamId, out bool resetByUs)
+    /// <summary>True when <paramref name="streamId"/> was open not long ago, and how it ended; ids never opened, or long closed, say false.</summary>
+    private bool WasClosed(int streamId, out StreamEnd end)
     {
         lock (_streamsLock)
         {
-            foreach (int id in _closedStreams)
+            // Newest first: an identifier reset by a stream error and then finished is remembered twice.
+            for (int n = 1; n <= ClosedStreamMemory; n++)
             {
-                if (id == streamId || id == -streamId)
+                int i = (_closedStreamsNext - n + ClosedStreamMemory) % ClosedStreamMemory;
+                if (_closedStreams[i] == streamId)
                 {
-                    resetByUs = id < 0;
+                    end = _closedStreamEnds[i];
                     return true;
                 }
             }
         }
-        resetByUs = false;
+        end = StreamEnd.Finished;
         return false;
     }
 

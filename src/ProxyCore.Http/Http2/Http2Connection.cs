@@ -28,6 +28,17 @@ public sealed partial class Http2Connection
     /// <summary>A WINDOW_UPDATE smaller than this opens too little to be worth its frame: it counts toward <see cref="Http2ConnectionOptions.MaxControlFrames"/>.</summary>
     private const int TinyWindowIncrement = 1024;
 
+    /// <summary>How a remembered stream closed: §5.1 answers a late frame differently for each.</summary>
+    private enum StreamEnd : byte
+    {
+        /// <summary>Both sides sent END_STREAM: a late HEADERS is a connection error of type STREAM_CLOSED.</summary>
+        Finished,
+        /// <summary>We sent RST_STREAM: frames that crossed it are ignored.</summary>
+        ResetByUs,
+        /// <summary>The client sent RST_STREAM: anything but PRIORITY after it is a stream error of type STREAM_CLOSED.</summary>
+        ResetByPeer,
+    }
+
     private enum BlockTarget : byte
     {
         /// <summary>A new stream's request head.</summary>
@@ -52,7 +63,8 @@ public sealed partial class Http2Connection
     private readonly object _streamsLock = new();
     private readonly Dictionary<int, Http2Stream> _streams = [];
     private readonly Stack<Http2Stream> _pool = new();
-    private readonly int[] _closedStreams = new int[ClosedStreamMemory]; // negative: we sent RST_STREAM
+    private readonly int[] _closedStreams = new int[ClosedStreamMemory];
+    private readonly StreamEnd[] _closedStreamEnds = new StreamEnd[ClosedStreamMemory];
     private int _closedStreamsNext;
     private int _lastStreamId;
     private TaskCompletionSource? _streamsDrained;
@@ -465,12 +477,22 @@ public sealed partial class Http2Connection
         }
         else if (stream is not null)
         {
+            if (stream.RequestEnded && !stream.IsReset && stream.ResponseCompleted)
+            {
+                // Both END_STREAMs are out, only the application's task has not let go of the stream
+                // yet: it is closed (§5.1), as it will be a moment later (below).
+                return new(Fail(Http2ErrorCode.STREAM_CLOSED));
+            }
             if (stream.RequestEnded)
             {
                 // §5.1 half-closed (remote): "If an endpoint receives additional frames, other than
                 // WINDOW_UPDATE, PRIORITY, or RST_STREAM, for a stream that is in this state, it MUST
-                // respond with a stream error (Section 5.4.2) of type STREAM_CLOSED."
-                BeginBlock(BlockTarget.Discard, streamId, null, _discardHead, frame.EndStream, Http2ErrorCode.STREAM_CLOSED);
+                // respond with a stream error (Section 5.4.2) of type STREAM_CLOSED." Reset streams
+                // are closed: after the client's RST_STREAM the same stream error; after ours the
+                // block is only decoded (§5.1: "MUST ignore frames that it receives on closed streams
+                // after it has sent a RST_STREAM frame").
+                var error = stream.IsReset && stream.ResetByUs ? Http2ErrorCode.NO_ERROR : Http2ErrorCode.STREAM_CLOSED;
+                BeginBlock(BlockTarget.Discard, streamId, null, _discardHead, frame.EndStream, error);
             }
             else if (!frame.EndStream)
             {
@@ -494,7 +516,18 @@ public sealed partial class Http2Connection
             // A lower identifier that never opened breaks §5.1.1 instead: "The identifier of a newly
             // established stream MUST be numerically greater than all streams that the initiating
             // endpoint has opened", a PROTOCOL_ERROR.
-            return new(Fail(WasClosed(streamId, out _) ? Http2ErrorCode.STREAM_CLOSED : Http2ErrorCode.PROTOCOL_ERROR));
+            if (!WasClosed(streamId, out var end))
+            {
+                return new(Fail(Http2ErrorCode.PROTOCOL_ERROR));
+            }
+            if (end == StreamEnd.Finished)
+            {
+                return new(Fail(Http2ErrorCode.STREAM_CLOSED));
+            }
+            // A reset stream: the block still goes through HPACK (§4.3), then the stream error, or
+            // nothing after our own RST_STREAM (see above).
+            BeginBlock(BlockTarget.Discard, streamId, null, _discardHead, frame.EndStream,
+                end == StreamEnd.ResetByPeer ? Http2ErrorCode.STREAM_CLOSED : Http2ErrorCode.NO_ERROR);
         }
         else
         {
@@ -584,7 +617,7 @@ public sealed partial class Http2Connection
                     // stream error (Section 5.4.2) of type PROTOCOL_ERROR."
                     lock (_streamsLock)
                     {
-                        RememberClosed(stream.StreamId, resetByUs: true);
+                        RememberClosed(stream.StreamId, StreamEnd.ResetByUs);
                         ReturnToPool(stream);
                     }
                     if (!SpendControlBudget())
@@ -610,7 +643,9 @@ public sealed partial class Http2Connection
                 return EndRequestAsync(stream!);
             default:
                 _discardHead.Reset();
-                return StreamErrorAsync(streamId, _blockError);
+                // NO_ERROR: a block on a stream we reset, decoded only to keep HPACK in step; work
+                // that serves no request, so it draws on the control-frame budget as a RST_STREAM would.
+                return _blockError == Http2ErrorCode.NO_ERROR ? new(SpendControlBudget()) : StreamErrorAsync(streamId, _blockError);
         }
     }
 }
