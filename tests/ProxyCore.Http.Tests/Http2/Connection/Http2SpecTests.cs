@@ -1226,25 +1226,6 @@ public sealed class Http2SpecTests
         await ExpectServedAsync(client, 1);
     }
 
-    [Fact]
-    public async Task Http2Spec_Generic_3_1_3_PaddedDataAndHeaders_Answered()
-    {
-        await using var client = await StartAsync();
-        await client.SendAsync(w => Http2FrameWriter.WriteHeaders(w, 1, client.RequestBlock("POST", "/echo"), false, padLength: 8));
-        await client.SendAsync(w => Http2FrameWriter.WritePaddedData(w, 1, "abc"u8, padLength: 10, endStream: true));
-        var response = await client.ReadResponseAsync(1);
-        Assert.Equal("abc", Encoding.ASCII.GetString(response.Body));
-    }
-
-    [Fact]
-    public async Task Http2Spec_Generic_3_3_5_PriorityOnIdleThenLowerHeaders_Answered()
-    {
-        await using var client = await StartAsync();
-        await client.SendAsync(w => Http2FrameWriter.WritePriority(w, 9, new Http2Priority(0, false, 16)));
-        await client.SendRequestAsync(7);
-        Assert.Equal(200, (await client.ReadResponseAsync(7)).Status);
-    }
-
     /// <summary>
     /// h2spec's window cases need a response body of at least 5 octets (its ServerDataLength); the
     /// shared <see cref="TestApplication"/> answers "ok". This one answers <see cref="Path"/> with 16.
