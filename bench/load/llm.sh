@@ -334,7 +334,8 @@ ratio() { [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]] && awk -v a="$1" -v b="$2
   echo
   echo "- commit: $sha$dirty"
   echo "- machine: $cpu_model, nproc $NPROC, kernel $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- command: \`flock /tmp/proxycore-bench.lock bash bench/load/llm.sh ${ORIG_ARGS[*]}\`"
+  envs=""; [[ -n "${PROXYCORE_BIN:-}" ]] && envs+="PROXYCORE_BIN=$PROXYCORE_BIN "; [[ "$PORTKEY_DIR" != "$REPO/artifacts/portkey-gateway" ]] && envs+="PORTKEY_DIR=$PORTKEY_DIR "
+  echo "- command: \`${envs}flock /tmp/proxycore-bench.lock bash bench/load/llm.sh ${ORIG_ARGS[*]}\`"
   echo "- versions: ProxyCore ${VER[proxycore]}; ${VER[portkey]:-Portkey not run}; wrk ${VER[wrk]}"
   echo "- upstream: \`proxycore mock\` on CPU $CLIENT_CPU (zero latency, no pacing), answering a 100-word question with $TOKENS completion tokens ($DELTAS streamed content deltas)"
   echo "- load: wrk -t1 on CPU $CLIENT_CPU, POST bodies from a Lua script; throughput: -c$CONNS for ${DURATION}s after a ${WARMUP}s warm-up; latency: -c1 for ${LAT_DURATION}s (no queueing); gateway under test alone on CPU $PROXY_CPU"
