@@ -185,11 +185,11 @@ cat >"$WORK/proxycore.json" <<EOF
     { "id": "plain", "match": { "path": "/plain/" }, "cluster": "mock" },
     { "id": "llm", "match": { "path": "/llm/" }, "cluster": "mock",
       "llm": { "providers": [ { "name": "mock", "type": "openai", "cluster": "mock", "apiKey": "env:LLMBENCH_PROVIDER_KEY" } ],
-               "keys": [ { "name": "bench", "key": "env:LLMBENCH_VKEY", "requestsPerMinute": 100000000, "tokensPerMinute": 100000000000 } ],
+               "keys": [ { "name": "bench", "key": "env:LLMBENCH_VKEY", "requestsPerMinute": 100000000, "tokensPerMinute": 2000000000 } ],
                "pricing": { "gpt-4o-mini": { "inputPer1M": 0.15, "outputPer1M": 0.60 } } } },
     { "id": "cached", "match": { "path": "/cached/" }, "cluster": "mock",
       "llm": { "providers": [ { "name": "mock", "type": "openai", "cluster": "mock", "apiKey": "env:LLMBENCH_PROVIDER_KEY" } ],
-               "keys": [ { "name": "bench", "key": "env:LLMBENCH_VKEY", "requestsPerMinute": 100000000, "tokensPerMinute": 100000000000 } ],
+               "keys": [ { "name": "bench", "key": "env:LLMBENCH_VKEY", "requestsPerMinute": 100000000, "tokensPerMinute": 2000000000 } ],
                "pricing": { "gpt-4o-mini": { "inputPer1M": 0.15, "outputPer1M": 0.60 } },
                "cache": { "exact": { "ttl": "1h" }, "maxBytes": "16MB" } } }
   ],
