@@ -18,7 +18,8 @@ public readonly record struct SemanticMatch(UInt128 ExactKey, float Similarity);
 /// <param name="Scanned">Vectors compared (<see cref="SemanticCache.TryFind"/>: the rows whose guards equal the query's; <see cref="SemanticCache.Explain"/>: all).</param>
 /// <param name="BestSimilarity">The best cosine among those, whether or not it passed; -1 when none.</param>
 /// <param name="Rejected">Guards that vetoed candidates at or above the threshold (a near-miss caught); only <see cref="SemanticCache.Explain"/> looks at rows with other guards.</param>
-public readonly record struct SemanticLookupStats(int Scanned, float BestSimilarity, GuardConflict Rejected);
+/// <param name="Reranked">Rows whose float vector was read because the int8 bound could not rule them out (<see cref="SemanticCache.Explain"/>: all).</param>
+public readonly record struct SemanticLookupStats(int Scanned, float BestSimilarity, GuardConflict Rejected, int Reranked = 0);
 
 /// <summary>
 /// The semantic cache's index: per partition (<see cref="LlmRequestKeys.Partition"/>: everything in the
@@ -144,7 +145,7 @@ public sealed class SemanticCache
         QuantizeQuery(embedding, queryCodes, _queryLevels, out float queryScale, out float queryNorm, out float queryResidual);
 
         float best = -1, bestApprox = float.NegativeInfinity;
-        int bestIndex = -1, bestApproxIndex = -1, compared = 0;
+        int bestIndex = -1, bestApproxIndex = -1, compared = 0, reranked = 0;
         ref ulong hashes = ref MemoryMarshal.GetArrayDataReference(s.GuardHashes);
         ref sbyte codes = ref MemoryMarshal.GetArrayDataReference(s.Codes);
         ref short query = ref MemoryMarshal.GetReference(queryCodes);
@@ -166,6 +167,7 @@ public sealed class SemanticCache
                 // Exact dot only where it could change the answer: the bound says the cosine is at most `upper`.
                 if (upper >= threshold && upper > best)
                 {
+                    reranked++;
                     float similarity = TensorPrimitives.Dot(s.Vectors.AsSpan(i * d, d), embedding);
                     if (similarity >= threshold && similarity > best)
                     {
@@ -182,7 +184,7 @@ public sealed class SemanticCache
         }
         float bestSeen = bestIndex >= 0 ? best
             : bestApproxIndex >= 0 ? TensorPrimitives.Dot(s.Vectors.AsSpan(bestApproxIndex * d, d), embedding) : -1;
-        stats = new SemanticLookupStats(compared, bestSeen, GuardConflict.None);
+        stats = new SemanticLookupStats(compared, bestSeen, GuardConflict.None, reranked);
         if (bestIndex < 0)
         {
             return false;
@@ -235,7 +237,7 @@ public sealed class SemanticCache
         {
             match = new SemanticMatch(s.Rows[bestIndex].ExactKey, best);
         }
-        return new SemanticLookupStats(s.Count, bestSeen, rejected);
+        return new SemanticLookupStats(s.Count, bestSeen, rejected, s.Count);
     }
 
     /// <summary>Drops expired entries everywhere and empty partitions (call from a periodic timer, off the request path).</summary>
@@ -355,7 +357,8 @@ public sealed class SemanticCache
     /// <summary>Symmetric int8 codes of a stored vector (scale = max|v|/127) and the two numbers its error bound needs.</summary>
     private static Quant QuantizeRow(ReadOnlySpan<float> v, Span<sbyte> codes)
     {
-        float max = TensorPrimitives.MaxMagnitude(v);
+        // MaxMagnitude returns the signed element: take its absolute value.
+        float max = MathF.Abs(TensorPrimitives.MaxMagnitude(v));
         float scale = max > 0 ? max / 127f : 0f;
         double residual = 0, norm = 0;
         for (int j = 0; j < v.Length; j++)
@@ -373,7 +376,7 @@ public sealed class SemanticCache
     /// <summary>int16 codes of the query, its scale, the norm of its dequantized form and its residual norm.</summary>
     private static void QuantizeQuery(ReadOnlySpan<float> q, Span<short> codes, int levels, out float scale, out float norm, out float residual)
     {
-        float max = TensorPrimitives.MaxMagnitude(q);
+        float max = MathF.Abs(TensorPrimitives.MaxMagnitude(q));
         scale = max > 0 ? max / levels : 0f;
         double r = 0, n = 0;
         for (int j = 0; j < q.Length; j++)

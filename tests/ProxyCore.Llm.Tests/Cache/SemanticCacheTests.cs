@@ -162,12 +162,15 @@ public class SemanticCacheTests
             Assert.True(cache.Add(1, v, signatures[i % signatures.Length], (UInt128)i, TimeSpan.FromHours(1)));
         }
         int hits = 0;
+        long scanned = 0, reranked = 0;
         for (int k = 0; k < 300; k++)
         {
             var q = k % 4 == 3 ? RandomUnit(random, dimensions, null, 0) : RandomUnit(random, dimensions, centres[k % centres.Length], random.NextSingle() * 1.2f);
             var g = signatures[k % signatures.Length];
             bool hit = cache.TryFind(1, q, g, threshold, out var match, out var stats);
             cache.Explain(1, q, g, threshold, out var expected);
+            scanned += stats.Scanned;
+            reranked += stats.Reranked;
             Assert.Equal(expected is not null, hit);
             if (hit)
             {
@@ -178,6 +181,9 @@ public class SemanticCacheTests
             }
         }
         Assert.InRange(hits, 1, 299); // the table must exercise both outcomes
+        // The guard hash must skip the other signatures' rows, and the int8 bound most of the rest.
+        Assert.InRange(scanned, 1, 300L * rows / signatures.Length + 300);
+        Assert.True(reranked * 4 < scanned, $"the int8 bound ruled out too few rows: {reranked} re-ranked of {scanned}");
     }
 
     /// <summary>A unit vector: <paramref name="centre"/> plus noise of relative size <paramref name="noise"/>, or uniform on the sphere.</summary>
