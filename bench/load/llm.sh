@@ -243,8 +243,11 @@ check() {
   code=$(curl -sN --max-time 10 -D "$out.head" -o "$out.body" -w '%{http_code}' -X POST -H 'content-type: application/json' "${CURL_H[@]}" \
     --data-binary @"$WORK/body-$kind.json" "${URL[$mode]}" || true)
   [[ "$code" == 200 ]] || { echo "status $code: $(head -c 300 "$out.body")"; return 1; }
-  grep -q 'Mock answer' "$out.body" || { echo "no mock answer in the body"; return 1; }
-  if [[ "$kind" == stream ]]; then
+  if [[ "$kind" == json ]]; then
+    grep -q 'Mock answer' "$out.body" || { echo "no mock answer in the body"; return 1; }
+  else
+    # A stream carries the answer in pieces, the first one "Mock".
+    grep -q '"content":"Mock"' "$out.body" || { echo "no mock answer in the stream"; return 1; }
     grep -q 'data: \[DONE\]' "$out.body" || { echo "stream without [DONE]"; return 1; }
     local n; n=$(grep -c '"content":' "$out.body" || true)
     # A cached replay may pack the answer into fewer events; a live stream must pass every delta.
