@@ -77,6 +77,7 @@ public class SemanticCacheBenchmarks
 {
     private readonly BuiltinEmbedder _embedder = new();
     private SemanticCache _cache = null!;
+    private SemanticCache _sameGuards = null!;
     private float[] _query = [];
     private GuardSignature _guards;
 
@@ -95,14 +96,36 @@ public class SemanticCacheBenchmarks
             _embedder.Embed(q, v);
             _cache.Add(1, v, SemanticGuards.Compute(q), (UInt128)i, TimeSpan.FromDays(1));
         }
+        // The worst case for the index: every row shares the query's guards (as questions without
+        // numbers, entities or negations do), so the guard hash filters nothing and the int8 scan and
+        // its bound do all the work.
+        _sameGuards = new SemanticCache(_embedder.Dimensions, maxEntriesPerPartition: Entries, maxEntries: Entries);
+        for (int i = 0; i < Entries; i++)
+        {
+            _embedder.Embed($"How do I change the {topics[i % topics.Length]} settings for item {i} in region {i % 97}?", v);
+            _sameGuards.Add(1, v, default, (UInt128)i, TimeSpan.FromDays(1));
+        }
         _query = new float[_embedder.Dimensions];
         const string query = "How can I change the refund settings for item 4242 in region 71?";
         _embedder.Embed(query, _query);
         _guards = SemanticGuards.Compute(query);
     }
 
+    /// <summary>The request path: guard-hash filter, int8 bound, float re-rank.</summary>
     [Benchmark]
     public bool Lookup() => _cache.TryFind(1, _query, _guards, SemanticCacheDefaults.BuiltinThreshold, out _, out _);
+
+    /// <summary>Every row shares the query's guards: the int8 scan over all of them.</summary>
+    [Benchmark]
+    public bool LookupSameGuards() => _sameGuards.TryFind(1, _query, default, SemanticCacheDefaults.BuiltinThreshold, out _, out _);
+
+    /// <summary>The previous lookup, a flat float scan of every row (kept as <c>Explain</c>): the baseline.</summary>
+    [Benchmark]
+    public SemanticLookupStats FullFloatScan() => _cache.Explain(1, _query, _guards, SemanticCacheDefaults.BuiltinThreshold, out _);
+
+    /// <summary>The same scan over the same-guards cache.</summary>
+    [Benchmark]
+    public SemanticLookupStats FullFloatScanSameGuards() => _sameGuards.Explain(1, _query, default, SemanticCacheDefaults.BuiltinThreshold, out _);
 
     [Benchmark]
     public float EmbedQuery()

@@ -40,8 +40,11 @@ public class SemanticCacheTests
         var cache = new SemanticCache(Embedder.Dimensions);
         Assert.True(cache.Add(default, Embed(asked), SemanticGuards.Compute(stored), 1, TimeSpan.FromHours(1)));
         Assert.False(cache.TryFind(default, Embed(asked), SemanticGuards.Compute(asked), 0.95f, out _, out var stats));
-        Assert.True(stats.BestSimilarity >= 0.99f, "the embedding alone would have hit");
-        Assert.NotEqual(GuardConflict.None, stats.Rejected);
+        Assert.Equal(0, stats.Scanned); // no row shares the query's guards: no vector was compared
+        var full = cache.Explain(default, Embed(asked), SemanticGuards.Compute(asked), 0.95f, out var explained);
+        Assert.Null(explained);
+        Assert.True(full.BestSimilarity >= 0.99f, "the embedding alone would have hit");
+        Assert.NotEqual(GuardConflict.None, full.Rejected);
     }
 
     [Fact]
@@ -135,5 +138,69 @@ public class SemanticCacheTests
         await writer;
         await Task.WhenAll(readers);
         Assert.True(cache.Count <= 64);
+    }
+
+    [Theory]
+    [InlineData(8, 0.95f)]
+    [InlineData(40, 0.8f)]
+    [InlineData(256, 0.8f)]
+    [InlineData(256, 0.95f)]
+    [InlineData(384, 0.9f)]
+    [InlineData(4096, 0.8f)]
+    public void TryFind_QuantizedIndex_SameAnswerAsFullFloatScan(int dimensions, float threshold)
+    {
+        // Clusters of near-duplicates (so many rows sit near the threshold and near each other) under a
+        // few guard signatures: the int8 bound and the guard hash must never change the answer.
+        var random = new Random(dimensions * 31 + (int)(threshold * 100));
+        int rows = dimensions >= 4096 ? 300 : 2000;
+        var cache = new SemanticCache(dimensions, maxEntriesPerPartition: rows, maxEntries: rows);
+        GuardSignature[] signatures = [default, new GuardSignature(1, 0, 0, 0, 0), new GuardSignature(0, 0, 7, 0, 1)];
+        var centres = Enumerable.Range(0, 20).Select(_ => RandomUnit(random, dimensions, null, 0)).ToArray();
+        for (int i = 0; i < rows; i++)
+        {
+            var v = RandomUnit(random, dimensions, centres[i % centres.Length], random.NextSingle() * 1.2f);
+            Assert.True(cache.Add(1, v, signatures[i % signatures.Length], (UInt128)i, TimeSpan.FromHours(1)));
+        }
+        int hits = 0;
+        long scanned = 0, reranked = 0;
+        for (int k = 0; k < 300; k++)
+        {
+            var q = k % 4 == 3 ? RandomUnit(random, dimensions, null, 0) : RandomUnit(random, dimensions, centres[k % centres.Length], random.NextSingle() * 1.2f);
+            var g = signatures[k % signatures.Length];
+            bool hit = cache.TryFind(1, q, g, threshold, out var match, out var stats);
+            cache.Explain(1, q, g, threshold, out var expected);
+            scanned += stats.Scanned;
+            reranked += stats.Reranked;
+            Assert.Equal(expected is not null, hit);
+            if (hit)
+            {
+                hits++;
+                Assert.Equal(expected!.Value.ExactKey, match.ExactKey);
+                Assert.Equal(expected.Value.Similarity, match.Similarity);
+                Assert.Equal(match.Similarity, stats.BestSimilarity);
+            }
+        }
+        Assert.InRange(hits, 1, 299); // the table must exercise both outcomes
+        // The guard hash must skip the other signatures' rows, and the int8 bound most of the rest.
+        Assert.InRange(scanned, 1, 300L * rows / signatures.Length + 300);
+        Assert.True(reranked * 4 < scanned, $"the int8 bound ruled out too few rows: {reranked} re-ranked of {scanned}");
+    }
+
+    /// <summary>A unit vector: <paramref name="centre"/> plus noise of relative size <paramref name="noise"/>, or uniform on the sphere.</summary>
+    private static float[] RandomUnit(Random random, int dimensions, float[]? centre, float noise)
+    {
+        var v = new float[dimensions];
+        for (int j = 0; j < dimensions; j++)
+        {
+            // Box-Muller: Gaussian components give a direction uniform on the sphere.
+            float gaussian = MathF.Sqrt(-2 * MathF.Log(1 - random.NextSingle())) * MathF.Cos(2 * MathF.PI * random.NextSingle());
+            v[j] = centre is null ? gaussian : centre[j] + noise * gaussian / MathF.Sqrt(dimensions);
+        }
+        float norm = MathF.Sqrt(v.Sum(x => x * x));
+        for (int j = 0; j < dimensions; j++)
+        {
+            v[j] /= norm;
+        }
+        return v;
     }
 }
