@@ -52,6 +52,8 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly PiiRedactor? _pii;
     private readonly PiiMode _piiMode;
     private readonly DenyPatterns? _deny;
+    private readonly DenyPatterns? _denyOutput;
+    private readonly int _denyOutputWindow = DenyStreamMatcher.DefaultWindowChars;
     private static readonly BuiltinEmbedder s_builtinEmbedder = new();
     private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
 
@@ -79,6 +81,8 @@ internal sealed class LlmRouteHandler : IRouteHandler
             _pii = kinds != PiiKind.None ? new PiiRedactor(kinds) : null;
             _piiMode = redact.Mode == "block" ? PiiMode.Block : PiiMode.Mask;
             _deny = redact.Deny is { Count: > 0 } deny ? new DenyPatterns(deny) : null;
+            _denyOutput = redact.DenyOutput is { Count: > 0 } denyOutput ? new DenyPatterns(denyOutput) : null;
+            _denyOutputWindow = redact.DenyOutputWindow;
         }
         if (config.Cache is { } cache)
         {
@@ -290,6 +294,8 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 call.CacheHeader = s_cacheHeader[(int)cacheResult];
                 call.CaptureLimit = store ? _cache.MaxEntryBytes : 0;
             }
+            call.DenyOutput = _denyOutput;
+            call.DenyWindowChars = _denyOutputWindow;
             int first = FirstProvider(request);
             bool anyServes = false;
             // Providers that speak the client's API first, in order; then those reached by translation.
@@ -400,6 +406,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
         {
             if (_deny is not null && DeniedPattern(body) is { } denied)
             {
+                _stage.Metrics.RecordDenied(_routeId, "prompt");
                 return denied.TimedOut
                     ? ("prompt-check-failed", "The prompt could not be checked against this route's deny patterns in time.", null)
                     : ("prompt-denied", $"The prompt matches deny pattern {denied.PatternIndex} of this route.", null);
@@ -526,6 +533,11 @@ internal sealed class LlmRouteHandler : IRouteHandler
                     return false;
                 }
             }
+            if (_denyOutput is not null && StoredAnswerDenied(entry.Format, payload.Span, api))
+            {
+                // Stored before this route denied it (patterns changed on a reload): a miss, so the fresh answer is checked.
+                return false;
+            }
             if (replay is not null)
             {
                 payload = replay.WrittenMemory;
@@ -549,6 +561,19 @@ internal sealed class LlmRouteHandler : IRouteHandler
         {
             ArrayPool<byte>.Shared.Return(stored);
         }
+    }
+
+    /// <summary>True when a stored answer (JSON, or the provider's events) matches the output deny patterns.</summary>
+    private bool StoredAnswerDenied(LlmCachedFormat format, ReadOnlySpan<byte> stored, LlmApi api)
+    {
+        if (format != LlmCachedFormat.EventStream)
+        {
+            return DenyOutputScan.Json(stored, _denyOutput!) is not null;
+        }
+        var matcher = new DenyStreamMatcher(_denyOutput!, _denyOutputWindow);
+        var meter = new Sse.LlmStreamMeter(LlmApis.StreamFormat(api)) { TextObserver = matcher };
+        meter.Observe(stored);
+        return matcher.Matched is not null;
     }
 
     private LlmLogFields Account(LlmVirtualKey? key, string keyLabel, LlmProvider provider, string model, LlmUpstreamCall call, long windowId, long reserved)
