@@ -96,6 +96,13 @@ public sealed partial class LlmGatewayTests
             { "id": "deny-out-cached", "match": { "path": "/deny-out-cached/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
                        "cache": { "exact": { "ttl": "1h" } }, "redact": { "denyOutput": ["secret\\s+sauce"] } } },
+            { "id": "templated", "match": { "path": "/templated/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" }, { "name": "claude", "type": "anthropic", "cluster": "mock" } ],
+                       "redact": { "pii": ["email"], "mode": "mask" },
+                       "templates": { "support": { "default": "2", "versions": {
+                         "1": { "messages": [ { "role": "user", "content": "v1 for {{name}}" } ] },
+                         "2": { "model": "gpt-4o-mini", "messages": [ { "role": "system", "content": "You help {{ name }} with {{product}}." },
+                                                                      { "role": "user", "content": "Question from {{name}} about {{product}}" } ] } } } } } },
             { "id": "to-anthropic", "match": { "path": "/to-anthropic/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "claude", "type": "anthropic", "cluster": "mock", "models": { "gpt-4o-mini": "claude-haiku-4-5" } } ] } },
             { "id": "to-openai", "match": { "path": "/to-openai/" }, "cluster": "mock",

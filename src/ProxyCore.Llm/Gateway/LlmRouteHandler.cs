@@ -53,6 +53,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly PiiMode _piiMode;
     private readonly DenyPatterns? _deny;
     private readonly DenyPatterns? _denyOutput;
+    private readonly PromptTemplates? _templates;
     private readonly int _denyOutputWindow = DenyStreamMatcher.DefaultWindowChars;
     private static readonly BuiltinEmbedder s_builtinEmbedder = new();
     private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
@@ -84,6 +85,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
             _denyOutput = redact.DenyOutput is { Count: > 0 } denyOutput ? new DenyPatterns(denyOutput) : null;
             _denyOutputWindow = redact.DenyOutputWindow;
         }
+        _templates = config.Templates is { Count: > 0 } templates ? new PromptTemplates(templates) : null;
         if (config.Cache is { } cache)
         {
             // The answer store serves both lookups: the semantic index only points into it.
@@ -160,6 +162,32 @@ internal sealed class LlmRouteHandler : IRouteHandler
             {
                 await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
                 return;
+            }
+
+            // Step 3a: a prompt template, filled before anything else reads the prompt (safety and the cache key see what the provider will).
+            bool templateHeader = request.TryGetValue(PromptTemplates.HeaderName, out var templateSelector);
+            if (metered && (info.HasTemplate || templateHeader))
+            {
+                if (_templates is null)
+                {
+                    await RespondAsync(exchange, anthropic, 404, "template-not-found", "This route has no prompt templates.").ConfigureAwait(false);
+                    return;
+                }
+                if (_templates.TryApply(body.AsSpan(0, length), api, templateHeader ? templateSelector : default, out var filled) is { } failure)
+                {
+                    await RespondAsync(exchange, anthropic, failure.Status, failure.Reason, failure.Message).ConfigureAwait(false);
+                    return;
+                }
+                var replaced = ArrayPool<byte>.Shared.Rent(Math.Max(16, filled.Length));
+                filled.CopyTo(replaced, 0);
+                ArrayPool<byte>.Shared.Return(body);
+                rented = body = replaced;
+                length = filled.Length;
+                if (!LlmRequestBody.TryRead(body.AsSpan(0, length), out info, out parseError))
+                {
+                    await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
+                    return;
+                }
             }
 
             // Step 3b: safety. Deny patterns and PII on the prompt, before it leaves (and before it is hashed:
