@@ -31,6 +31,13 @@ public sealed class LlmMetrics
     public void RecordDenied(string route, string phase)
         => Interlocked.Increment(ref _denied.GetOrAdd((route, phase), static _ => new Counter()).Value);
 
+    private long _embedderFailures;
+
+    /// <summary>An embedder call failed (the lookup was skipped): <c>proxycore_llm_embedder_failures_total</c>.</summary>
+    public void RecordEmbedderFailure() => Interlocked.Increment(ref _embedderFailures);
+
+    public long EmbedderFailures => Volatile.Read(ref _embedderFailures);
+
     public long Denied(string route, string phase) => _denied.TryGetValue((route, phase), out var c) ? Volatile.Read(ref c.Value) : 0;
 
     public void Record(string key, string model, string provider, long prompt, long completion, long cached, double costUsd)
@@ -76,6 +83,8 @@ public sealed class LlmMetrics
                 .Append("\"} ").Append((Volatile.Read(ref counter.Value) / NanoPerUsd).ToString("0.#########", CultureInfo.InvariantCulture)).Append('\n');
         }
         ExportCache(sb);
+        sb.Append("# HELP proxycore_llm_embedder_failures_total Semantic-cache embeddings that failed or timed out (the lookup was skipped).\n# TYPE proxycore_llm_embedder_failures_total counter\nproxycore_llm_embedder_failures_total ")
+            .Append(Volatile.Read(ref _embedderFailures)).Append('\n');
         sb.Append("# HELP proxycore_llm_denied_total Prompts and answers stopped by a route's deny patterns, by route and phase (prompt, output).\n# TYPE proxycore_llm_denied_total counter\n");
         foreach (var (labels, counter) in _denied)
         {

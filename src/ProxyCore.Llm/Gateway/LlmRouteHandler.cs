@@ -46,7 +46,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly bool _exactLookup;
     private readonly RequestCoalescer<UInt128, bool> _coalescer = new();
     private readonly SemanticCache? _semantic;
-    private readonly BuiltinEmbedder? _embedder;
+    private readonly ITextEmbedder? _embedder;
     private readonly float _threshold;
     private readonly TimeSpan _semanticTtl;
     private readonly PiiRedactor? _pii;
@@ -56,6 +56,9 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly PromptTemplates? _templates;
     private readonly int _denyOutputWindow = DenyStreamMatcher.DefaultWindowChars;
     private static readonly BuiltinEmbedder s_builtinEmbedder = new();
+
+    /// <summary>text-embedding-3-small's length when the config asks for none.</summary>
+    private const int OpenAIDefaultDimensions = 1536;
     private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
 
     public LlmRouteHandler(string routeId, LlmConfig config, ProxySnapshot snapshot, LlmStage stage)
@@ -89,7 +92,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
         if (config.Cache is { } cache)
         {
             // The answer store serves both lookups: the semantic index only points into it.
-            var semantic = cache.Semantic is { Embedder: "builtin" } s ? s : null;
+            var semantic = cache.Semantic;
             if (cache.Exact is not null || semantic is not null)
             {
                 _cache = stage.Cache(routeId, cache.MaxBytes);
@@ -98,9 +101,15 @@ internal sealed class LlmRouteHandler : IRouteHandler
             }
             if (semantic is not null)
             {
-                _embedder = s_builtinEmbedder;
+                (_embedder, float threshold) = semantic.Embedder switch
+                {
+                    "openai" => (new OpenAIEmbedder(new Uri(semantic.Endpoint!), semantic.Model, semantic.Dimensions ?? OpenAIDefaultDimensions,
+                        ConfigSecrets.Resolve(semantic.ApiKey), sendDimensions: semantic.Dimensions is not null, semantic.Timeout, stage.EmbeddingsHttp), SemanticCacheDefaults.MiniLMThreshold),
+                    "local" => (stage.LocalEmbedder ?? throw new InvalidOperationException($"route '{routeId}': the local embedder is not in this binary"), SemanticCacheDefaults.MiniLMThreshold),
+                    _ => ((ITextEmbedder)s_builtinEmbedder, SemanticCacheDefaults.BuiltinThreshold),
+                };
                 _semantic = stage.Semantic(routeId, _embedder.Dimensions);
-                _threshold = (float)(semantic.Threshold ?? SemanticCacheDefaults.BuiltinThreshold);
+                _threshold = (float)(semantic.Threshold ?? threshold);
                 _semanticTtl = semantic.Ttl;
             }
         }
@@ -253,7 +262,24 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 if (hashed && _semantic is not null && cacheKeys.LastUserText is { } question && (directives.Read || directives.Write))
                 {
                     vector = ArrayPool<float>.Shared.Rent(_embedder!.Dimensions);
-                    _embedder.Embed(question, vector.AsSpan(0, _embedder.Dimensions));
+                    if (_embedder is BuiltinEmbedder builtin)
+                    {
+                        builtin.Embed(question, vector.AsSpan(0, builtin.Dimensions)); // no I/O: no await
+                    }
+                    else
+                    {
+                        try
+                        {
+                            await _embedder.EmbedAsync(question, vector.AsMemory(0, _embedder.Dimensions), exchange.Aborted).ConfigureAwait(false);
+                        }
+                        catch (EmbedderException)
+                        {
+                            // The embedder is down or slow: this request skips the semantic cache (exact still applies).
+                            ArrayPool<float>.Shared.Return(vector);
+                            vector = null;
+                            _stage.Metrics.RecordEmbedderFailure();
+                        }
+                    }
                     guards = SemanticGuards.Compute(question);
                 }
                 LlmCacheEntry? entry = null;

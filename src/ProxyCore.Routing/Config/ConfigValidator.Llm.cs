@@ -279,6 +279,41 @@ internal sealed partial class ConfigValidator
             {
                 Error(path + ".semantic.embedder", $"unknown embedder '{semantic.Embedder}' (expected one of: {string.Join(", ", s_embedders)})");
             }
+#if !PROXYCORE_MINILM
+            else if (semantic.Embedder == "local")
+            {
+                // The model (91 MB) and ONNX Runtime's native library stay out of the lean binary (DESIGN.md "Packages").
+                Error(path + ".semantic.embedder", "the local MiniLM embedder is not in this binary: it was built without it (build with -p:ProxyCoreMiniLM=true), or use \"builtin\" or \"openai\"");
+            }
+#endif
+            if (semantic.Embedder == "openai")
+            {
+                if (string.IsNullOrWhiteSpace(semantic.Endpoint))
+                {
+                    Error(path + ".semantic.endpoint", "required for the openai embedder (the embeddings server, e.g. \"https://api.openai.com\")");
+                }
+                else if (!Uri.TryCreate(semantic.Endpoint, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
+                {
+                    Error(path + ".semantic.endpoint", $"'{semantic.Endpoint}' is not an absolute http or https address");
+                }
+                if (string.IsNullOrWhiteSpace(semantic.Model))
+                {
+                    Error(path + ".semantic.model", "must not be empty");
+                }
+                if (semantic.ApiKey is { } apiKey)
+                {
+                    Secret(apiKey, path + ".semantic.apiKey");
+                }
+                if (semantic.Dimensions is < 1 or > 8192)
+                {
+                    Error(path + ".semantic.dimensions", "must be 1 to 8192");
+                }
+                Positive(path + ".semantic.timeout", semantic.Timeout);
+            }
+            else if (semantic.Endpoint is not null || semantic.ApiKey is not null || semantic.Dimensions is not null)
+            {
+                Error(path + ".semantic.embedder", $"endpoint, apiKey and dimensions are settings of the \"openai\" embedder, not of \"{semantic.Embedder}\"");
+            }
             Positive(path + ".semantic.ttl", semantic.Ttl);
         }
         if (cache.MaxBytes <= 0)

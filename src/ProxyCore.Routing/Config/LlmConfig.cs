@@ -208,8 +208,27 @@ public sealed class LlmSemanticCacheConfig
     /// <summary>Cosine similarity a hit needs, in (0, 1]; absent: the embedder's measured default (builtin 0.80, local 0.90).</summary>
     public double? Threshold { get; set; }
 
-    /// <summary>"builtin" (zero dependency), "local" (MiniLM) or "openai" (an embeddings endpoint).</summary>
+    /// <summary>
+    /// "builtin" (zero dependency), "openai" (an OpenAI-compatible embeddings endpoint: <see cref="Endpoint"/>)
+    /// or "local" (MiniLM on ONNX Runtime: only in a binary built with <c>-p:ProxyCoreMiniLM=true</c>).
+    /// </summary>
     public string Embedder { get; set; } = "builtin";
+
+    /// <summary>For "openai": the server (<c>https://api.openai.com</c>, <c>http://127.0.0.1:11434</c>…); <c>/v1/embeddings</c> is appended unless given.</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>For "openai": the embeddings model; default "text-embedding-3-small".</summary>
+    public string Model { get; set; } = "text-embedding-3-small";
+
+    /// <summary>For "openai": the endpoint's key, normally "env:NAME", sent as a bearer token; absent: none.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>For "openai": the vector length. Set: sent as <c>dimensions</c> (text-embedding-3 models shorten their vectors); absent: 1536, not sent.</summary>
+    public int? Dimensions { get; set; }
+
+    /// <summary>For "openai": the longest wait for one embedding before the lookup is skipped (a miss); default 2s.</summary>
+    [JsonConverter(typeof(DurationJsonConverter))]
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(2);
 
     [JsonConverter(typeof(DurationJsonConverter))]
     public TimeSpan Ttl { get; set; } = TimeSpan.FromHours(1);
