@@ -76,16 +76,16 @@ public sealed class ProxyHost : IAsyncDisposable
         var transport = TransportOptions(config.Transport);
         var pool = new UpstreamConnectionPool(ConnectionTransport.CreateFactory(transport));
         var limits = config.Limits;
+#if PROXYCORE_MINILM
+        // The local-model flavour: "embedder": "local" is served by MiniLM (loaded on first use).
+        LlmStage.LocalEmbedderFactory ??= static () => new ProxyCore.Llm.MiniLM.MiniLMEmbedder();
+#endif
         var llm = new LlmStage(pool, metrics, new Http1Limits
         {
             MaxRequestLineBytes = (int)limits.MaxRequestLineBytes,
             MaxHeaderBytes = (int)limits.MaxHeaderBytes,
             MaxHeaderCount = limits.MaxHeaderCount,
         });
-        foreach (var note in LlmStage.NotAppliedNotes(config))
-        {
-            Log.Warn(note);
-        }
         var state = new ProxyState(config, prepare: snapshot =>
         {
             RoutePolicies.Prepare(snapshot, TimeProvider.System);
@@ -300,7 +300,7 @@ public sealed class ProxyHost : IAsyncDisposable
     /// </summary>
     public IReadOnlyList<string> Reload(ProxyConfig config)
     {
-        var notes = new List<string>(LlmStage.NotAppliedNotes(config));
+        var notes = new List<string>();
         if (!SameListeners(config))
         {
             notes.Add("listeners, admin address, limits, forwarding, tracing, transport and access log are read at start: restart to apply those changes");

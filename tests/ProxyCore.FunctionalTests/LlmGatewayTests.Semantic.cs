@@ -31,6 +31,39 @@ public sealed partial class LlmGatewayTests
         Assert.Equal(expected == "miss" ? 0 : 1, Series(metrics, CacheSeries("hit-semantic")));
     }
 
+    [Theory]
+    [InlineData("What is the capital of France?", "What is the capital of France?", "hit-semantic")]
+    // The mock's embeddings are hashes of the text, so unlike the builtin embedder's they do not bring
+    // these two together: a miss shows the endpoint's vectors, not the builtin's, decided.
+    [InlineData("What is the capital of France?", "what is the capital of France", "miss")]
+    public async Task SemanticCache_OpenAiEmbedder_UsesTheEndpointsVectors(string first, string second, string expected)
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+
+        var a = await PostAsync(client, "/semantic-openai/v1/chat/completions", Ask(first));
+        var b = await PostAsync(client, "/semantic-openai/v1/chat/completions", Ask(second));
+
+        Assert.Equal(("miss", expected), (a.Cache, b.Cache));
+        var metrics = await host.MetricsAsync();
+        Assert.Equal(0, Series(metrics, "proxycore_llm_embedder_failures_total"));
+        Assert.Equal(expected == "miss" ? 0 : 1, Series(metrics, CacheSeries("hit-semantic")));
+    }
+
+    [Fact]
+    public async Task SemanticCache_EmbedderDown_AnswersAsAMissAndCountsTheFailure()
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+
+        var a = await PostAsync(client, "/semantic-openai-down/v1/chat/completions", Ask("What is the capital of France?"));
+        var b = await PostAsync(client, "/semantic-openai-down/v1/chat/completions", Ask("What is the capital of France?"));
+
+        Assert.Equal(("miss", "miss"), (a.Cache, b.Cache));
+        Assert.Contains("capital of France", b.Body, StringComparison.Ordinal);
+        Assert.Equal(2, Series(await host.MetricsAsync(), "proxycore_llm_embedder_failures_total"));
+    }
+
     [Fact]
     public async Task SemanticCache_DifferentSystemPrompt_IsAnotherPartition()
     {

@@ -59,7 +59,15 @@ internal static class LlmErrors
     /// The event that ends a stream the upstream cut, in the stream's own format, so a client reading
     /// events learns the answer is incomplete (then the body ends without its terminal framing).
     /// </summary>
-    public static byte[] StreamCut(LlmApi api, string message)
+    public static byte[] StreamCut(LlmApi api, string message) => StreamError(api, "upstream_stream_cut", "api_error", message);
+
+    /// <summary>
+    /// The event that ends a stream the proxy stops itself (an answer that matched a deny pattern):
+    /// same shape as <see cref="StreamCut"/>, its own code.
+    /// </summary>
+    public static byte[] StreamDenied(LlmApi api, string message) => StreamError(api, "output_denied", "invalid_request_error", message);
+
+    private static byte[] StreamError(LlmApi api, string code, string anthropicType, string message)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         buffer.Write(api switch
@@ -76,13 +84,13 @@ internal static class LlmErrors
                 case LlmApi.AnthropicMessages:
                     json.WriteString("type"u8, "error"u8);
                     json.WriteStartObject("error"u8);
-                    json.WriteString("type"u8, "api_error"u8);
+                    json.WriteString("type"u8, anthropicType);
                     json.WriteString("message"u8, message);
                     json.WriteEndObject();
                     break;
                 case LlmApi.Responses:
                     json.WriteString("type"u8, "error"u8);
-                    json.WriteString("code"u8, "upstream_stream_cut"u8);
+                    json.WriteString("code"u8, code);
                     json.WriteString("message"u8, message);
                     json.WriteNull("param"u8);
                     break;
@@ -91,7 +99,7 @@ internal static class LlmErrors
                     json.WriteString("message"u8, message);
                     json.WriteString("type"u8, "server_error"u8);
                     json.WriteNull("param"u8);
-                    json.WriteString("code"u8, "upstream_stream_cut"u8);
+                    json.WriteString("code"u8, code);
                     json.WriteEndObject();
                     break;
             }

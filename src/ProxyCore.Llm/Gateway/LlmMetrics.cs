@@ -15,6 +15,7 @@ public sealed class LlmMetrics
     private const double NanoPerUsd = 1e9;
     private readonly ConcurrentDictionary<(string Kind, string Key, string Model, string Provider), Counter> _tokens = new();
     private readonly ConcurrentDictionary<(string Key, string Model), Counter> _cost = new();
+    private readonly ConcurrentDictionary<(string Route, string Phase), Counter> _denied = new();
     private readonly long[] _cache = new long[s_cacheResults.Length];
     private static readonly string[] s_cacheResults = ["hit-exact", "hit-semantic", "miss", "bypass"];
 
@@ -22,6 +23,22 @@ public sealed class LlmMetrics
     public void RecordCache(LlmCacheResult result) => Interlocked.Increment(ref _cache[(int)result]);
 
     public long CacheCount(LlmCacheResult result) => Volatile.Read(ref _cache[(int)result]);
+
+    /// <summary>
+    /// A deny pattern stopped a prompt (<paramref name="phase"/> "prompt") or an answer ("output"), or
+    /// could not be checked in time (refused all the same): <c>proxycore_llm_denied_total{route,phase}</c>.
+    /// </summary>
+    public void RecordDenied(string route, string phase)
+        => Interlocked.Increment(ref _denied.GetOrAdd((route, phase), static _ => new Counter()).Value);
+
+    private long _embedderFailures;
+
+    /// <summary>An embedder call failed (the lookup was skipped): <c>proxycore_llm_embedder_failures_total</c>.</summary>
+    public void RecordEmbedderFailure() => Interlocked.Increment(ref _embedderFailures);
+
+    public long EmbedderFailures => Volatile.Read(ref _embedderFailures);
+
+    public long Denied(string route, string phase) => _denied.TryGetValue((route, phase), out var c) ? Volatile.Read(ref c.Value) : 0;
 
     public void Record(string key, string model, string provider, long prompt, long completion, long cached, double costUsd)
     {
@@ -66,6 +83,14 @@ public sealed class LlmMetrics
                 .Append("\"} ").Append((Volatile.Read(ref counter.Value) / NanoPerUsd).ToString("0.#########", CultureInfo.InvariantCulture)).Append('\n');
         }
         ExportCache(sb);
+        sb.Append("# HELP proxycore_llm_embedder_failures_total Semantic-cache embeddings that failed or timed out (the lookup was skipped).\n# TYPE proxycore_llm_embedder_failures_total counter\nproxycore_llm_embedder_failures_total ")
+            .Append(Volatile.Read(ref _embedderFailures)).Append('\n');
+        sb.Append("# HELP proxycore_llm_denied_total Prompts and answers stopped by a route's deny patterns, by route and phase (prompt, output).\n# TYPE proxycore_llm_denied_total counter\n");
+        foreach (var (labels, counter) in _denied)
+        {
+            sb.Append("proxycore_llm_denied_total{route=\"").Append(ProxyMetrics.Escape(labels.Route)).Append("\",phase=\"").Append(labels.Phase)
+                .Append("\"} ").Append(Volatile.Read(ref counter.Value)).Append('\n');
+        }
     }
 
     private void ExportCache(StringBuilder sb)

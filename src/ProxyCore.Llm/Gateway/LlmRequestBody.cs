@@ -15,6 +15,8 @@ internal struct LlmRequestBody
     public bool IncludeUsage;
     /// <summary>max_tokens / max_completion_tokens / max_output_tokens; -1 when absent.</summary>
     public long MaxTokens;
+    /// <summary>The body has a top-level <c>template</c> field (a prompt template to fill, see <see cref="PromptTemplates"/>).</summary>
+    public bool HasTemplate;
 
     private int _objectStart;
     private int _modelStart;
@@ -70,6 +72,12 @@ internal struct LlmRequestBody
                         error = "max_tokens must be a non-negative integer.";
                         return false;
                     }
+                }
+                else if (reader.ValueTextEquals("template"u8))
+                {
+                    info.HasTemplate = true;
+                    reader.Read();
+                    reader.Skip();
                 }
                 else if (reader.ValueTextEquals("stream_options"u8))
                 {

@@ -46,13 +46,19 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly bool _exactLookup;
     private readonly RequestCoalescer<UInt128, bool> _coalescer = new();
     private readonly SemanticCache? _semantic;
-    private readonly BuiltinEmbedder? _embedder;
+    private readonly ITextEmbedder? _embedder;
     private readonly float _threshold;
     private readonly TimeSpan _semanticTtl;
     private readonly PiiRedactor? _pii;
     private readonly PiiMode _piiMode;
     private readonly DenyPatterns? _deny;
+    private readonly DenyPatterns? _denyOutput;
+    private readonly PromptTemplates? _templates;
+    private readonly int _denyOutputWindow = DenyStreamMatcher.DefaultWindowChars;
     private static readonly BuiltinEmbedder s_builtinEmbedder = new();
+
+    /// <summary>text-embedding-3-small's length when the config asks for none.</summary>
+    private const int OpenAIDefaultDimensions = 1536;
     private static readonly byte[][] s_cacheHeader = [.. new[] { "hit-exact", "hit-semantic", "miss", "bypass" }.Select(Encoding.ASCII.GetBytes)];
 
     public LlmRouteHandler(string routeId, LlmConfig config, ProxySnapshot snapshot, LlmStage stage)
@@ -79,11 +85,14 @@ internal sealed class LlmRouteHandler : IRouteHandler
             _pii = kinds != PiiKind.None ? new PiiRedactor(kinds) : null;
             _piiMode = redact.Mode == "block" ? PiiMode.Block : PiiMode.Mask;
             _deny = redact.Deny is { Count: > 0 } deny ? new DenyPatterns(deny) : null;
+            _denyOutput = redact.DenyOutput is { Count: > 0 } denyOutput ? new DenyPatterns(denyOutput) : null;
+            _denyOutputWindow = redact.DenyOutputWindow;
         }
+        _templates = config.Templates is { Count: > 0 } templates ? new PromptTemplates(templates) : null;
         if (config.Cache is { } cache)
         {
             // The answer store serves both lookups: the semantic index only points into it.
-            var semantic = cache.Semantic is { Embedder: "builtin" } s ? s : null;
+            var semantic = cache.Semantic;
             if (cache.Exact is not null || semantic is not null)
             {
                 _cache = stage.Cache(routeId, cache.MaxBytes);
@@ -92,9 +101,15 @@ internal sealed class LlmRouteHandler : IRouteHandler
             }
             if (semantic is not null)
             {
-                _embedder = s_builtinEmbedder;
+                (_embedder, float threshold) = semantic.Embedder switch
+                {
+                    "openai" => (new OpenAIEmbedder(new Uri(semantic.Endpoint!), semantic.Model, semantic.Dimensions ?? OpenAIDefaultDimensions,
+                        ConfigSecrets.Resolve(semantic.ApiKey), sendDimensions: semantic.Dimensions is not null, semantic.Timeout, stage.EmbeddingsHttp), SemanticCacheDefaults.MiniLMThreshold),
+                    "local" => (stage.LocalEmbedder ?? throw new InvalidOperationException($"route '{routeId}': the local embedder is not in this binary"), SemanticCacheDefaults.MiniLMThreshold),
+                    _ => ((ITextEmbedder)s_builtinEmbedder, SemanticCacheDefaults.BuiltinThreshold),
+                };
                 _semantic = stage.Semantic(routeId, _embedder.Dimensions);
-                _threshold = (float)(semantic.Threshold ?? SemanticCacheDefaults.BuiltinThreshold);
+                _threshold = (float)(semantic.Threshold ?? threshold);
                 _semanticTtl = semantic.Ttl;
             }
         }
@@ -156,6 +171,32 @@ internal sealed class LlmRouteHandler : IRouteHandler
             {
                 await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
                 return;
+            }
+
+            // Step 3a: a prompt template, filled before anything else reads the prompt (safety and the cache key see what the provider will).
+            bool templateHeader = request.TryGetValue(PromptTemplates.HeaderName, out var templateSelector);
+            if (metered && (info.HasTemplate || templateHeader))
+            {
+                if (_templates is null)
+                {
+                    await RespondAsync(exchange, anthropic, 404, "template-not-found", "This route has no prompt templates.").ConfigureAwait(false);
+                    return;
+                }
+                if (_templates.TryApply(body.AsSpan(0, length), api, templateHeader ? templateSelector : default, out var filled) is { } failure)
+                {
+                    await RespondAsync(exchange, anthropic, failure.Status, failure.Reason, failure.Message).ConfigureAwait(false);
+                    return;
+                }
+                var replaced = ArrayPool<byte>.Shared.Rent(Math.Max(16, filled.Length));
+                filled.CopyTo(replaced, 0);
+                ArrayPool<byte>.Shared.Return(body);
+                rented = body = replaced;
+                length = filled.Length;
+                if (!LlmRequestBody.TryRead(body.AsSpan(0, length), out info, out parseError))
+                {
+                    await RespondAsync(exchange, anthropic, 400, "invalid-request-body", parseError!).ConfigureAwait(false);
+                    return;
+                }
             }
 
             // Step 3b: safety. Deny patterns and PII on the prompt, before it leaves (and before it is hashed:
@@ -221,7 +262,24 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 if (hashed && _semantic is not null && cacheKeys.LastUserText is { } question && (directives.Read || directives.Write))
                 {
                     vector = ArrayPool<float>.Shared.Rent(_embedder!.Dimensions);
-                    _embedder.Embed(question, vector.AsSpan(0, _embedder.Dimensions));
+                    if (_embedder is BuiltinEmbedder builtin)
+                    {
+                        builtin.Embed(question, vector.AsSpan(0, builtin.Dimensions)); // no I/O: no await
+                    }
+                    else
+                    {
+                        try
+                        {
+                            await _embedder.EmbedAsync(question, vector.AsMemory(0, _embedder.Dimensions), exchange.Aborted).ConfigureAwait(false);
+                        }
+                        catch (EmbedderException)
+                        {
+                            // The embedder is down or slow: this request skips the semantic cache (exact still applies).
+                            ArrayPool<float>.Shared.Return(vector);
+                            vector = null;
+                            _stage.Metrics.RecordEmbedderFailure();
+                        }
+                    }
                     guards = SemanticGuards.Compute(question);
                 }
                 LlmCacheEntry? entry = null;
@@ -290,6 +348,8 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 call.CacheHeader = s_cacheHeader[(int)cacheResult];
                 call.CaptureLimit = store ? _cache.MaxEntryBytes : 0;
             }
+            call.DenyOutput = _denyOutput;
+            call.DenyWindowChars = _denyOutputWindow;
             int first = FirstProvider(request);
             bool anyServes = false;
             // Providers that speak the client's API first, in order; then those reached by translation.
@@ -400,6 +460,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
         {
             if (_deny is not null && DeniedPattern(body) is { } denied)
             {
+                _stage.Metrics.RecordDenied(_routeId, "prompt");
                 return denied.TimedOut
                     ? ("prompt-check-failed", "The prompt could not be checked against this route's deny patterns in time.", null)
                     : ("prompt-denied", $"The prompt matches deny pattern {denied.PatternIndex} of this route.", null);
@@ -526,6 +587,11 @@ internal sealed class LlmRouteHandler : IRouteHandler
                     return false;
                 }
             }
+            if (_denyOutput is not null && StoredAnswerDenied(entry.Format, payload.Span, api))
+            {
+                // Stored before this route denied it (patterns changed on a reload): a miss, so the fresh answer is checked.
+                return false;
+            }
             if (replay is not null)
             {
                 payload = replay.WrittenMemory;
@@ -549,6 +615,19 @@ internal sealed class LlmRouteHandler : IRouteHandler
         {
             ArrayPool<byte>.Shared.Return(stored);
         }
+    }
+
+    /// <summary>True when a stored answer (JSON, or the provider's events) matches the output deny patterns.</summary>
+    private bool StoredAnswerDenied(LlmCachedFormat format, ReadOnlySpan<byte> stored, LlmApi api)
+    {
+        if (format != LlmCachedFormat.EventStream)
+        {
+            return DenyOutputScan.Json(stored, _denyOutput!) is not null;
+        }
+        var matcher = new DenyStreamMatcher(_denyOutput!, _denyOutputWindow);
+        var meter = new Sse.LlmStreamMeter(LlmApis.StreamFormat(api)) { TextObserver = matcher };
+        meter.Observe(stored);
+        return matcher.Matched is not null;
     }
 
     private LlmLogFields Account(LlmVirtualKey? key, string keyLabel, LlmProvider provider, string model, LlmUpstreamCall call, long windowId, long reserved)

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
+using System.Net.Http;
 using System.Text;
 using ProxyCore.Http.Http1;
 using ProxyCore.Llm.Cache;
+using ProxyCore.Llm.Embeddings;
 using ProxyCore.Proxy.Metrics;
 using ProxyCore.Routing.Config;
 using ProxyCore.Routing.Model;
@@ -87,18 +89,21 @@ public sealed class LlmStage
 
     internal LlmKeyBudget Budget(string route, string key) => _budgets.GetOrAdd((route, key), _ => new LlmKeyBudget(_time));
 
-    /// <summary>Config keys that are checked but have no effect in this build (semantic-cache embedders other than builtin), to warn about at start.</summary>
-    public static IEnumerable<string> NotAppliedNotes(ProxyConfig config)
-    {
-        for (int i = 0; i < config.Routes.Count; i++)
-        {
-            var llm = config.Routes[i].Llm;
-            if (llm?.Cache?.Semantic is { Embedder: not "builtin" } semantic)
-            {
-                yield return $"$.routes[{i}].llm.cache.semantic.embedder '{semantic.Embedder}' is not available in this build: the semantic cache is off for this route (use \"builtin\")";
-            }
-        }
-    }
+    /// <summary>
+    /// Makes the local-model embedder (<c>"embedder": "local"</c>); set at start by a server built with
+    /// <c>-p:ProxyCoreMiniLM=true</c>, null in the lean binary (whose config validator refuses "local").
+    /// </summary>
+    public static Func<ITextEmbedder>? LocalEmbedderFactory { get; set; }
+
+    private ITextEmbedder? _local;
+    private HttpClient? _embeddingsHttp;
+
+    /// <summary>The local model, loaded once per process on first use (it is large) and shared by every route.</summary>
+    internal ITextEmbedder? LocalEmbedder => LocalEmbedderFactory is { } factory ? LazyInitializer.EnsureInitialized(ref _local, factory) : null;
+
+    /// <summary>One client (one connection pool) for every route's OpenAI-compatible embedder, across reloads.</summary>
+    internal HttpClient EmbeddingsHttp => LazyInitializer.EnsureInitialized(ref _embeddingsHttp,
+        () => new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), UseProxy = false }));
 
     internal static byte[] Ascii(string value) => Encoding.ASCII.GetBytes(value);
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.IO.Pipelines;
 using ProxyCore.Http;
 using ProxyCore.Http.Http1;
+using ProxyCore.Llm.Safety;
 using ProxyCore.Llm.Sse;
 using ProxyCore.Llm.Translation;
 using ProxyCore.Proxy.Relay;
@@ -72,6 +73,17 @@ internal sealed class LlmUpstreamCall
     /// <summary>For a translated Chat stream: the client asked for the usage chunk.</summary>
     public bool ClientIncludeUsage { get; set; }
 
+    /// <summary>
+    /// The route's output deny patterns; null: answers pass unchecked. Streams are checked delta by
+    /// delta as they pass (a match stops the stream with an error event); JSON answers are held whole
+    /// (within the usage-copy bound) and checked before their first byte is sent.
+    /// </summary>
+    public DenyPatterns? DenyOutput { get; set; }
+
+    /// <summary>The carry-over of the stream check (<see cref="DenyStreamMatcher.WindowChars"/>).</summary>
+    public int DenyWindowChars { get; set; } = DenyStreamMatcher.DefaultWindowChars;
+
+    private DenyStreamMatcher? _deny;
     private AnthropicToOpenAIStream? _toOpenAI;
     private OpenAIToAnthropicStream? _toAnthropic;
     private ArrayBufferWriter<byte>? _translated;
@@ -359,11 +371,14 @@ internal sealed class LlmUpstreamCall
         }
         bool translate = Translating && success;
         bool translateJson = translate && !sse;
+        // A JSON answer that is translated or checked is sent once whole (its bytes may change or be withheld).
+        bool checkJson = DenyOutput is not null && !sse && success && _api is not (LlmApi.Other or LlmApi.Embeddings);
+        bool holdJson = translateJson || checkJson;
         var clientFraming = !sse && framing == BodyFraming.ContentLength ? BodyFraming.ContentLength
             : framing == BodyFraming.None ? BodyFraming.None : BodyFraming.Stream;
-        if (!translateJson)
+        if (!holdJson)
         {
-            // A translated JSON answer starts once it is whole and translated (its length changes).
+            // A held JSON answer starts once it is whole (translated: its length changes; checked: it may be refused).
             await exchange.StartResponseAsync(clientFraming, clientFraming == BodyFraming.ContentLength ? remaining : -1, exchange.Aborted).ConfigureAwait(false);
         }
         var providerApi = Translating ? (_api == LlmApi.ChatCompletions ? LlmApi.AnthropicMessages : LlmApi.ChatCompletions) : _api;
@@ -372,6 +387,11 @@ internal sealed class LlmUpstreamCall
         _translated = translate && sse ? new ArrayBufferWriter<byte>(1024) : null;
 
         var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(providerApi)) : null;
+        _deny = meter is not null && DenyOutput is not null ? new DenyStreamMatcher(DenyOutput, DenyWindowChars) : null;
+        if (meter is not null)
+        {
+            meter.TextObserver = _deny; // the meter's one read of each event feeds the check
+        }
         var events = sse ? new SseEventSplitter() : null;
         var copy = !sse && success && _api != LlmApi.Other ? new ArrayBufferWriter<byte>(4096) : null;
         int copyLimit = Math.Max(MaxUsageCopyBytes, CaptureLimit);
@@ -446,7 +466,11 @@ internal sealed class LlmUpstreamCall
             {
                 if (events is not null)
                 {
-                    await ForwardEventsAsync(events, data, meter, stripUsageChunk).ConfigureAwait(false);
+                    if (!await ForwardEventsAsync(events, data, meter, stripUsageChunk).ConfigureAwait(false))
+                    {
+                        input.AdvanceTo(consumed);
+                        break; // denied: nothing more is read or sent
+                    }
                 }
                 else
                 {
@@ -461,7 +485,7 @@ internal sealed class LlmUpstreamCall
                     {
                         _captureOverflow = true;
                     }
-                    if (!translateJson)
+                    if (!holdJson)
                     {
                         await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
                     }
@@ -470,7 +494,7 @@ internal sealed class LlmUpstreamCall
             input.AdvanceTo(consumed);
         }
 
-        if (events is not null && events.Pending > 0 && !cut)
+        if (events is not null && events.Pending > 0 && !cut && _deny?.Matched is null)
         {
             // A last event without its blank line: still the provider's bytes, pass them on.
             await ForwardTailAsync(events, meter).ConfigureAwait(false);
@@ -497,9 +521,19 @@ internal sealed class LlmUpstreamCall
             AnsweredModel = model;
         }
 
-        if (translateJson)
+        if (_deny?.Matched is { } denied)
         {
-            return await FinishTranslatedJsonAsync(copy!, cut) && framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
+            // Stop here: what passed before the match stays sent, the rest is withheld, and the stream
+            // ends with an error event and no clean finish (an SDK raises, a reader sees why).
+            Outcome = "denied";
+            _stage.Metrics.RecordDenied(_route.Id, "output");
+            await WriteTranslatedAsync().ConfigureAwait(false);
+            await EndStreamAsync(LlmErrors.StreamDenied(_api, DeniedMessage(denied))).ConfigureAwait(false);
+            return false;
+        }
+        if (holdJson)
+        {
+            return await FinishHeldJsonAsync(copy!, cut, translateJson) && framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
         }
         if (_translated is not null)
         {
@@ -510,14 +544,14 @@ internal sealed class LlmUpstreamCall
             if (cut)
             {
                 Outcome = "cut";
-                await EndCutAsync(sse: false).ConfigureAwait(false);
+                await EndStreamAsync(null).ConfigureAwait(false);
                 return false;
             }
         }
         if (cut)
         {
             Outcome = "cut";
-            await EndCutAsync(sse).ConfigureAwait(false);
+            await EndStreamAsync(sse ? LlmErrors.StreamCut(_api, "The provider ended the stream before the answer was complete.") : null).ConfigureAwait(false);
             return false;
         }
         if (CaptureLimit > 0 && success && Outcome == "completed" && !_captureOverflow)
@@ -530,14 +564,21 @@ internal sealed class LlmUpstreamCall
         return framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
     }
 
-    private async ValueTask ForwardEventsAsync(SseEventSplitter events, ReadOnlySequence<byte> data, LlmStreamMeter? meter, bool stripUsageChunk)
+    /// <summary>Forwards the complete events of one read. False: an event matched a deny pattern (it and all after it are withheld).</summary>
+    private async ValueTask<bool> ForwardEventsAsync(SseEventSplitter events, ReadOnlySequence<byte> data, LlmStreamMeter? meter, bool stripUsageChunk)
     {
         events.Append(data);
         // Each complete event goes on as it is; the last of a read carries the flush (one client flush per upstream read).
         ReadOnlyMemory<byte> pending = default;
+        bool denied = false;
         while (events.TryTakeEvent(out var sseEvent))
         {
             meter?.Observe(sseEvent.Span);
+            if (_deny?.Matched is not null)
+            {
+                denied = true;
+                break;
+            }
             if (_translated is not null)
             {
                 if (_toOpenAI is not null)
@@ -565,8 +606,13 @@ internal sealed class LlmUpstreamCall
         {
             await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(pending), flush: true, _exchange.Aborted).ConfigureAwait(false);
         }
+        if (denied)
+        {
+            return false;
+        }
         events.Compact();
         await WriteTranslatedAsync().ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>What the stream translator produced from this read, to the client at once (and to the cache, in the client's format).</summary>
@@ -582,12 +628,52 @@ internal sealed class LlmUpstreamCall
     }
 
     /// <summary>
-    /// A translated JSON answer: the provider's whole body (bounded) in the client's shape. Nothing was
-    /// sent yet, so an answer that cannot be read or translated becomes a 502 in the client's error shape.
+    /// A held JSON answer: the provider's whole body (bounded), checked against the output deny
+    /// patterns and/or translated to the client's shape. Nothing was sent yet, so an answer that is
+    /// denied becomes a 400 <c>output-denied</c>, and one that cannot be read, checked or translated a
+    /// 502, both in the client's error shape.
     /// </summary>
-    private async ValueTask<bool> FinishTranslatedJsonAsync(ArrayBufferWriter<byte> copy, bool cut)
+    private async ValueTask<bool> FinishHeldJsonAsync(ArrayBufferWriter<byte> copy, bool cut, bool translate)
     {
         var exchange = _exchange;
+        if (DenyOutput is not null && !cut)
+        {
+            DenyMatch? denied = _captureOverflow ? new DenyMatch(-1, TimedOut: true) : DenyOutputScan.Json(copy.WrittenSpan, DenyOutput);
+            if (denied is { } match)
+            {
+                Outcome = "denied";
+                _stage.Metrics.RecordDenied(_route.Id, "output");
+                if (match.TimedOut)
+                {
+                    await RespondHeldErrorAsync(502, "output-check-failed", _captureOverflow
+                        ? $"The provider's answer is over {Math.Max(MaxUsageCopyBytes, CaptureLimit)} bytes, too large to check against this route's deny patterns."
+                        : "The provider's answer could not be checked against this route's deny patterns in time.").ConfigureAwait(false);
+                }
+                else
+                {
+                    await RespondHeldErrorAsync(400, "output-denied", DeniedMessage(match)).ConfigureAwait(false);
+                }
+                return true; // the answer was read whole: the connection is fine
+            }
+        }
+        if (!translate)
+        {
+            if (cut)
+            {
+                Outcome = "error";
+                await RespondHeldErrorAsync(502, "upstream-answer-cut", "The provider's answer was cut.").ConfigureAwait(false);
+                return false;
+            }
+            await exchange.StartResponseAsync(BodyFraming.ContentLength, copy.WrittenCount, exchange.Aborted).ConfigureAwait(false);
+            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(copy.WrittenMemory), flush: false, exchange.Aborted).ConfigureAwait(false);
+            await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+            if (CaptureLimit > 0 && copy.WrittenCount <= CaptureLimit && Outcome == "completed")
+            {
+                Captured = copy;
+                CapturedStream = false;
+            }
+            return true;
+        }
         byte[]? translated = null;
         string? failure = cut ? "The provider's answer was cut." : _captureOverflow ? $"The provider's answer is over {Math.Max(MaxUsageCopyBytes, CaptureLimit)} bytes, too large to translate." : null;
         if (failure is null)
@@ -606,15 +692,7 @@ internal sealed class LlmUpstreamCall
         if (translated is null)
         {
             Outcome = "error";
-            var response = exchange.Response;
-            response.Reset();
-            response.StatusCode = 502;
-            response.AddHeader("content-type"u8, "application/json"u8);
-            response.AddHeader("proxycore-error"u8, "upstream-translation-failed"u8);
-            var json = LlmErrors.Json(_api == LlmApi.AnthropicMessages, 502, "upstream-translation-failed", failure!);
-            await exchange.StartResponseAsync(BodyFraming.ContentLength, json.Length, exchange.Aborted).ConfigureAwait(false);
-            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(json), flush: false, exchange.Aborted).ConfigureAwait(false);
-            await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+            await RespondHeldErrorAsync(502, "upstream-translation-failed", failure!).ConfigureAwait(false);
             return !cut;
         }
         await exchange.StartResponseAsync(BodyFraming.ContentLength, translated.Length, exchange.Aborted).ConfigureAwait(false);
@@ -628,6 +706,26 @@ internal sealed class LlmUpstreamCall
         }
         return true;
     }
+
+    /// <summary>The proxy's own answer in place of a held one (nothing of it was sent yet).</summary>
+    private async ValueTask RespondHeldErrorAsync(int status, string reason, string message)
+    {
+        var exchange = _exchange;
+        var response = exchange.Response;
+        response.Reset();
+        response.StatusCode = status;
+        response.AddHeader("content-type"u8, "application/json"u8);
+        response.AddHeader("proxycore-error"u8, LlmStage.Ascii(reason));
+        var json = LlmErrors.Json(_api == LlmApi.AnthropicMessages, status, reason, message);
+        await exchange.StartResponseAsync(BodyFraming.ContentLength, json.Length, exchange.Aborted).ConfigureAwait(false);
+        await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(json), flush: false, exchange.Aborted).ConfigureAwait(false);
+        await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Names the pattern by its index, never the matched text (the answer is withheld, so is what it said).</summary>
+    private static string DeniedMessage(DenyMatch match) => match.TimedOut
+        ? "The answer could not be checked against this route's deny patterns in time; the rest of it was withheld."
+        : $"The answer matched deny pattern {match.PatternIndex} of this route's denyOutput; the rest of it was withheld.";
 
     /// <summary>Keeps a streamed event for the cache, usage chunk included (a later client may ask for it); past the limit the stream is not cached.</summary>
     private void Capture(ReadOnlySpan<byte> sseEvent)
@@ -648,6 +746,10 @@ internal sealed class LlmUpstreamCall
     {
         var tail = events.TakeRest();
         meter?.Observe(tail.Span);
+        if (_deny?.Matched is not null)
+        {
+            return;
+        }
         if (_translated is not null)
         {
             if (_toOpenAI is not null)
@@ -668,18 +770,17 @@ internal sealed class LlmUpstreamCall
     }
 
     /// <summary>
-    /// A stream the upstream broke: an error event in the stream's format, then the body ends without
-    /// its terminal framing (HTTP/1.1: the connection closes after the event, no last chunk; HTTP/2:
-    /// the stream is reset after it), so neither a person reading events nor an SDK reading the body
-    /// can take the answer for complete.
+    /// A stream that did not finish (the upstream broke it, or a deny pattern stopped it): an error
+    /// event in the stream's format, then the body ends without its terminal framing (HTTP/1.1: the
+    /// connection closes after the event, no last chunk; HTTP/2: the stream is reset after it), so
+    /// neither a person reading events nor an SDK reading the body can take the answer for complete.
     /// </summary>
-    private async ValueTask EndCutAsync(bool sse)
+    private async ValueTask EndStreamAsync(byte[]? errorEvent)
     {
         var exchange = _exchange;
-        if (sse)
+        if (errorEvent is not null)
         {
-            var evt = LlmErrors.StreamCut(_api, "The provider ended the stream before the answer was complete.");
-            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(evt), flush: true, exchange.Aborted).ConfigureAwait(false);
+            await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(errorEvent), flush: true, exchange.Aborted).ConfigureAwait(false);
         }
         if (exchange.Request.Version == HttpVersion.Http2)
         {

@@ -1,4 +1,7 @@
+using System.Buffers;
+using System.Text;
 using System.Text.RegularExpressions;
+using ProxyCore.Llm.Sse;
 
 namespace ProxyCore.Llm.Safety;
 
@@ -18,7 +21,7 @@ public sealed class DenyPatterns
 
     /// <param name="patterns">.NET regex syntax; constructs NonBacktracking lacks (backreferences, lookarounds, atomic groups) are refused.</param>
     /// <param name="ignoreCase">Match case-insensitively (invariant culture).</param>
-    /// <param name="timeout">Per match; default 50 ms.</param>
+    /// <param name="timeout">Per match; default 200 ms (linear-time matching takes microseconds; the bound is for a starved CPU, where a tighter one refused answers that were fine).</param>
     /// <exception cref="ArgumentException">A pattern is invalid; the message names its index (the config validator maps it to the JSON path).</exception>
     public DenyPatterns(IReadOnlyList<string> patterns, bool ignoreCase = true, TimeSpan? timeout = null)
     {
@@ -28,7 +31,9 @@ public sealed class DenyPatterns
         {
             try
             {
-                _patterns[i] = new Regex(patterns[i], options, timeout ?? TimeSpan.FromMilliseconds(50));
+                _patterns[i] = new Regex(patterns[i], options, timeout ?? TimeSpan.FromMilliseconds(200));
+                // The automaton is built lazily: pay for its first states here, at config load, not on the first request.
+                _ = _patterns[i].IsMatch("The quick brown fox jumps over the lazy dog. 0123456789 {\"a\":[1,2]}");
             }
             catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
             {
@@ -58,6 +63,26 @@ public sealed class DenyPatterns
         }
         return null;
     }
+
+    /// <summary>The first pattern matching UTF-8 <paramref name="utf8"/> (decoded on the stack, or in a pooled buffer when long), or null.</summary>
+    public DenyMatch? MatchUtf8(ReadOnlySpan<byte> utf8)
+    {
+        const int StackChars = 256;
+        char[]? rented = null;
+        Span<char> chars = utf8.Length <= StackChars ? stackalloc char[StackChars] : (rented = ArrayPool<char>.Shared.Rent(utf8.Length));
+        try
+        {
+            int n = Encoding.UTF8.GetChars(utf8, chars);
+            return Match(chars[..n]);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+    }
 }
 
 /// <summary>
@@ -67,13 +92,14 @@ public sealed class DenyPatterns
 /// chars long (longer matches may be missed across a cut — keep deny patterns short and specific).
 /// </summary>
 /// <remarks>One matcher per stream; text is fed in order. Work per delta is O(delta + window).</remarks>
-public sealed class DenyStreamMatcher
+public sealed class DenyStreamMatcher : IStreamTextObserver
 {
     /// <summary>The default carry-over: longer than any sensible deny phrase, short enough to rescan per delta.</summary>
     public const int DefaultWindowChars = 256;
 
     private readonly DenyPatterns _patterns;
     private readonly char[] _buffer;
+    private readonly Decoder _utf8 = Encoding.UTF8.GetDecoder();
     private int _carry;
 
     public DenyStreamMatcher(DenyPatterns patterns, int windowChars = DefaultWindowChars)
@@ -115,10 +141,29 @@ public sealed class DenyStreamMatcher
         return null;
     }
 
+    /// <summary>
+    /// Feeds UTF-8 text (what <see cref="LlmStreamMeter"/> reads from the stream): decoded in stack-sized
+    /// pieces, a sequence cut between two calls carried by the decoder, so nothing is allocated per delta.
+    /// </summary>
+    public DenyMatch? FeedUtf8(ReadOnlySpan<byte> utf8)
+    {
+        Span<char> chars = stackalloc char[256];
+        while (!utf8.IsEmpty && Matched is null)
+        {
+            _utf8.Convert(utf8, chars, flush: false, out int bytesUsed, out int charsUsed, out _);
+            Feed(chars[..charsUsed]);
+            utf8 = utf8[bytesUsed..];
+        }
+        return Matched;
+    }
+
+    void IStreamTextObserver.OnText(ReadOnlySpan<byte> utf8) => FeedUtf8(utf8);
+
     /// <summary>Readies the matcher for another stream.</summary>
     public void Reset()
     {
         _carry = 0;
+        _utf8.Reset();
         Matched = null;
     }
 }

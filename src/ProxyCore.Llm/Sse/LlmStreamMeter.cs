@@ -103,6 +103,13 @@ public sealed partial class LlmStreamMeter
     /// <summary>True once any answer text or tool call passed: from then on a failure cannot fall back to another provider unseen.</summary>
     public bool HasOutput => _hasOutput;
 
+    /// <summary>
+    /// Sees each piece of answer text as the meter reads it (unescaped UTF-8, in stream order; the span
+    /// is valid only during the call) — the output deny check rides on the meter's one JSON read per
+    /// event instead of parsing the stream again. Kept across <see cref="Reset"/>; null: none.
+    /// </summary>
+    public IStreamTextObserver? TextObserver { get; set; }
+
     /// <summary>Events read.</summary>
     public int EventCount => _events;
 
@@ -222,8 +229,11 @@ public sealed partial class LlmStreamMeter
         {
             return;
         }
-        if (CopyString(ref reader, ref _text) > 0)
+        int start = _text.Length;
+        int added = CopyString(ref reader, ref _text);
+        if (added > 0)
         {
+            TextObserver?.OnText(_text.Span.Slice(start, added));
             OnTextAdded();
         }
     }
@@ -234,6 +244,7 @@ public sealed partial class LlmStreamMeter
         if (!utf8.IsEmpty)
         {
             _text.Append(utf8);
+            TextObserver?.OnText(utf8);
             OnTextAdded();
         }
     }

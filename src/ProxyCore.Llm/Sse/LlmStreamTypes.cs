@@ -57,3 +57,10 @@ public readonly record struct LlmUsage(
     long CachedTokens,
     LlmTokenSource PromptSource,
     LlmTokenSource CompletionSource);
+
+/// <summary>Receives the answer text of a stream as <see cref="LlmStreamMeter"/> reads it (see <see cref="LlmStreamMeter.TextObserver"/>).</summary>
+public interface IStreamTextObserver
+{
+    /// <summary>The next piece of text (content, refusal, reasoning, tool-call name or arguments), unescaped UTF-8; valid only during the call.</summary>
+    void OnText(ReadOnlySpan<byte> utf8);
+}

@@ -113,24 +113,109 @@ internal sealed partial class ConfigValidator
             }
             if (redact.Deny is { } deny)
             {
-                for (int i = 0; i < deny.Count; i++)
+                ValidateDenyPatterns(deny, path + ".redact.deny", "prompt");
+            }
+            if (redact.DenyOutput is { } denyOutput)
+            {
+                ValidateDenyPatterns(denyOutput, path + ".redact.denyOutput", "answer");
+            }
+            if (redact.DenyOutputWindow is < 16 or > 4096)
+            {
+                Error(path + ".redact.denyOutputWindow", "must be 16 to 4096 characters");
+            }
+        }
+        if (llm.Templates is { } templates)
+        {
+            ValidateLlmTemplates(templates, path + ".templates");
+        }
+    }
+
+    private static readonly string[] s_templateRoles = ["system", "developer", "user", "assistant"];
+
+    private void ValidateLlmTemplates(IReadOnlyDictionary<string, LlmTemplateConfig> templates, string path)
+    {
+        var parts = new List<LlmTemplateText.Part>();
+        foreach (var (id, template) in templates)
+        {
+            string tpath = SchemaWalker.Append(path, id);
+            if (id.Length == 0 || id.Contains('@'))
+            {
+                Error(tpath, "a template id must not be empty or contain '@' (the header form is id@version)");
+            }
+            if (template.Versions.Count == 0)
+            {
+                Error(tpath + ".versions", "at least one version is required");
+            }
+            if (template.Default is { } selected)
+            {
+                if (!template.Versions.ContainsKey(selected))
                 {
-                    if (string.IsNullOrEmpty(deny[i]))
+                    Error(tpath + ".default", $"names version '{selected}', which is not in versions");
+                }
+            }
+            else if (template.Versions.Count > 1)
+            {
+                Error(tpath + ".default", "required when there are several versions (which one does a request that names none get?)");
+            }
+            foreach (var (name, version) in template.Versions)
+            {
+                string vpath = SchemaWalker.Append(tpath + ".versions", name);
+                if (name.Length == 0)
+                {
+                    Error(vpath, "a version name must not be empty");
+                }
+                if (version.Model is { } model && string.IsNullOrWhiteSpace(model))
+                {
+                    Error(vpath + ".model", "must not be empty (leave it out to use the request's)");
+                }
+                if (version.Messages.Count == 0)
+                {
+                    Error(vpath + ".messages", "at least one message is required");
+                }
+                for (int i = 0; i < version.Messages.Count; i++)
+                {
+                    var message = version.Messages[i];
+                    string mpath = $"{vpath}.messages[{i}]";
+                    if (Array.IndexOf(s_templateRoles, message.Role) < 0)
                     {
-                        Error($"{path}.redact.deny[{i}]", "an empty pattern would refuse every prompt");
-                        continue;
+                        Error(mpath + ".role", $"unknown role '{message.Role}' (expected one of: {string.Join(", ", s_templateRoles)})");
                     }
-                    try
+                    parts.Clear();
+                    if (LlmTemplateText.TryParse(message.Content, parts) is { } error)
                     {
-                        // The stage compiles them the same way (linear time, so a prompt cannot make a pattern slow).
-                        _ = new System.Text.RegularExpressions.Regex(deny[i], System.Text.RegularExpressions.RegexOptions.NonBacktracking |
-                            System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+                        Error(mpath + ".content", error);
                     }
-                    catch (Exception e) when (e is ArgumentException or NotSupportedException)
+                    else if (message.Content.Length == 0)
                     {
-                        Error($"{path}.redact.deny[{i}]", $"not a valid non-backtracking regex: {e.Message}");
+                        Error(mpath + ".content", "must not be empty");
                     }
                 }
+            }
+        }
+    }
+
+    private void ValidateDenyPatterns(IReadOnlyList<string> patterns, string path, string what)
+    {
+        for (int i = 0; i < patterns.Count; i++)
+        {
+            if (string.IsNullOrEmpty(patterns[i]))
+            {
+                Error($"{path}[{i}]", $"an empty pattern would refuse every {what}");
+                continue;
+            }
+            try
+            {
+                // The stage compiles them the same way (linear time, so a prompt or an answer cannot make a pattern slow).
+                var regex = new System.Text.RegularExpressions.Regex(patterns[i], System.Text.RegularExpressions.RegexOptions.NonBacktracking |
+                    System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+                if (regex.IsMatch(""))
+                {
+                    Error($"{path}[{i}]", $"matches the empty text, so it would refuse every {what}");
+                }
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException)
+            {
+                Error($"{path}[{i}]", $"not a valid non-backtracking regex: {e.Message}");
             }
         }
     }
@@ -193,6 +278,41 @@ internal sealed partial class ConfigValidator
             if (Array.IndexOf(s_embedders, semantic.Embedder) < 0)
             {
                 Error(path + ".semantic.embedder", $"unknown embedder '{semantic.Embedder}' (expected one of: {string.Join(", ", s_embedders)})");
+            }
+#if !PROXYCORE_MINILM
+            else if (semantic.Embedder == "local")
+            {
+                // The model (91 MB) and ONNX Runtime's native library stay out of the lean binary (DESIGN.md "Packages").
+                Error(path + ".semantic.embedder", "the local MiniLM embedder is not in this binary: it was built without it (build with -p:ProxyCoreMiniLM=true), or use \"builtin\" or \"openai\"");
+            }
+#endif
+            if (semantic.Embedder == "openai")
+            {
+                if (string.IsNullOrWhiteSpace(semantic.Endpoint))
+                {
+                    Error(path + ".semantic.endpoint", "required for the openai embedder (the embeddings server, e.g. \"https://api.openai.com\")");
+                }
+                else if (!Uri.TryCreate(semantic.Endpoint, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
+                {
+                    Error(path + ".semantic.endpoint", $"'{semantic.Endpoint}' is not an absolute http or https address");
+                }
+                if (string.IsNullOrWhiteSpace(semantic.Model))
+                {
+                    Error(path + ".semantic.model", "must not be empty");
+                }
+                if (semantic.ApiKey is { } apiKey)
+                {
+                    Secret(apiKey, path + ".semantic.apiKey");
+                }
+                if (semantic.Dimensions is < 1 or > 8192)
+                {
+                    Error(path + ".semantic.dimensions", "must be 1 to 8192");
+                }
+                Positive(path + ".semantic.timeout", semantic.Timeout);
+            }
+            else if (semantic.Endpoint is not null || semantic.ApiKey is not null || semantic.Dimensions is not null)
+            {
+                Error(path + ".semantic.embedder", $"endpoint, apiKey and dimensions are settings of the \"openai\" embedder, not of \"{semantic.Embedder}\"");
             }
             Positive(path + ".semantic.ttl", semantic.Ttl);
         }

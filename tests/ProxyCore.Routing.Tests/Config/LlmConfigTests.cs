@@ -64,6 +64,23 @@ public sealed class LlmConfigTests
     [InlineData("\"mode\": \"mask\"", "\"mode\": \"mask\", \"deny\": [\"ok\", \"(a)\\\\1\"]", "$.routes[0].llm.redact.deny[1]", "non-backtracking")]
     [InlineData("\"mode\": \"mask\"", "\"mode\": \"mask\", \"deny\": [\"[unclosed\"]", "$.routes[0].llm.redact.deny[0]", "non-backtracking")]
     [InlineData("\"mode\": \"mask\"", "\"mode\": \"mask\", \"deny\": [\"\"]", "$.routes[0].llm.redact.deny[0]", "refuse every prompt")]
+    [InlineData("\"mode\": \"mask\"", "\"mode\": \"mask\", \"denyOutput\": [\"[unclosed\"]", "$.routes[0].llm.redact.denyOutput[0]", "non-backtracking")]
+    [InlineData("\"mode\": \"mask\"", "\"mode\": \"mask\", \"denyOutput\": [\"ok\", \"\"]", "$.routes[0].llm.redact.denyOutput[1]", "refuse every answer")]
+    [InlineData("\"mode\": \"mask\"", "\"mode\": \"mask\", \"denyOutput\": [\"x*\"]", "$.routes[0].llm.redact.denyOutput[0]", "matches the empty text")]
+    [InlineData("\"mode\": \"mask\"", "\"mode\": \"mask\", \"denyOutputWindow\": 8", "$.routes[0].llm.redact.denyOutputWindow", "16 to 4096")]
+    [InlineData("\"pricing\":", "\"templates\": { \"t\": { \"versions\": { \"1\": { \"messages\": [ { \"role\": \"system\", \"content\": \"Hi {{name\" } ] } } } }, \"pricing\":", "$.routes[0].llm.templates.t.versions.1.messages[0].content", "no closing")]
+    [InlineData("\"pricing\":", "\"templates\": { \"t\": { \"versions\": { \"1\": { \"messages\": [ { \"role\": \"system\", \"content\": \"Hi {{ 9lives }}\" } ] } } } }, \"pricing\":", "$.routes[0].llm.templates.t.versions.1.messages[0].content", "not a variable name")]
+    [InlineData("\"pricing\":", "\"templates\": { \"t\": { \"versions\": { \"1\": { \"messages\": [ { \"role\": \"robot\", \"content\": \"x\" } ] } } } }, \"pricing\":", "$.routes[0].llm.templates.t.versions.1.messages[0].role", "unknown role")]
+    [InlineData("\"pricing\":", "\"templates\": { \"t\": { \"versions\": { \"1\": { \"messages\": [] } } } }, \"pricing\":", "$.routes[0].llm.templates.t.versions.1.messages", "at least one message")]
+    [InlineData("\"pricing\":", "\"templates\": { \"t\": { \"versions\": { \"1\": { \"messages\": [ { \"content\": \"a\" } ] }, \"2\": { \"messages\": [ { \"content\": \"b\" } ] } } } }, \"pricing\":", "$.routes[0].llm.templates.t.default", "several versions")]
+    [InlineData("\"pricing\":", "\"templates\": { \"t\": { \"default\": \"3\", \"versions\": { \"1\": { \"messages\": [ { \"content\": \"a\" } ] } } } }, \"pricing\":", "$.routes[0].llm.templates.t.default", "not in versions")]
+    [InlineData("\"pricing\":", "\"templates\": { \"a@b\": { \"versions\": { \"1\": { \"messages\": [ { \"content\": \"a\" } ] } } } }, \"pricing\":", "$.routes[0].llm.templates['a@b']", "'@'")]
+    [InlineData("\"embedder\": \"builtin\"", "\"embedder\": \"local\"", "$.routes[0].llm.cache.semantic.embedder", "built without it")]
+    [InlineData("\"embedder\": \"builtin\"", "\"embedder\": \"openai\"", "$.routes[0].llm.cache.semantic.endpoint", "required for the openai embedder")]
+    [InlineData("\"embedder\": \"builtin\"", "\"embedder\": \"openai\", \"endpoint\": \"ftp://x\"", "$.routes[0].llm.cache.semantic.endpoint", "absolute http or https")]
+    [InlineData("\"embedder\": \"builtin\"", "\"embedder\": \"openai\", \"endpoint\": \"http://127.0.0.1:9\", \"dimensions\": 0", "$.routes[0].llm.cache.semantic.dimensions", "1 to 8192")]
+    [InlineData("\"embedder\": \"builtin\"", "\"embedder\": \"openai\", \"endpoint\": \"http://127.0.0.1:9\", \"apiKey\": \"env:PC_TEST_UNSET_KEY\"", "$.routes[0].llm.cache.semantic.apiKey", "is not set")]
+    [InlineData("\"embedder\": \"builtin\"", "\"embedder\": \"builtin\", \"endpoint\": \"http://127.0.0.1:9\"", "$.routes[0].llm.cache.semantic.embedder", "settings of the \"openai\" embedder")]
     [InlineData("\"pricing\":", "\"strategy\": \"random\", \"pricing\":", "$.routes[0].llm.strategy", "unknown strategy")]
     [InlineData("\"pricing\":", "\"maxRequestBytes\": 0, \"pricing\":", "$.routes[0].llm.maxRequestBytes", "more than 0")]
     [InlineData("\"pricing\":", "\"providerHeader\": \"bad header\", \"pricing\":", "$.routes[0].llm.providerHeader", "not a valid header name")]
@@ -80,6 +97,42 @@ public sealed class LlmConfigTests
         Assert.False(result.IsValid);
         var error = Assert.Single(result.Errors, e => e.Path == expectedPath);
         Assert.Contains(expectedMessagePart, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_TemplatesAndDenyOutput_AreBound()
+    {
+        var json = ReplaceFirst(Contract, "\"mode\": \"mask\"", "\"mode\": \"mask\", \"denyOutput\": [\"secret\\\\s+sauce\"], \"denyOutputWindow\": 64");
+        json = ReplaceFirst(json, "\"pricing\":", """
+            "templates": { "support": { "default": "2", "versions": {
+                "1": { "messages": [ { "role": "system", "content": "Help {{name}}." } ] },
+                "2": { "model": "gpt-4o-mini", "messages": [ { "role": "system", "content": "Help {{ name }} with {{product}}." }, { "role": "user", "content": "Hi" } ] } } } },
+            "pricing":
+            """);
+
+        var result = ProxyConfigLoader.Parse(json);
+
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        var llm = result.Config!.Routes[0].Llm!;
+        Assert.Equal(["secret\\s+sauce"], llm.Redact!.DenyOutput!);
+        Assert.Equal(64, llm.Redact.DenyOutputWindow);
+        var support = llm.Templates!["support"];
+        Assert.Equal("2", support.Default);
+        Assert.Equal("gpt-4o-mini", support.Versions["2"].Model);
+        Assert.Equal("user", support.Versions["2"].Messages[1].Role);
+    }
+
+    [Theory]
+    [InlineData("Hello {{name}}, about {{ topic.sub-part }}!", "Hello |{name}|, about |{topic.sub-part}|!")]
+    [InlineData("single { braces } stay text", "single { braces } stay text")]
+    [InlineData("{{a}}{{b}}", "{a}|{b}")]
+    public void TemplateText_TryParse_SplitsLiteralsAndVariables(string text, string expected)
+    {
+        var parts = new List<LlmTemplateText.Part>();
+
+        Assert.Null(LlmTemplateText.TryParse(text, parts));
+
+        Assert.Equal(expected, string.Join("|", parts.Select(p => p.Variable is { } v ? "{" + v + "}" : p.Literal)));
     }
 
     [Fact]
