@@ -35,13 +35,13 @@ public enum PiiKind : byte
 /// </para>
 /// <para>
 /// Order matters where shapes overlap: cards and IBANs, then SSNs, IP addresses, e-mail, phones last
-/// (an IP or a card is also a run of digits). Every regex runs with a match timeout (100 ms): a timeout
+/// (an IP or a card is also a run of digits). Every regex runs with a match timeout (1 s: the shapes are bounded, so only a starved CPU or a huge prompt comes near it): a timeout
 /// is reported as <see cref="RegexMatchTimeoutException"/> to the caller, which fails closed.
 /// </para>
 /// </remarks>
 public sealed partial class PiiRedactor
 {
-    private const int TimeoutMs = 100;
+    private const int TimeoutMs = 1000;
 
     public PiiRedactor(PiiKind kinds) => Kinds = kinds;
 
