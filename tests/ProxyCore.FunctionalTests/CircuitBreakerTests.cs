@@ -58,9 +58,8 @@ public sealed class CircuitBreakerTests
         Assert.True(upstream.MaxOpen <= maxConnections, $"the upstream saw {upstream.MaxOpen} connections open at once");
         Assert.Equal(0, limit.Pending);
 
-        var metrics = await client.GetStringAsync(new Uri(host.AdminUri, "/metrics"));
-        Assert.Contains("proxycore_circuit_breaker_rejections_total{cluster=\"mock\",reason=\"max-pending\"} 1", metrics);
-        Assert.Contains($"proxycore_cluster_upstream_connections{{cluster=\"mock\"}} {maxConnections}", metrics);
+        await WaitForMetricAsync(client, host, "proxycore_circuit_breaker_rejections_total{cluster=\"mock\",reason=\"max-pending\"} 1");
+        await WaitForMetricAsync(client, host, $"proxycore_cluster_upstream_connections{{cluster=\"mock\"}} {maxConnections}");
     }
 
     [Fact]
@@ -106,8 +105,25 @@ public sealed class CircuitBreakerTests
 
         upstream.Allow(1);
         Assert.Equal(HttpStatusCode.OK, (await held).StatusCode);
-        var metrics = await client.GetStringAsync(new Uri(host.AdminUri, "/metrics"));
-        Assert.Contains("proxycore_circuit_breaker_rejections_total{cluster=\"mock\",reason=\"pending-timeout\"} 1", metrics);
+        await WaitForMetricAsync(client, host, "proxycore_circuit_breaker_rejections_total{cluster=\"mock\",reason=\"pending-timeout\"} 1");
+    }
+
+    /// <summary>
+    /// The refusal is counted by the relay right after it wrote the 503, so a client may see the answer a moment
+    /// before the counter moves: poll (bounded) instead of reading once.
+    /// </summary>
+    private static async Task WaitForMetricAsync(HttpClient client, TestHost host, string line)
+    {
+        var deadline = Stopwatch.StartNew();
+        string metrics;
+        while (!(metrics = await client.GetStringAsync(new Uri(host.AdminUri, "/metrics"))).Contains(line, StringComparison.Ordinal))
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(15))
+            {
+                Assert.Fail($"/metrics never had '{line}'; its circuit-breaker lines:\n" + string.Join("\n", metrics.Split('\n').Where(l => l.Contains("circuit_breaker") || l.Contains("cluster_"))));
+            }
+            await Task.Delay(20);
+        }
     }
 
     private static async Task WaitUntil(Func<bool> condition, string what)
