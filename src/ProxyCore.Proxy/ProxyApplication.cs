@@ -67,6 +67,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
         if (!cluster.State.TryEnter(cluster.MaxConcurrentRequests))
         {
             // Circuit breaker: refuse at once rather than queue work the cluster cannot take.
+            _metrics.RecordCircuitOpen(cluster, CircuitOpenReason.MaxRequests);
             return RespondAsync(exchange, ForwarderError.CircuitOpen, route);
         }
         destination.State.BeginRequest();
@@ -119,6 +120,7 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
         {
             _metrics.RecordUpstream(destination.Cluster, upstreamTicks);
         }
+        RecordPendingRejection(destination.Cluster, error);
         var routeMetrics = _metrics.For(route);
         if (exchange.ApplicationState is ForwarderContext { Coding: not ContentCoding.None } compressed)
         {
@@ -143,6 +145,19 @@ public sealed class ProxyApplication : IHttpApplication, IForwarderObserver, IEx
         if (upstreamTicks > 0)
         {
             _metrics.RecordUpstream(destination.Cluster, upstreamTicks);
+        }
+        RecordPendingRejection(destination.Cluster, error);
+    }
+
+    private void RecordPendingRejection(ClusterModel cluster, ForwarderError error)
+    {
+        if (error == ForwarderError.PendingFull)
+        {
+            _metrics.RecordCircuitOpen(cluster, CircuitOpenReason.MaxPending);
+        }
+        else if (error == ForwarderError.PendingTimeout)
+        {
+            _metrics.RecordCircuitOpen(cluster, CircuitOpenReason.PendingTimeout);
         }
     }
 

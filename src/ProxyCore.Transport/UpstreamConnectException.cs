@@ -25,6 +25,16 @@ public enum UpstreamConnectFailure
     /// or ALPN id, or the peer does not speak TLS. Map to 502; nothing of the request was sent.
     /// </summary>
     Tls,
+
+    /// <summary>
+    /// The cluster is at its connection cap and <see cref="UpstreamConnectionLimit.MaxPending"/> requests already
+    /// wait for one: refused at once, nothing dialled. Map to 503 (circuit open); another destination of the same
+    /// cluster would not help, so do not retry.
+    /// </summary>
+    PendingFull,
+
+    /// <summary>Waited the cluster's connect timeout for a connection under its cap and got none. Map to 503 (circuit open); nothing was sent.</summary>
+    PendingTimeout,
 }
 
 /// <summary>

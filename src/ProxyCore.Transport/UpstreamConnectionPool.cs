@@ -64,7 +64,12 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ObjectDisposedException.ThrowIf(_disposed, this);
 
-        var pool = _pools.GetOrAdd(new PoolKey(endPoint, options.Tls), static (key, self) => new EndpointPool(self, key.EndPoint, key.Tls), this);
+        var pool = _pools.GetOrAdd(new PoolKey(endPoint, options.Tls, options.ConnectionLimit),
+            static (key, self) => new EndpointPool(self, key.EndPoint, key.Tls, key.Limit), this);
+        if (pool.Limit is not null && !pool.Registered)
+        {
+            pool.RegisterOnce(); // once per endpoint, after GetOrAdd settled which instance won
+        }
         // On an epoll reactor, prefer an upstream connection driven by the same reactor: its response then
         // resumes the relay on this thread, and the request never wakes a second one.
         var affinity = Epoll.EpollReactor.Current;
@@ -74,7 +79,7 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
             {
                 return new ValueTask<UpstreamLease>(new UpstreamLease(connection, isReused: true, pool, options));
             }
-            DisposeInBackground(connection);
+            DisposeInBackground(connection, pool.Limit);
         }
         return DialAsync(pool, options, cancellationToken);
     }
@@ -92,7 +97,7 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         var connection = lease.Connection;
         if (_disposed || !IsUsable(connection))
         {
-            DisposeInBackground(connection);
+            DisposeInBackground(connection, pool.Limit);
             return;
         }
 
@@ -102,7 +107,12 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         var evicted = pool.Push(connection, deadline, options.MaxIdlePerEndpoint);
         if (evicted is not null)
         {
-            DisposeInBackground(evicted);
+            DisposeInBackground(evicted, pool.Limit);
+        }
+        if (!ReferenceEquals(evicted, connection))
+        {
+            // A connection went idle: a request waiting at the cluster's cap can take it (or close it to dial its own destination).
+            pool.Limit?.WakeOne();
         }
     }
 
@@ -111,7 +121,7 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
     {
         if (lease.Connection is { } connection)
         {
-            DisposeInBackground(connection);
+            DisposeInBackground(connection, lease.Pool?.Limit);
         }
     }
 
@@ -128,18 +138,127 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         foreach (var pool in _pools.Values)
         {
             pool.Close(all);
-        }
-        foreach (var connection in all)
-        {
-            await DisposeQuietlyAsync(connection).ConfigureAwait(false);
+            foreach (var connection in all)
+            {
+                await DisposeQuietlyAsync(connection).ConfigureAwait(false);
+                pool.Limit?.Release();
+            }
+            all.Clear();
         }
     }
 
     private async ValueTask<UpstreamLease> DialAsync(EndpointPool pool, UpstreamPoolOptions options, CancellationToken cancellationToken)
     {
-        var connection = await ConnectAsync(pool.EndPoint, options, cancellationToken).ConfigureAwait(false);
+        var limit = pool.Limit;
+        if (limit is not null && !limit.TryAcquire())
+        {
+            var got = await WaitUnderLimitAsync(pool, limit, options, cancellationToken).ConfigureAwait(false);
+            if (got is not null)
+            {
+                return new UpstreamLease(got, isReused: true, pool, options);
+            }
+        }
+        // From here this dial holds a slot of the limit (if any); it is released when the connection closes.
+        ConnectionContext connection;
+        try
+        {
+            connection = await ConnectAsync(pool.EndPoint, options, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            limit?.Release();
+            throw;
+        }
         return new UpstreamLease(connection, isReused: false, pool, options);
     }
+
+    /// <summary>
+    /// The cluster is at its connection cap: make room by closing another destination's idle connection, or
+    /// wait (as one of at most MaxPending) up to the connect timeout until a connection of this destination
+    /// goes idle (returned) or a slot frees (one closed). Returns an idle connection to reuse, or null when
+    /// the caller now holds a slot to dial with.
+    /// </summary>
+    private async ValueTask<ConnectionContext?> WaitUnderLimitAsync(EndpointPool pool, UpstreamConnectionLimit limit, UpstreamPoolOptions options,
+        CancellationToken cancellationToken)
+    {
+        if (await TryTakeAsync(pool, limit).ConfigureAwait(false) is { } first)
+        {
+            return first.Connection;
+        }
+        if (!limit.TryEnterPending())
+        {
+            throw new UpstreamConnectException(pool.EndPoint, UpstreamConnectFailure.PendingFull);
+        }
+        try
+        {
+            using var timeout = new CancellationTokenSource(options.ConnectTimeout, _timeProvider);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+            while (true)
+            {
+                var waiter = new UpstreamConnectionLimit.PendingWaiter();
+                limit.Enqueue(waiter);
+                // Look again once queued: a slot that freed between the first look and the enqueue woke nobody.
+                if (await TryTakeAsync(pool, limit).ConfigureAwait(false) is { } taken)
+                {
+                    if (!waiter.TrySetCanceled())
+                    {
+                        limit.WakeOne(); // this waiter was woken too: the wake was meant for someone, pass it on
+                    }
+                    return taken.Connection;
+                }
+                using (linked.Token.UnsafeRegister(static state => ((UpstreamConnectionLimit.PendingWaiter)state!).TrySetCanceled(), waiter))
+                {
+                    try
+                    {
+                        await waiter.Task.ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                    {
+                        throw new OperationCanceledException("The caller gave up waiting for an upstream connection.", null, cancellationToken);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        limit.CountTimeout();
+                        throw new UpstreamConnectException(pool.EndPoint, UpstreamConnectFailure.PendingTimeout);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            limit.ExitPending();
+        }
+    }
+
+    /// <summary>
+    /// One look under the cap: an idle connection of this destination, else a free slot, else the slot of
+    /// another destination's idle connection (closed first, so the upstream never sees more than the cap).
+    /// Null when none; a result with a null connection means "a slot is yours, dial".
+    /// </summary>
+    private async ValueTask<TakeResult?> TryTakeAsync(EndpointPool pool, UpstreamConnectionLimit limit)
+    {
+        if (pool.TryPop(null, out var idle))
+        {
+            if (IsUsable(idle))
+            {
+                return new TakeResult(idle);
+            }
+            await DisposeQuietlyAsync(idle).ConfigureAwait(false);
+            return new TakeResult(null); // its slot is ours
+        }
+        if (limit.TryAcquire())
+        {
+            return new TakeResult(null);
+        }
+        if (limit.TryStealIdle(pool, out var victim))
+        {
+            await DisposeQuietlyAsync(victim).ConfigureAwait(false);
+            return new TakeResult(null);
+        }
+        return null;
+    }
+
+    private readonly record struct TakeResult(ConnectionContext? Connection);
 
     /// <summary>
     /// Dials a new connection that the caller owns (not pooled here): the HTTP/2 upstream pool multiplexes
@@ -230,12 +349,12 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
             foreach (var pool in _pools.Values)
             {
                 pool.RemoveExpired(now, _evicted);
+                foreach (var connection in _evicted)
+                {
+                    DisposeInBackground(connection, pool.Limit);
+                }
+                _evicted.Clear();
             }
-            foreach (var connection in _evicted)
-            {
-                DisposeInBackground(connection);
-            }
-            _evicted.Clear();
         }
         finally
         {
@@ -243,7 +362,24 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         }
     }
 
-    private static void DisposeInBackground(ConnectionContext connection) => _ = DisposeQuietlyAsync(connection);
+    private static void DisposeInBackground(ConnectionContext connection, UpstreamConnectionLimit? limit)
+    {
+        if (limit is null)
+        {
+            _ = DisposeQuietlyAsync(connection);
+        }
+        else
+        {
+            _ = DisposeAndReleaseAsync(connection, limit);
+        }
+    }
+
+    /// <summary>The slot frees only once the socket is closed, so a waiter's new dial never overlaps it at the upstream.</summary>
+    private static async Task DisposeAndReleaseAsync(ConnectionContext connection, UpstreamConnectionLimit limit)
+    {
+        await DisposeQuietlyAsync(connection).ConfigureAwait(false);
+        limit.Release();
+    }
 
     private static async ValueTask DisposeQuietlyAsync(ConnectionContext connection)
     {
@@ -258,16 +394,49 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
     }
 
     /// <summary>Connections are interchangeable when they go to the same endpoint with the same TLS settings (or none).</summary>
-    private readonly record struct PoolKey(EndPoint EndPoint, UpstreamTlsOptions? Tls);
+    private readonly record struct PoolKey(EndPoint EndPoint, UpstreamTlsOptions? Tls, UpstreamConnectionLimit? Limit);
 
     /// <summary>The idle connections of one endpoint: a ring buffer, newest at the tail, oldest at the head.</summary>
-    internal sealed class EndpointPool(UpstreamConnectionPool owner, EndPoint endPoint, UpstreamTlsOptions? tls)
+    internal sealed class EndpointPool(UpstreamConnectionPool owner, EndPoint endPoint, UpstreamTlsOptions? tls, UpstreamConnectionLimit? limit)
     {
         private readonly Lock _lock = new();
         private Entry[] _entries = new Entry[4];
         private int _head;
         private int _count;
         private bool _closed;
+        private int _registered;
+
+        /// <summary>The cluster cap its connections count against; null = none.</summary>
+        public UpstreamConnectionLimit? Limit { get; } = limit;
+
+        public bool Registered => Volatile.Read(ref _registered) != 0;
+
+        public void RegisterOnce()
+        {
+            if (Interlocked.Exchange(ref _registered, 1) == 0)
+            {
+                Limit!.Register(this);
+            }
+        }
+
+        /// <summary>Takes the oldest idle connection (the one a cap closes to make room elsewhere).</summary>
+        public bool TryPopOldest(out ConnectionContext connection)
+        {
+            lock (_lock)
+            {
+                if (_count == 0)
+                {
+                    connection = null!;
+                    return false;
+                }
+                connection = _entries[_head].Connection;
+                _entries[_head] = default;
+                _head = (_head + 1) % _entries.Length;
+                _count--;
+            }
+            Interlocked.Decrement(ref owner._idleCount);
+            return true;
+        }
 
         public EndPoint EndPoint { get; } = endPoint;
 

@@ -34,6 +34,13 @@ public sealed class UpstreamPoolOptions
     /// </summary>
     public UpstreamTlsOptions? Tls { get; init; }
 
+    /// <summary>
+    /// The cluster's cap on open connections and on requests waiting for one (circuit breaker); null = no cap.
+    /// Connections are pooled per limit as well, so two clusters that share an address keep separate counts.
+    /// A request past the cap waits at most <see cref="ConnectTimeout"/> for a connection to go idle or close.
+    /// </summary>
+    public UpstreamConnectionLimit? ConnectionLimit { get; init; }
+
     /// <summary>The defaults above.</summary>
     public static UpstreamPoolOptions Default { get; } = new();
 }

@@ -325,7 +325,7 @@ public class UpstreamConnectionPoolTests
     public async Task TryPop_Affinity_PrefersSameReactorAndKeepsOrder(string idle, string affinity, string expectedOrder)
     {
         await using var owner = new UpstreamConnectionPool(new BlackHoleFactory(), new FakeTimeProvider());
-        var pool = new UpstreamConnectionPool.EndpointPool(owner, Upstream, tls: null);
+        var pool = new UpstreamConnectionPool.EndpointPool(owner, Upstream, tls: null, limit: null);
         var keys = new Dictionary<string, object>();
         object Key(string name) => keys.TryGetValue(name, out var key) ? key : keys[name] = new object();
         foreach (var spec in idle.Split(' '))

@@ -125,7 +125,13 @@ internal sealed class LlmUpstreamCall
                 }
                 catch (UpstreamConnectException e)
                 {
-                    error = e.Reason == UpstreamConnectFailure.Timeout ? ForwarderError.ConnectTimeout : ForwarderError.ConnectFailed;
+                    error = e.Reason switch
+                    {
+                        UpstreamConnectFailure.Timeout => ForwarderError.ConnectTimeout,
+                        UpstreamConnectFailure.PendingFull => ForwarderError.PendingFull,
+                        UpstreamConnectFailure.PendingTimeout => ForwarderError.PendingTimeout,
+                        _ => ForwarderError.ConnectFailed,
+                    };
                     return;
                 }
                 catch (OperationCanceledException)

@@ -43,6 +43,7 @@ public sealed class ProxyMetrics
             return attached;
         }
         var metrics = _clusters.GetOrAdd(cluster.Id, static id => new ClusterMetrics(id));
+        metrics.ConnectionLimit = cluster.ConnectionLimit; // the same instance across reloads, or a new one if the block came or went
         cluster.Metrics = metrics;
         return metrics;
     }
@@ -64,6 +65,24 @@ public sealed class ProxyMetrics
     }
 
     public void RecordUpstream(ClusterModel cluster, long elapsedTicks) => For(cluster).UpstreamDuration.Observe(elapsedTicks);
+
+    /// <summary>Counts a circuit-breaker refusal of <paramref name="cluster"/>: max-requests, max-pending or pending-timeout.</summary>
+    public void RecordCircuitOpen(ClusterModel cluster, CircuitOpenReason reason)
+    {
+        var metrics = For(cluster);
+        switch (reason)
+        {
+            case CircuitOpenReason.MaxPending:
+                Interlocked.Increment(ref metrics.RejectedMaxPending);
+                break;
+            case CircuitOpenReason.PendingTimeout:
+                Interlocked.Increment(ref metrics.RejectedPendingTimeout);
+                break;
+            default:
+                Interlocked.Increment(ref metrics.RejectedMaxRequests);
+                break;
+        }
+    }
 
     /// <summary>A try on <paramref name="cluster"/> under <paramref name="route"/>'s retry policy is retried (the rare path: a lookup is fine).</summary>
     public void RecordRetry(RouteModel route, ClusterModel cluster) => For(route).RecordRetry(cluster.Id);
@@ -103,6 +122,29 @@ public sealed class ProxyMetrics
         foreach (var cluster in clusters)
         {
             cluster.UpstreamDuration.WriteTo(sb, "proxycore_upstream_duration_seconds", cluster.Label);
+        }
+        sb.Append("# HELP proxycore_circuit_breaker_rejections_total Requests refused with 503 circuit-open by a cluster's circuit breaker, by reason (max-requests: maxConcurrentRequests in flight; max-pending: at maxConnections with maxPending already waiting; pending-timeout: waited connectTimeout for a connection).\n# TYPE proxycore_circuit_breaker_rejections_total counter\n");
+        foreach (var cluster in clusters)
+        {
+            AppendCluster(sb, "proxycore_circuit_breaker_rejections_total", cluster, "max-requests", Volatile.Read(ref cluster.RejectedMaxRequests));
+            AppendCluster(sb, "proxycore_circuit_breaker_rejections_total", cluster, "max-pending", Volatile.Read(ref cluster.RejectedMaxPending));
+            AppendCluster(sb, "proxycore_circuit_breaker_rejections_total", cluster, "pending-timeout", Volatile.Read(ref cluster.RejectedPendingTimeout));
+        }
+        sb.Append("# HELP proxycore_cluster_upstream_connections Open HTTP/1.1 connections counted against a cluster's circuitBreaker.maxConnections (idle and busy).\n# TYPE proxycore_cluster_upstream_connections gauge\n");
+        foreach (var cluster in clusters)
+        {
+            if (cluster.ConnectionLimit is { } limit)
+            {
+                sb.Append("proxycore_cluster_upstream_connections{").Append(cluster.Label.TrimEnd(',')).Append("} ").Append(limit.Open).Append('\n');
+            }
+        }
+        sb.Append("# HELP proxycore_cluster_pending_requests Requests waiting now for a connection under a cluster's circuitBreaker.maxConnections.\n# TYPE proxycore_cluster_pending_requests gauge\n");
+        foreach (var cluster in clusters)
+        {
+            if (cluster.ConnectionLimit is { } limit)
+            {
+                sb.Append("proxycore_cluster_pending_requests{").Append(cluster.Label.TrimEnd(',')).Append("} ").Append(limit.Pending).Append('\n');
+            }
         }
         sb.Append("# HELP proxycore_connections Open connections by side.\n# TYPE proxycore_connections gauge\n");
         sb.Append("proxycore_connections{side=\"client\"} ").Append(TransportMetrics.ClientConnectionsOpen).Append('\n');
@@ -155,6 +197,9 @@ public sealed class ProxyMetrics
         WriteRuntime(sb);
         return sb.ToString();
     }
+
+    private static void AppendCluster(StringBuilder sb, string name, ClusterMetrics cluster, string reason, long value)
+        => sb.Append(name).Append('{').Append(cluster.Label).Append("reason=\"").Append(reason).Append("\"} ").Append(value).Append('\n');
 
     private static void AppendReason(StringBuilder sb, string name, RouteMetrics route, string reason, long value)
         => AppendNamed(sb, name, route, "reason", reason, value);
@@ -269,4 +314,24 @@ public sealed class ClusterMetrics
     internal string Label { get; }
 
     public Histogram UpstreamDuration { get; } = new();
+
+    /// <summary>Refused: maxConcurrentRequests were in flight.</summary>
+    public long RejectedMaxRequests;
+
+    /// <summary>Refused at once: at maxConnections with maxPending requests already waiting.</summary>
+    public long RejectedMaxPending;
+
+    /// <summary>Refused after waiting the connect timeout for a connection under maxConnections.</summary>
+    public long RejectedPendingTimeout;
+
+    /// <summary>The cluster's connection cap as the latest snapshot built it (null: none), for the gauges.</summary>
+    public UpstreamConnectionLimit? ConnectionLimit { get; internal set; }
+}
+
+/// <summary>Which limit of a cluster's circuit breaker refused a request.</summary>
+public enum CircuitOpenReason : byte
+{
+    MaxRequests,
+    MaxPending,
+    PendingTimeout,
 }

@@ -37,6 +37,10 @@ public enum ForwarderError : byte
     CircuitOpen,
     /// <summary>The TLS handshake with an https:// upstream failed: untrusted or misnamed certificate, no common version, not TLS (502). Nothing was sent: safe to retry.</summary>
     UpstreamTls,
+    /// <summary>The cluster is at its connection cap (circuitBreaker.maxConnections) and its pending queue is full (503 `circuit-open`). Nothing was sent; not retried.</summary>
+    PendingFull,
+    /// <summary>Waited the cluster's connect timeout for a connection under its cap and got none (503 `circuit-open`). Nothing was sent; not retried.</summary>
+    PendingTimeout,
 }
 
 public static class ForwarderErrors
@@ -45,7 +49,7 @@ public static class ForwarderErrors
     public static int StatusCode(ForwarderError error) => error switch
     {
         ForwarderError.NoRoute => 404,
-        ForwarderError.NoDestination or ForwarderError.CircuitOpen => 503,
+        ForwarderError.NoDestination or ForwarderError.CircuitOpen or ForwarderError.PendingFull or ForwarderError.PendingTimeout => 503,
         ForwarderError.ConnectTimeout or ForwarderError.UpstreamTimeout => 504,
         ForwarderError.RequestBody => 400,
         ForwarderError.RequestBodyTooLarge => 413,
@@ -68,7 +72,7 @@ public static class ForwarderErrors
         ForwarderError.ResponseBody => "upstream-response-body-failed",
         ForwarderError.ClientGone => "client-gone",
         ForwarderError.UpstreamStatus => "upstream-status",
-        ForwarderError.CircuitOpen => "circuit-open",
+        ForwarderError.CircuitOpen or ForwarderError.PendingFull or ForwarderError.PendingTimeout => "circuit-open",
         ForwarderError.UpstreamTls => "upstream-tls-failed",
         _ => "none",
     };
@@ -86,6 +90,8 @@ public static class ForwarderErrors
         ForwarderError.RequestBody => "The request body is malformed or incomplete.",
         ForwarderError.RequestBodyTooLarge => "The request body is larger than this route allows.",
         ForwarderError.CircuitOpen => "The cluster is at its limit of requests in flight; try again shortly.",
+        ForwarderError.PendingFull => "The cluster is at its limit of connections and of requests waiting for one; try again shortly.",
+        ForwarderError.PendingTimeout => "The cluster is at its limit of connections and none freed within its connect timeout; try again shortly.",
         ForwarderError.UpstreamTls => "The TLS handshake with the upstream failed (certificate not trusted or not issued for its name?).",
         _ => "The response could not be relayed.",
     };

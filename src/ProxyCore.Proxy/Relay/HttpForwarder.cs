@@ -208,9 +208,13 @@ public sealed partial class HttpForwarder
                             {
                                 UpstreamConnectFailure.Timeout => ForwarderError.ConnectTimeout,
                                 UpstreamConnectFailure.Tls => ForwarderError.UpstreamTls,
+                                UpstreamConnectFailure.PendingFull => ForwarderError.PendingFull,
+                                UpstreamConnectFailure.PendingTimeout => ForwarderError.PendingTimeout,
                                 _ => ForwarderError.ConnectFailed,
                             };
-                            if (retry is { OnConnectFailure: true } && await PrepareRetryAsync(context, route, destination, error, ++retries).ConfigureAwait(false) is { } next)
+                            // The connection cap is the cluster's: another destination of it would be refused the same way.
+                            if (error is not (ForwarderError.PendingFull or ForwarderError.PendingTimeout) &&
+                                retry is { OnConnectFailure: true } && await PrepareRetryAsync(context, route, destination, error, ++retries).ConfigureAwait(false) is { } next)
                             {
                                 destination = context.Destination = next;
                                 continue;

@@ -120,9 +120,9 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             string path = $"$.clusters[{i}]";
             ValidateClusterPolicies(cluster, path);
             ValidateClusterTls(cluster, path);
-            if (cluster.CircuitBreaker is { MaxConcurrentRequests: < 1 })
+            if (cluster.CircuitBreaker is { } breaker)
             {
-                Error(path + ".circuitBreaker.maxConcurrentRequests", "must be at least 1");
+                ValidateCircuitBreaker(cluster, breaker, path + ".circuitBreaker");
             }
             if (string.IsNullOrWhiteSpace(cluster.Id))
             {

@@ -500,6 +500,24 @@ public sealed class CircuitBreakerConfig
     /// <summary>Requests in flight to the cluster; past it, 503 with `circuit-open`. Default 1000.</summary>
     public int MaxConcurrentRequests { get; set; } = 1000;
 
+    /// <summary>
+    /// Open HTTP/1.1 connections to the cluster, idle and busy, over all its destinations; a request that needs a
+    /// new one past it waits as pending. Default <see cref="DefaultMaxConnections"/>. Not for "protocol": "http2"
+    /// clusters (they cap connections with http2.maxConnectionsPerDestination).
+    /// </summary>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>
+    /// Requests waiting for a connection under <see cref="MaxConnections"/> (each at most the cluster's
+    /// connectTimeout); past it, 503 `circuit-open` at once. 0: nobody waits. Default <see cref="DefaultMaxPending"/>.
+    /// </summary>
+    public int? MaxPending { get; set; }
+
+    /// <summary>Envoy's default for max_connections.</summary>
+    public const int DefaultMaxConnections = 1024;
+
+    /// <summary>Envoy's default for max_pending_requests.</summary>
+    public const int DefaultMaxPending = 1024;
 }
 
 

@@ -9,7 +9,8 @@ namespace ProxyCore.Routing.Model;
 public sealed class ClusterModel
 {
     internal ClusterModel(string id, DestinationModel[] destinations, ILoadBalancer loadBalancer,
-        TimeSpan connectTimeout, TimeSpan idleTimeout, int maxIdleConnectionsPerDestination, Transport.Tls.UpstreamTlsOptions? tls = null)
+        TimeSpan connectTimeout, TimeSpan idleTimeout, int maxIdleConnectionsPerDestination, Transport.Tls.UpstreamTlsOptions? tls = null,
+        UpstreamConnectionLimit? connectionLimit = null)
     {
         Id = id;
         Destinations = destinations;
@@ -23,6 +24,7 @@ public sealed class ClusterModel
             IdleTimeout = idleTimeout,
             MaxIdlePerEndpoint = maxIdleConnectionsPerDestination,
             Tls = tls,
+            ConnectionLimit = connectionLimit,
         };
     }
 
@@ -53,6 +55,9 @@ public sealed class ClusterModel
 
     /// <summary>Requests in flight past which the cluster answers 503 at once (circuit breaker); int.MaxValue when unset.</summary>
     public int MaxConcurrentRequests { get; init; } = int.MaxValue;
+
+    /// <summary>The circuit breaker's cap on open connections and pending requests (HTTP/1.1 clusters with a circuitBreaker block); null = none.</summary>
+    public UpstreamConnectionLimit? ConnectionLimit => PoolOptions.ConnectionLimit;
 
     /// <summary>In-flight counters for the circuit breaker and the retry budget.</summary>
     public ClusterState State { get; } = new();

@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using ProxyCore.Http.Http2.Client;
 using ProxyCore.Routing.Config;
+using ProxyCore.Transport;
 
 namespace ProxyCore.Routing.Model;
 
@@ -48,7 +49,8 @@ public sealed class ProxySnapshot
             }
             clusters[cluster.Id] = new ClusterModel(cluster.Id, destinations,
                 LoadBalancing.LoadBalancers.Create(cluster.LoadBalancing, destinations, random),
-                cluster.ConnectTimeout, cluster.IdleTimeout, cluster.MaxIdleConnectionsPerDestination, TlsModel.BuildUpstream(cluster))
+                cluster.ConnectTimeout, cluster.IdleTimeout, cluster.MaxIdleConnectionsPerDestination, TlsModel.BuildUpstream(cluster),
+                BuildConnectionLimit(cluster, old))
             {
                 Config = cluster,
                 MaxConcurrentRequests = cluster.CircuitBreaker?.MaxConcurrentRequests ?? int.MaxValue,
@@ -100,6 +102,26 @@ public sealed class ProxySnapshot
 
         return new ProxySnapshot(config, (previous?.Version ?? 0) + 1, new RouteTable(routes),
             clusters.ToFrozenDictionary(StringComparer.Ordinal));
+    }
+
+    /// <summary>
+    /// The cluster's connection cap: the previous snapshot's instance with the new limits when there is one, so the
+    /// count of connections still open from before the reload stays true (they are pooled under that instance).
+    /// </summary>
+    private static UpstreamConnectionLimit? BuildConnectionLimit(ClusterConfig cluster, ClusterModel? old)
+    {
+        if (cluster.CircuitBreaker is not { } breaker || cluster.Protocol == "http2")
+        {
+            return null;
+        }
+        int maxConnections = breaker.MaxConnections ?? CircuitBreakerConfig.DefaultMaxConnections;
+        int maxPending = breaker.MaxPending ?? CircuitBreakerConfig.DefaultMaxPending;
+        if (old?.ConnectionLimit is { } kept)
+        {
+            kept.Configure(maxConnections, maxPending);
+            return kept;
+        }
+        return new UpstreamConnectionLimit(maxConnections, maxPending);
     }
 
     private static Http2ClientOptions ToHttp2Options(ClusterConfig cluster)

@@ -39,4 +39,20 @@ public sealed class JwtValidationOptions
     /// bounds it anyway; this bound stops a client making us decode and hash that much per request.
     /// </summary>
     public int MaxTokenBytes { get; init; } = DefaultMaxTokenBytes;
+
+    /// <summary>Default <see cref="CacheEntries"/>.</summary>
+    public const int DefaultCacheEntries = 1024;
+
+    /// <summary>
+    /// Verified tokens remembered (rounded up to a power of two; 0 = none), so a client that sends the same
+    /// token on every request pays a hash and a compare instead of a signature check and two JSON reads.
+    /// A hit compares the whole token byte for byte and checks <c>exp</c>/<c>nbf</c> against the clock again;
+    /// only tokens that passed every check are kept, and only up to <see cref="MaxCachedTokenBytes"/>, so the
+    /// cache holds at most about entries × 7 KiB (7 MiB at the default). Larger tolerates more distinct live
+    /// tokens per route before they evict each other; an evicted token is simply verified again.
+    /// </summary>
+    public int CacheEntries { get; init; } = DefaultCacheEntries;
+
+    /// <summary>Longest token the cache keeps (4 KiB): bounds its memory; longer tokens are verified every time.</summary>
+    public const int MaxCachedTokenBytes = 4 * 1024;
 }

@@ -48,6 +48,9 @@ public sealed class JwtValidator
     private readonly long _skewTicks;
     private readonly bool _requireExpiration;
     private readonly int _maxTokenBytes;
+    private readonly VerifiedToken?[] _cache; // direct-mapped by a hash of the token's tail; empty when disabled
+    private readonly int _cacheMask;
+    private long _cacheHits;
 
     public JwtValidator(JwtValidationOptions options, JsonWebKeySet keys, TimeProvider time)
     {
@@ -65,7 +68,14 @@ public sealed class JwtValidator
         _skewTicks = options.ClockSkew.Ticks;
         _requireExpiration = options.RequireExpirationTime;
         _maxTokenBytes = options.MaxTokenBytes;
+        ArgumentOutOfRangeException.ThrowIfNegative(options.CacheEntries, nameof(options.CacheEntries));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.CacheEntries, 1 << 20, nameof(options.CacheEntries));
+        _cache = options.CacheEntries == 0 ? [] : new VerifiedToken?[(int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)options.CacheEntries)];
+        _cacheMask = _cache.Length - 1;
     }
+
+    /// <summary>Validations answered from the cache of verified tokens.</summary>
+    public long CacheHits => Interlocked.Read(ref _cacheHits);
 
     /// <summary>Bytes a claims buffer needs for a token of <paramref name="tokenLength"/> bytes.</summary>
     public static int MaxPayloadBytes(int tokenLength) => Base64Url.GetMaxDecodedLength(tokenLength);
@@ -112,6 +122,22 @@ public sealed class JwtValidator
             ThrowPayloadBufferTooSmall();
         }
 
+        // The same bytes verified before under this key set: only the clock can have changed the answer.
+        int slot = -1;
+        if (_cache.Length > 0 && token.Length <= JwtValidationOptions.MaxCachedTokenBytes)
+        {
+            slot = SlotOf(token);
+            if (Volatile.Read(ref _cache[slot]) is { } cached && token.SequenceEqual(cached.Token) && cached.IsCurrent(Now(), _skewTicks))
+            {
+                Interlocked.Increment(ref _cacheHits);
+                if (keepPayload)
+                {
+                    cached.Claims.CopyTo(payloadDestination);
+                }
+                return new(JwtError.None, cached.Key, keepPayload ? cached.Claims.Length : 0);
+            }
+        }
+
         int scratchBytes = Base64Url.GetMaxDecodedLength(headerText.Length) + Base64Url.GetMaxDecodedLength(signatureText.Length)
             + (keepPayload ? 0 : Base64Url.GetMaxDecodedLength(payloadText.Length));
         byte[]? rented = null;
@@ -156,7 +182,7 @@ public sealed class JwtValidator
             {
                 return new(JwtError.Malformed);
             }
-            var claimsError = CheckClaims(payload.Slice(0, payloadLength));
+            var claimsError = CheckClaims(payload.Slice(0, payloadLength), out long expires, out long notBefore);
             if (claimsError != JwtError.None)
             {
                 if (keepPayload)
@@ -164,6 +190,11 @@ public sealed class JwtValidator
                     payload.Slice(0, payloadLength).Clear(); // claims of a refused token must not be read by mistake
                 }
                 return new(claimsError);
+            }
+            if (slot >= 0)
+            {
+                // Allocates once per distinct token; a racing writer of the same slot simply wins or loses.
+                Volatile.Write(ref _cache[slot], new VerifiedToken(token.ToArray(), payload.Slice(0, payloadLength).ToArray(), expires, notBefore, key));
             }
             return new(JwtError.None, key, keepPayload ? payloadLength : 0);
         }
@@ -310,10 +341,28 @@ public sealed class JwtValidator
         return null;
     }
 
-    /// <summary>RFC 7519 §4.1: <c>exp</c>, <c>nbf</c>, <c>iss</c>, <c>aud</c>, once each; other claims are skipped.</summary>
-    private JwtError CheckClaims(ReadOnlySpan<byte> json)
+    /// <summary>
+    /// The cache slot of a token: a hash of its last bytes (the signature, which differs between any two tokens of
+    /// a key), seeded per process by <see cref="HashCode"/>. A collision only evicts: a hit compares the whole token.
+    /// </summary>
+    private int SlotOf(ReadOnlySpan<byte> token)
     {
-        long expires = 0, notBefore = 0;
+        var hash = new HashCode();
+        hash.AddBytes(token.Length > 32 ? token[^32..] : token);
+        hash.Add(token.Length);
+        return hash.ToHashCode() & _cacheMask;
+    }
+
+    private long Now() => _time.GetUtcNow().UtcTicks - UnixEpochTicks;
+
+    /// <summary>
+    /// RFC 7519 §4.1: <c>exp</c>, <c>nbf</c>, <c>iss</c>, <c>aud</c>, once each; other claims are skipped.
+    /// <paramref name="expires"/> / <paramref name="notBefore"/>: ticks since the epoch, long.MaxValue / long.MinValue when absent.
+    /// </summary>
+    private JwtError CheckClaims(ReadOnlySpan<byte> json, out long expires, out long notBefore)
+    {
+        expires = long.MaxValue;
+        notBefore = long.MinValue;
         bool sawExpires = false, sawNotBefore = false, sawIssuer = false, sawAudience = false;
         bool issuerMatches = false, audienceMatches = false;
         try
@@ -379,7 +428,15 @@ public sealed class JwtValidator
             return JwtError.Malformed;
         }
 
-        long now = _time.GetUtcNow().UtcTicks - UnixEpochTicks;
+        long now = Now();
+        if (!sawExpires)
+        {
+            expires = long.MaxValue;
+        }
+        if (!sawNotBefore)
+        {
+            notBefore = long.MinValue;
+        }
         if (sawExpires)
         {
             // RFC 7519 §4.1.4: "the current date/time MUST be before the expiration date/time listed in the
@@ -468,6 +525,19 @@ public sealed class JwtValidator
         long sum = unchecked(a + b);
         // Overflow only when both have the same sign and the sum's sign differs.
         return ((a ^ sum) & (b ^ sum)) < 0 ? (a < 0 ? long.MinValue : long.MaxValue) : sum;
+    }
+
+    /// <summary>A token that passed every check, with its claims and the window in which it stays valid.</summary>
+    private sealed class VerifiedToken(byte[] token, byte[] claims, long expires, long notBefore, JsonWebKey key)
+    {
+        public byte[] Token { get; } = token;
+
+        public byte[] Claims { get; } = claims;
+
+        public JsonWebKey Key { get; } = key;
+
+        /// <summary>The same tests as <see cref="CheckClaims"/> makes of exp and nbf (a missing claim never fails).</summary>
+        public bool IsCurrent(long now, long skew) => now < SaturatingAdd(expires, skew) && SaturatingAdd(now, skew) >= notBefore;
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]

@@ -13,8 +13,10 @@ public sealed class JwtValidatorTests
 
     private JwtValidator Validator(JsonWebKeySet? keys = null, TimeSpan? skew = null, bool requireExp = true, int maxBytes = JwtValidationOptions.DefaultMaxTokenBytes,
         string? issuer = TokenMint.Issuer, string? audience = TokenMint.Audience) =>
+        // Cache off: these tests are about the full verification path (JwtValidatorCacheTests cover the cache).
         new(new JwtValidationOptions
         {
+            CacheEntries = 0,
             Issuer = issuer,
             Audience = audience,
             ClockSkew = skew ?? TimeSpan.FromSeconds(60),
