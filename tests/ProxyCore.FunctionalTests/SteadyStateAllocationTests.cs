@@ -190,7 +190,7 @@ public sealed class SteadyStateAllocationTests
         }
     }
 
-    private static async Task ServeFixedAsync(TcpListener listener, CancellationToken stop)
+    internal static async Task ServeFixedAsync(TcpListener listener, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
