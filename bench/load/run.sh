@@ -382,9 +382,11 @@ run_peer() {
         sed -E 's/^(\s*listen 127\.0\.0\.1:[0-9]+) /\1 http2 /' "$SCRIPT_DIR/nginx-proxy.conf" >"$conf"
         grep -q ' http2 ' "$conf" || { set_invalid nginx "could not make an h2c config"; return 0; }
         if ((TLS)); then
-          # h2 over TLS: "listen ... ssl http2" with the run's certificate; ALPN offers h2.
+          # h2 over TLS: "listen ... ssl http2" with the run's certificate; ALPN offers h2. TLS 1.3
+          # enabled explicitly: nginx 1.22's default ssl_protocols stop at 1.2, and ProxyCore (and
+          # h2load) negotiate 1.3, so both peers would otherwise pay for different record layers.
           sed -i -E -e 's/^(\s*listen 127\.0\.0\.1:[0-9]+) http2 /\1 ssl http2 /' \
-            -e "s|^(\\s*)location / \\{|\\1ssl_certificate $WORK/tls-cert.pem;\\n\\1ssl_certificate_key $WORK/tls-key.pem;\\n&|" "$conf"
+            -e "s|^(\\s*)location / \\{|\\1ssl_certificate $WORK/tls-cert.pem;\\n\\1ssl_certificate_key $WORK/tls-key.pem;\\n\\1ssl_protocols TLSv1.2 TLSv1.3;\\n&|" "$conf"
           grep -q ' ssl http2 ' "$conf" && grep -q 'ssl_certificate_key' "$conf" ||
             { set_invalid nginx "could not make a TLS config"; return 0; }
         fi
