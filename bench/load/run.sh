@@ -384,9 +384,10 @@ run_peer() {
         if ((TLS)); then
           # h2 over TLS: "listen ... ssl http2" with the run's certificate; ALPN offers h2. TLS 1.3
           # enabled explicitly: nginx 1.22's default ssl_protocols stop at 1.2, and ProxyCore (and
-          # h2load) negotiate 1.3, so both peers would otherwise pay for different record layers.
+          # h2load) negotiate 1.3, so both peers would otherwise pay for different record layers. The
+          # suite pinned to the one ProxyCore (.NET's server order) picks with h2load: AES-256-GCM.
           sed -i -E -e 's/^(\s*listen 127\.0\.0\.1:[0-9]+) http2 /\1 ssl http2 /' \
-            -e "s|^(\\s*)location / \\{|\\1ssl_certificate $WORK/tls-cert.pem;\\n\\1ssl_certificate_key $WORK/tls-key.pem;\\n\\1ssl_protocols TLSv1.2 TLSv1.3;\\n&|" "$conf"
+            -e "s|^(\\s*)location / \\{|\\1ssl_certificate $WORK/tls-cert.pem;\\n\\1ssl_certificate_key $WORK/tls-key.pem;\\n\\1ssl_protocols TLSv1.2 TLSv1.3;\\n\\1ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;\\n&|" "$conf"
           grep -q ' ssl http2 ' "$conf" && grep -q 'ssl_certificate_key' "$conf" ||
             { set_invalid nginx "could not make a TLS config"; return 0; }
         fi
