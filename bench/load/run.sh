@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-proxy load rig: ProxyCore vs nginx, HAProxy and YARP on this machine, in one run.
 # --h2: the same over HTTP/2 (h2c by prior knowledge) with h2load, ProxyCore vs nginx.
+# --h2 --tls: HTTP/2 over TLS (ALPN h2, a self-signed certificate made for the run), ProxyCore vs nginx.
 # Reports CPU time per request and ratios against peers measured in the same run.
 # See bench/load/README.md. Everything binds to and targets 127.0.0.1 only.
 set -euo pipefail
@@ -14,6 +15,7 @@ PEERS=""
 DURATION="10s"
 CONNS=""
 H2=0
+TLS=0
 STREAMS=8
 WARMUP="3s"
 QUICK=0
@@ -26,6 +28,8 @@ usage: bash bench/load/run.sh [--peers nginx,haproxy,yarp,proxycore,proxycore-po
   --quick         3s smoke run (1s warm-up); result file gets a -quick suffix
   --h2            HTTP/2 (h2c, prior knowledge) with h2load instead of wrk; peers nginx,proxycore;
                   --connections defaults to 8, each with --streams (default 8) concurrent streams
+  --tls           with --h2: HTTP/2 over TLS (ALPN h2) instead of h2c; both peers terminate TLS with
+                  the same self-signed ECDSA P-256 certificate the script makes with openssl
 peer proxycore-policies: ProxyCore with a route doing JWT auth (HS256), a rate limit (never hit),
                   retries (never needed) and one request-header transform, against the same upstream
 env: PROXYCORE_BIN   use this proxycore binary instead of publishing src/ProxyCore.Server
@@ -48,6 +52,7 @@ while (($#)); do
     --warmup=*) WARMUP=${1#*=}; shift ;;
     --quick) QUICK=1; shift ;;
     --h2) H2=1; shift ;;
+    --tls) TLS=1; shift ;;
     --streams|-m) STREAMS=${2:?}; shift 2 ;;
     --streams=*) STREAMS=${1#*=}; shift ;;
     --out) OUT=${2:?}; shift 2 ;;
@@ -57,6 +62,7 @@ while (($#)); do
   esac
 done
 if ((QUICK)); then DURATION=3s; WARMUP=1s; fi
+if ((TLS && !H2)); then echo "--tls needs --h2 (the HTTP/1.1 rig is plaintext only)" >&2; exit 2; fi
 if ((H2)); then
   PEERS=${PEERS:-nginx,proxycore}; CONNS=${CONNS:-8}
 else
@@ -190,9 +196,13 @@ CLK_TCK=$(getconf CLK_TCK)
 declare -A RPS P50 P99 CPU USR SYS ALLOC VALID VER
 set_invalid() { VALID[$1]="no: $2"; log "$1: $2"; }
 
-# In --h2 mode every peer listens h2c only (nginx's "listen ... http2" on a plain port takes no HTTP/1.1).
+# In --h2 mode every peer listens h2c only (nginx's "listen ... http2" on a plain port takes no HTTP/1.1);
+# with --tls every peer listens TLS only, h2 by ALPN (the certificate is self-signed: curl -k).
+SCHEME=http
 CURL_PROTO=(); ((H2)) && CURL_PROTO=(--http2-prior-knowledge)
+if ((TLS)); then SCHEME=https; CURL_PROTO=(--http2 -k); fi
 port_busy() { curl -s -o /dev/null --max-time 1 "http://$HOST:$1/"; }
+peer_scheme() { if [[ "$1" == upstream ]]; then echo http; else echo "$SCHEME"; fi; }
 
 # wait_ready NAME PID PORT SECONDS [CURL-ARGS...]: bounded poll until GET / answers 200; fails if the process died.
 wait_ready() {
@@ -203,7 +213,7 @@ wait_ready() {
       log "$name exited early; last lines of its log:"; tail -n 20 "$WORK/$name.log" >&2 || true
       return 1
     fi
-    code=$(curl -s "$@" -o /dev/null -w '%{http_code}' --max-time 1 "${PEER_HEADERS[@]}" "http://$HOST:$port/" || true)
+    code=$(curl -s "$@" -o /dev/null -w '%{http_code}' --max-time 1 "${PEER_HEADERS[@]}" "$(peer_scheme "$name")://$HOST:$port/" || true)
     [[ "$code" == 200 ]] && return 0
     sleep 0.2
   done
@@ -250,7 +260,7 @@ WRK() { timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$1" --la
 H2LOAD() {
   local log=()
   [[ -n "${4:-}" ]] && log=(--log-file="$4")
-  timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" h2load -t1 -c"$CONNS" -m"$STREAMS" -D"$2" "${log[@]}" "http://$HOST:$3/"
+  timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" h2load -t1 -c"$CONNS" -m"$STREAMS" -D"$2" "${log[@]}" "$SCHEME://$HOST:$3/"
 }
 
 # percentile P FILE: the P-th percentile of h2load's per-request durations, in milliseconds.
@@ -261,6 +271,7 @@ percentile() {
 }
 LOAD_DESC="wrk -t1 -c$CONNS -d$DURATION --latency"
 ((H2)) && LOAD_DESC="h2load -t1 -c$CONNS -m$STREAMS -D$DUR_S (h2c prior knowledge; p50/p99 from --log-file)"
+((TLS)) && LOAD_DESC="h2load -t1 -c$CONNS -m$STREAMS -D$DUR_S (TLS, ALPN h2, self-signed ECDSA P-256; p50/p99 from --log-file)"
 
 # ---------------------------------------------------------------- builds
 YARP_DLL="$REPO/bench/YarpPeer/bin/Release/net10.0/YarpPeer.dll"
@@ -314,6 +325,16 @@ if want proxycore-policies; then
 EOF
 fi
 
+# The --tls certificate: self-signed ECDSA P-256 for 127.0.0.1/localhost, made fresh in the temp dir;
+# both peers serve this same file pair (PKCS#8 key, which ProxyCore requires and nginx reads).
+if ((TLS)); then
+  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+      -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+      -keyout "$WORK/tls-key.pem" -out "$WORK/tls-cert.pem" >"$WORK/openssl.log" 2>&1; then
+    cat "$WORK/openssl.log" >&2; log "openssl could not make the test certificate"; exit 1
+  fi
+fi
+
 # ---------------------------------------------------------------- versions
 VER[wrk]=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }' || true)
 VER[upstream]=$(nginx -v 2>&1 | sed 's/^nginx version: //')
@@ -360,6 +381,16 @@ run_peer() {
         conf="$WORK/nginx-proxy-h2.conf"
         sed -E 's/^(\s*listen 127\.0\.0\.1:[0-9]+) /\1 http2 /' "$SCRIPT_DIR/nginx-proxy.conf" >"$conf"
         grep -q ' http2 ' "$conf" || { set_invalid nginx "could not make an h2c config"; return 0; }
+        if ((TLS)); then
+          # h2 over TLS: "listen ... ssl http2" with the run's certificate; ALPN offers h2. TLS 1.3
+          # enabled explicitly: nginx 1.22's default ssl_protocols stop at 1.2, and ProxyCore (and
+          # h2load) negotiate 1.3, so both peers would otherwise pay for different record layers. The
+          # suite pinned to the one ProxyCore (.NET's server order) picks with h2load: AES-256-GCM.
+          sed -i -E -e 's/^(\s*listen 127\.0\.0\.1:[0-9]+) http2 /\1 ssl http2 /' \
+            -e "s|^(\\s*)location / \\{|\\1ssl_certificate $WORK/tls-cert.pem;\\n\\1ssl_certificate_key $WORK/tls-key.pem;\\n\\1ssl_protocols TLSv1.2 TLSv1.3;\\n\\1ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;\\n&|" "$conf"
+          grep -q ' ssl http2 ' "$conf" && grep -q 'ssl_certificate_key' "$conf" ||
+            { set_invalid nginx "could not make a TLS config"; return 0; }
+        fi
       fi
       start nginx "${PIN_PROXY[@]}" nginx -p "$WORK/nginx/" -c "$conf" \
         -e "$WORK/nginx/error.log" -g 'daemon off;' ;;
@@ -370,15 +401,20 @@ run_peer() {
       start yarp "${PIN_PROXY[@]}" dotnet "$YARP_DLL" --listen "$HOST:$port" --upstream "$UPSTREAM_URL" ;;
     proxycore)
       ready_s=30
-      if [[ -n "${PROXYCORE_TRANSPORT:-}" ]]; then
-        # The same one-route proxy as the CLI flags give, plus the transport block (no CLI flag for it).
+      if [[ -n "${PROXYCORE_TRANSPORT:-}" ]] || ((TLS)); then
+        # The same one-route proxy as the CLI flags give, plus the transport block (no CLI flag for it)
+        # and, with --tls, the listener's certificate (ALPN h2 and http/1.1; h2load asks for h2).
+        local tls_block=""
+        ((TLS)) && tls_block=", \"tls\": { \"certificate\": \"$WORK/tls-cert.pem\", \"key\": \"$WORK/tls-key.pem\" }"
+        local transport_block=""
+        [[ -n "${PROXYCORE_TRANSPORT:-}" ]] && transport_block=",
+  \"transport\": $PROXYCORE_TRANSPORT"
         cat >"$WORK/proxycore.json" <<EOF
 {
-  "listeners": [{ "address": "$HOST:$port" }],
+  "listeners": [{ "address": "$HOST:$port"$tls_block }],
   "admin": { "address": "$HOST:9901" },
   "routes": [{ "id": "default", "match": { "path": "/", "pathType": "prefix" }, "cluster": "default" }],
-  "clusters": [{ "id": "default", "destinations": [{ "address": "$UPSTREAM_URL" }] }],
-  "transport": $PROXYCORE_TRANSPORT
+  "clusters": [{ "id": "default", "destinations": [{ "address": "$UPSTREAM_URL" }] }]$transport_block
 }
 EOF
         start proxycore "${PIN_PROXY[@]}" "$PC_BIN" --config "$WORK/proxycore.json"
@@ -396,7 +432,7 @@ EOF
     set_invalid "$name" "did not answer on :$port"; stop_tree "$pid"; PEER_HEADERS=(); return 0
   fi
   local got
-  got=$(curl -s "${CURL_PROTO[@]}" --max-time 2 "${PEER_HEADERS[@]}" "http://$HOST:$port/" | wc -c)
+  got=$(curl -s "${CURL_PROTO[@]}" --max-time 2 "${PEER_HEADERS[@]}" "$SCHEME://$HOST:$port/" | wc -c)
   if ((got != BODY_LEN)); then
     set_invalid "$name" "body through proxy is $got bytes, expected $BODY_LEN"; stop_tree "$pid"; PEER_HEADERS=(); return 0
   fi
@@ -522,12 +558,14 @@ done
 if [[ -z "$OUT" ]]; then
   mkdir -p "$REPO/perf-results"
   SUFFIX=""; if ((QUICK)); then SUFFIX="-quick"; fi
-  OUT="$REPO/perf-results/$DATE-load-h$((H2 ? 2 : 1))-$SHA$DIRTY$SUFFIX.md"
+  MODE="h$((H2 ? 2 : 1))"; ((TLS)) && MODE="h2-tls"
+  OUT="$REPO/perf-results/$DATE-load-$MODE-$SHA$DIRTY$SUFFIX.md"
 fi
 mkdir -p "$(dirname "$OUT")"
 
 {
-  if ((H2)); then echo "# Load rig, HTTP/2 (h2c): ProxyCore vs nginx"; else echo "# Load rig, HTTP/1.1: ProxyCore vs nginx, HAProxy, YARP"; fi
+  if ((TLS)); then echo "# Load rig, HTTP/2 over TLS (ALPN h2): ProxyCore vs nginx"
+  elif ((H2)); then echo "# Load rig, HTTP/2 (h2c): ProxyCore vs nginx"; else echo "# Load rig, HTTP/1.1: ProxyCore vs nginx, HAProxy, YARP"; fi
   echo
   echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')"
   echo "- commit: $SHA$DIRTY"

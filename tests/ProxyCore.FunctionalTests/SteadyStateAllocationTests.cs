@@ -250,7 +250,7 @@ public sealed class SteadyStateAllocationTests
         }
     }
 
-    private static async Task ServeFixedAsync(TcpListener listener, CancellationToken stop)
+    internal static async Task ServeFixedAsync(TcpListener listener, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {

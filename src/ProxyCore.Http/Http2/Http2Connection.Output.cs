@@ -31,8 +31,9 @@ public sealed partial class Http2Connection
     // Frames of all streams go through _output under this lock: a whole HEADERS+CONTINUATION run is
     // written in one hold (§4.3: "Field blocks MUST be transmitted as a contiguous sequence of frames,
     // with no interleaved frames of any other type or from any other stream"), and the HPACK encoder's
-    // table changes in the order the blocks reach the wire. An async lock, since flushing waits on the socket.
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    // table changes in the order the blocks reach the wire. An async lock, since flushing waits on the socket;
+    // the common case (free lock, flush done at once) takes it and writes synchronously, allocating nothing.
+    private readonly Http2WriteLock _writeLock = new();
     private readonly HpackEncoder _encoder;
     private readonly ArrayBufferWriter<byte> _headerBlock = new(1024);
     private bool _outputClosed;
@@ -199,16 +200,30 @@ public sealed partial class Http2Connection
         public void Execute() => _ = connection.SendControlFramesAsync();
     }
 
-    /// <summary>Caller holds the write lock.</summary>
-    private async ValueTask FlushOutputAsync()
+    /// <summary>Caller holds the write lock. Completes synchronously unless the transport's buffer is full.</summary>
+    private ValueTask FlushOutputAsync()
     {
         var flush = _output.FlushAsync();
-        FlushResult result;
-        if (flush.IsCompleted)
+        if (flush.IsCompletedSuccessfully)
         {
-            result = flush.Result;
+            CheckFlushResult(flush.Result);
+            return default;
         }
-        else
+        return AwaitFlushAsync(flush);
+    }
+
+    private void CheckFlushResult(FlushResult result)
+    {
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            _outputClosed = true;
+            throw new IOException("The client connection closed while frames were being written.");
+        }
+    }
+
+    private async ValueTask AwaitFlushAsync(ValueTask<FlushResult> flush)
+    {
+        FlushResult result;
         {
             // The transport's write buffer is full: the client is not reading. Everything waits here
             // (the read loop too, so the client's further frames stay in its socket: our output never
@@ -224,11 +239,7 @@ public sealed partial class Http2Connection
                 throw new IOException("The HTTP/2 client read nothing for the stall timeout.");
             }
         }
-        if (result.IsCompleted || result.IsCanceled)
-        {
-            _outputClosed = true;
-            throw new IOException("The client connection closed while frames were being written.");
-        }
+        CheckFlushResult(result);
     }
 
     // ---- the streams' frames ----
@@ -237,7 +248,56 @@ public sealed partial class Http2Connection
     /// A response head (<paramref name="status"/> ≥ 0), an interim 1xx head, or trailers (status -1):
     /// HPACK-encoded and sent as HEADERS (+ CONTINUATION) in one hold of the write lock.
     /// </summary>
-    internal async ValueTask WriteHeadersAsync(Http2Stream stream, HttpHead head, int status, long contentLength, bool endStream, bool flush)
+    internal ValueTask WriteHeadersAsync(Http2Stream stream, HttpHead head, int status, long contentLength, bool endStream, bool flush)
+    {
+        if (!_writeLock.TryEnter())
+        {
+            return WriteHeadersLockedAsync(stream, head, status, contentLength, endStream, flush);
+        }
+        ValueTask pending = default;
+        try
+        {
+            ThrowIfCannotWrite(stream);
+            EncodeHead(head, status, contentLength);
+            Http2FrameWriter.WriteHeaders(_output, stream.StreamId, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
+            if (flush)
+            {
+                pending = FlushOutputAsync();
+            }
+        }
+        catch (Exception e)
+        {
+            _writeLock.Release();
+            return ValueTask.FromException(e);
+        }
+        return ReleaseAfter(pending);
+    }
+
+    /// <summary>Releases the write lock once <paramref name="pending"/> (a flush under it) is done: at once when it already is.</summary>
+    private ValueTask ReleaseAfter(ValueTask pending)
+    {
+        if (pending.IsCompletedSuccessfully)
+        {
+            _writeLock.Release();
+            return default;
+        }
+        return AwaitThenReleaseAsync(pending);
+    }
+
+    private async ValueTask AwaitThenReleaseAsync(ValueTask pending)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WriteHeadersLockedAsync(Http2Stream stream, HttpHead head, int status, long contentLength, bool endStream, bool flush)
     {
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try
@@ -301,14 +361,65 @@ public sealed partial class Http2Connection
     /// Response body octets as DATA frames, within the client's stream and connection windows (§6.9):
     /// when either is spent, what was written is flushed and the stream waits for WINDOW_UPDATE.
     /// </summary>
-    internal async ValueTask WriteDataAsync(Http2Stream stream, ReadOnlySequence<byte> data, bool endStream, bool flush, CancellationToken cancellationToken)
+    internal ValueTask WriteDataAsync(Http2Stream stream, ReadOnlySequence<byte> data, bool endStream, bool flush, CancellationToken cancellationToken)
+    {
+        // The common case without waiting: a free lock, and window for all of it in one turn.
+        if (data.Length <= MaxDataPerWrite && !cancellationToken.IsCancellationRequested && _writeLock.TryEnter())
+        {
+            ValueTask pending = default;
+            try
+            {
+                if (!data.IsEmpty && !TryTakeWindow(stream, (int)data.Length))
+                {
+                    _writeLock.Release();
+                    return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
+                }
+                ThrowIfCannotWrite(stream);
+                Http2FrameWriter.WriteData(_output, stream.StreamId, data, endStream, _peerMaxFrameSize);
+                if (flush || endStream)
+                {
+                    pending = FlushOutputAsync();
+                }
+            }
+            catch (Exception e)
+            {
+                _writeLock.Release();
+                return ValueTask.FromException(e);
+            }
+            return ReleaseAfter(pending);
+        }
+        return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
+    }
+
+    /// <summary>All of <paramref name="length"/> from both send windows, or nothing (then the slow path waits for window).</summary>
+    private bool TryTakeWindow(Http2Stream stream, int length)
+    {
+        lock (_windowLock)
+        {
+            if (stream.IsReset || _outputClosed)
+            {
+                ThrowStreamGone();
+            }
+            if (stream.SendWindow < length || _connectionSendWindow < length)
+            {
+                return false;
+            }
+            stream.SendWindow -= length;
+            _connectionSendWindow -= length;
+            return true;
+        }
+    }
+
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WriteDataLockedAsync(Http2Stream stream, ReadOnlySequence<byte> data, bool endStream, bool flush, CancellationToken cancellationToken)
     {
         if (data.IsEmpty)
         {
             // END_STREAM alone: an empty DATA frame, which flow control does not count.
-            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync().ConfigureAwait(false);
             try
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 ThrowIfCannotWrite(stream);
                 Http2FrameWriter.WriteData(_output, stream.StreamId, ReadOnlySpan<byte>.Empty, endStream, _peerMaxFrameSize);
                 await FlushOutputAsync().ConfigureAwait(false);
@@ -351,9 +462,10 @@ public sealed partial class Http2Connection
             if (windowOpened is not null)
             {
                 // What is written must reach the client before it can send the WINDOW_UPDATE we wait for.
-                await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await _writeLock.WaitAsync().ConfigureAwait(false);
                 try
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     ThrowIfCannotWrite(stream);
                     await FlushOutputAsync().ConfigureAwait(false);
                 }
@@ -374,9 +486,10 @@ public sealed partial class Http2Connection
             }
 
             bool last = granted == data.Length;
-            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync().ConfigureAwait(false);
             try
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 ThrowIfCannotWrite(stream);
                 Http2FrameWriter.WriteData(_output, stream.StreamId, data.Slice(0, granted), endStream && last, _peerMaxFrameSize);
                 if (!last || flush || endStream)

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Threading.Tasks.Sources;
 using ProxyCore.Transport;
 
 namespace ProxyCore.Http.Http2;
@@ -15,9 +16,13 @@ namespace ProxyCore.Http.Http2;
 /// Threads: the connection's read loop delivers request data and resets (under the connection's
 /// stream lock); the application runs on its own task (<see cref="IThreadPoolWorkItem.Execute"/>).
 /// </remarks>
-internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem
+internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem, IValueTaskSource<bool>
 {
     private readonly Http2Connection _connection;
+    // The stream object's one long-lived task (see RunLoopAsync) and its wake-up: true = a new request
+    // to serve, false = the object is retired.
+    private Task? _loop;
+    private ManualResetValueTaskSourceCore<bool> _next;
     // Request body: DATA payloads copied in by the read loop. Flow control bounds what it can hold, so
     // the pipe never applies backpressure of its own (a pause would block the whole connection).
     private readonly Pipe _requestBody = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
@@ -174,6 +179,7 @@ internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem
     /// <summary>Drops the object for good: its application state ends with it.</summary>
     public void Retire()
     {
+        StopLoop();
         (ApplicationState as IDisposable)?.Dispose();
         ApplicationState = null;
         Request.ReleaseMemory();
@@ -183,48 +189,97 @@ internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem
 
     // ---- the application's task ----
 
-    void IThreadPoolWorkItem.Execute() => _ = RunAsync();
+    /// <summary>
+    /// On a thread-pool thread (queued by the read loop): the request head is complete. The first
+    /// request of this object starts its loop; later ones wake it, and it runs on this thread.
+    /// </summary>
+    void IThreadPoolWorkItem.Execute()
+    {
+        if (_loop is null)
+        {
+            _loop = RunLoopAsync();
+        }
+        else
+        {
+            _next.SetResult(true);
+        }
+    }
 
-    private async Task RunAsync()
+    /// <summary>The object leaves the pool for good: its loop (waiting for a next request) returns.</summary>
+    private void StopLoop()
+    {
+        if (_loop is not null)
+        {
+            _next.SetResult(false);
+        }
+    }
+
+    /// <summary>
+    /// Every request this pooled object serves, one after another, in one async method: a method
+    /// called per request that suspends costs a state-machine box per request, this one costs one
+    /// box per stream object (the same reason as the relay's per-connection loop).
+    /// </summary>
+    private async Task RunLoopAsync()
+    {
+        do
+        {
+            try
+            {
+                if (Request.Method == HttpMethod.Connect)
+                {
+                    // A tunnel needs DetachForTunnel, which HTTP/2 cannot give yet (RFC 8441 extended
+                    // CONNECT is a later item): answer here so the relay never tries.
+                    await RespondErrorAsync(501, "connect-not-supported", "CONNECT is not supported over HTTP/2.").ConfigureAwait(false);
+                }
+                else
+                {
+                    try
+                    {
+                        await _connection.Application.ProcessAsync(this).ConfigureAwait(false);
+                    }
+                    catch (Exception) when (!_responseStarted && !IsReset)
+                    {
+                        await RespondErrorAsync(500, "internal-error", "The proxy failed while handling the request.").ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (Exception)
+            {
+                // The stream or connection went away mid-response: nothing left to tell the client.
+            }
+
+            if (!_responseCompleted && !IsReset)
+            {
+                Abort("response-not-completed");
+            }
+            else if (!RequestEnded && !IsReset)
+            {
+                // §8.1: "A server can send a complete response prior to the client sending an entire request
+                // ... the server MAY request that the client abort transmission of a request without error
+                // by sending a RST_STREAM with an error code of NO_ERROR after sending a complete response".
+                _connection.ResetStream(this, Http2ErrorCode.NO_ERROR);
+            }
+            _connection.OnStreamFinished(this);
+        }
+        while (await new ValueTask<bool>(this, _next.Version).ConfigureAwait(false));
+    }
+
+    bool IValueTaskSource<bool>.GetResult(short token)
     {
         try
         {
-            if (Request.Method == HttpMethod.Connect)
-            {
-                // A tunnel needs DetachForTunnel, which HTTP/2 cannot give yet (RFC 8441 extended
-                // CONNECT is a later item): answer here so the relay never tries.
-                await RespondErrorAsync(501, "connect-not-supported", "CONNECT is not supported over HTTP/2.").ConfigureAwait(false);
-            }
-            else
-            {
-                try
-                {
-                    await _connection.Application.ProcessAsync(this).ConfigureAwait(false);
-                }
-                catch (Exception) when (!_responseStarted && !IsReset)
-                {
-                    await RespondErrorAsync(500, "internal-error", "The proxy failed while handling the request.").ConfigureAwait(false);
-                }
-            }
+            return _next.GetResult(token);
         }
-        catch (Exception)
+        finally
         {
-            // The stream or connection went away mid-response: nothing left to tell the client.
+            _next.Reset();
         }
-
-        if (!_responseCompleted && !IsReset)
-        {
-            Abort("response-not-completed");
-        }
-        else if (!RequestEnded && !IsReset)
-        {
-            // §8.1: "A server can send a complete response prior to the client sending an entire request
-            // ... the server MAY request that the client abort transmission of a request without error
-            // by sending a RST_STREAM with an error code of NO_ERROR after sending a complete response".
-            _connection.ResetStream(this, Http2ErrorCode.NO_ERROR);
-        }
-        _connection.OnStreamFinished(this);
     }
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _next.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _next.OnCompleted(continuation, state, token, flags);
 
     // ---- request body ----
 
@@ -324,6 +379,9 @@ internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem
                 throw new InvalidOperationException("The response body is longer than its Content-Length.");
             }
             _responseRemaining -= data.Length;
+            // The body is complete: CompleteResponseAsync comes next and flushes with END_STREAM, so
+            // one send carries this DATA and the end of the stream instead of two.
+            flush &= _responseRemaining != 0;
         }
         return _connection.WriteDataAsync(this, data, endStream: false, flush, cancellationToken);
     }
