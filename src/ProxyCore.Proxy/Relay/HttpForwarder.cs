@@ -939,7 +939,7 @@ public interface IForwarderObserver
 /// </summary>
 internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool>, IDisposable
 {
-    private static readonly Action<object?> s_cancel = static state => ((CancellationTokenSource)state!).Cancel();
+    private static readonly Action<object?> s_cancel = static state => ((CoarseTimeout)state!).Cancel();
 
     private readonly HttpForwarder _forwarder;
     private ManualResetValueTaskSourceCore<bool> _next;     // an exchange to forward (true) or the end (false)
@@ -947,7 +947,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     private Task? _loop;
     private CancellationTokenRegistration _clientGone;
 
-    public CancellationTokenSource Timeout = new();
+    public readonly CoarseTimeout Timeout = new(); // re-armed three times per request: no runtime timer per arm
     public CancellationTokenSource PumpCancel = new();
     public ChunkedDecoder Chunked;
     public readonly ResponseHead Trailers = new();
@@ -1020,7 +1020,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     {
         Encoder?.Reset();
         _clientGone.Dispose();
-        Timeout = Reuse(Timeout);
+        Timeout.Reset();
         PumpCancel = Reuse(PumpCancel);
     }
 
@@ -1028,7 +1028,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     public void RestartTimer(TimeSpan timeout, CancellationToken clientAborted)
     {
         _clientGone.Dispose();
-        Timeout = Reuse(Timeout);
+        Timeout.Reset();
         Timeout.CancelAfter(timeout);
         _clientGone = clientAborted.UnsafeRegister(s_cancel, Timeout);
     }
@@ -1055,9 +1055,14 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     public void Dispose()
     {
         Http2?.Stop();
-        if (_loop is not null && Exchange is null)
+        if (Exchange is null)
         {
-            _next.SetResult(false);
+            // Idle: nothing waits on the timer. (Mid-exchange it stays swept until the relay lets go of it.)
+            Timeout.Dispose();
+            if (_loop is not null)
+            {
+                _next.SetResult(false);
+            }
         }
     }
 
