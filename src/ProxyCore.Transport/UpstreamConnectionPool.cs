@@ -30,6 +30,7 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
     private readonly IConnectionFactory _factory;
     private readonly TimeProvider _timeProvider;
     private readonly ConcurrentDictionary<PoolKey, EndpointPool> _pools = new();
+    private EndpointPool? _lastPool;
     private readonly ITimer _evictionTimer;
     private readonly List<ConnectionContext> _evicted = [];  // only touched by the eviction pass (guarded by _evicting)
     private int _evicting;
@@ -64,8 +65,16 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ObjectDisposedException.ThrowIf(_disposed, this);
 
-        var pool = _pools.GetOrAdd(new PoolKey(endPoint, options.Tls, options.ConnectionLimit),
-            static (key, self) => new EndpointPool(self, key.EndPoint, key.Tls, key.Limit), this);
+        // The last pool rented from, checked by reference first: a route's destination hands the same EndPoint
+        // object every time, and the dictionary lookup (hashing and comparing IPEndPoints) costs more than the rest of a reuse.
+        var pool = _lastPool;
+        if (pool is null || !ReferenceEquals(pool.EndPoint, endPoint) || !ReferenceEquals(pool.Tls, options.Tls)
+            || !ReferenceEquals(pool.Limit, options.ConnectionLimit))
+        {
+            pool = _pools.GetOrAdd(new PoolKey(endPoint, options.Tls, options.ConnectionLimit),
+                static (key, self) => new EndpointPool(self, key.EndPoint, key.Tls, key.Limit), this);
+            _lastPool = pool;
+        }
         if (pool.Limit is not null && !pool.Registered)
         {
             pool.RegisterOnce(); // once per endpoint, after GetOrAdd settled which instance won

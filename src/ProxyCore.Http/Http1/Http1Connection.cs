@@ -40,7 +40,7 @@ public sealed class Http1Connection : HttpExchange
     private readonly CancellationToken _stopping;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
-    private CancellationTokenSource _timeout = new();
+    private readonly CoarseTimeout _timeout = new(); // re-armed twice per request: no runtime timer per arm
     private byte[]? _clientAddress;
 
     private volatile bool _isStopping;
@@ -175,11 +175,7 @@ public sealed class Http1Connection : HttpExchange
                 finally
                 {
                     _waitingForHead = false;
-                    if (!_timeout.TryReset())
-                    {
-                        _timeout.Dispose();
-                        _timeout = new CancellationTokenSource();
-                    }
+                    _timeout.Reset();
                 }
                 if (!gotHead)
                 {

@@ -53,7 +53,7 @@ public sealed partial class HttpForwarder
                     var cluster = destination.Cluster;
                     if (retries > 0)
                     {
-                        context.RestartTimer(retry!.PerTryTimeout ?? route.Timeout, exchange.Aborted);
+                        context.RestartTimer(retry!.PerTryTimeout ?? route.Timeout, exchange.Aborted, exchange is ProxyCore.Http.Http1.Http1Connection);
                     }
                     else if (retry?.PerTryTimeout is { } perTry)
                     {
