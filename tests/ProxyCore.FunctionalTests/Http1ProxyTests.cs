@@ -272,6 +272,29 @@ public sealed class Http1ProxyTests
     }
 
     [Fact]
+    public async Task ClosingAnIdleConnection_DoesNotCancelTheNextConnectionsRequest()
+    {
+        // An idle connection hands its relay context back for the next connection; the close of the first must
+        // not reach the timer of the second (it answered 504 "did not answer in time" at once).
+        await using var host = TestHost.Start();
+        for (int i = 0; i < 10; i++)
+        {
+            using var first = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await first.ConnectAsync(host.ProxyEndPoint);
+            await first.SendAsync("GET /bytes/1 HTTP/1.1\r\nHost: a\r\n\r\n"u8.ToArray());
+            var buffer = new byte[4096];
+            int n = await first.ReceiveAsync(buffer);
+            Assert.StartsWith("HTTP/1.1 200", Encoding.Latin1.GetString(buffer, 0, n));
+            await Task.Delay(20); // the first connection is idle now and has given its context back
+            first.Close();
+            await Task.Delay(20); // its close has been seen
+
+            string answer = await host.SendRawAsync("GET /delay/20 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+            Assert.StartsWith("HTTP/1.1 200", answer);
+        }
+    }
+
+    [Fact]
     public async Task LongRequestLine_Gets414_AndTooManyHeaders431()
     {
         await using var host = TestHost.Start();

@@ -1128,7 +1128,20 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     {
         Trailers.ReleaseMemory();
         UpstreamHead.ReleaseMemory();
-        return Exchange is null && _loop is not null && _forwarder.ReturnContext(this);
+        if (Exchange is not null || _loop is null)
+        {
+            return false;
+        }
+        // The connection's client-gone watch must not follow the context to another connection: its close would
+        // cancel that connection's timer ("upstream did not answer in time" at once). A watch whose cancel already
+        // ran (this connection is closing) keeps the context here.
+        if (!_clientGone.Unregister() && _clientGoneToken.IsCancellationRequested)
+        {
+            return false;
+        }
+        _clientGone = default;
+        _clientGoneToken = default;
+        return _forwarder.ReturnContext(this);
     }
 
     /// <summary>The connection ended: the relay loop returns.</summary>
