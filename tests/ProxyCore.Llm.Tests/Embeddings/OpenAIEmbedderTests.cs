@@ -107,7 +107,8 @@ public class OpenAIEmbedderTests
     public async Task EmbedAsync_BadAnswer_EmbedderException(int status, string body, string reason)
     {
         await using var server = new OneShotServer(status, body);
-        using var embedder = new OpenAIEmbedder(server.Address, "m", 3);
+        // A generous timeout: on a loaded test machine the default (2 s) can fire first and hide the reason.
+        using var embedder = new OpenAIEmbedder(server.Address, "m", 3, timeout: TimeSpan.FromSeconds(30));
         var ex = await Assert.ThrowsAsync<EmbedderException>(async () => await embedder.EmbedAsync("x", new float[3]));
         Assert.Contains(reason, ex.Message);
     }
