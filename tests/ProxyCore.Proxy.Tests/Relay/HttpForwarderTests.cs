@@ -216,6 +216,11 @@ public sealed class HttpForwarderTests
         await ReadUntilAsync(upstream, "\r\n\r\n");
         string response = await ReadUntilAsync(client, "\r\n\r\n");
         Assert.StartsWith("HTTP/1.1 504 Gateway Timeout\r\n", response);
+        // The exchange is counted just after its answer is written: the client may read it first.
+        for (int i = 0; i < 200 && relay.Metrics.RequestCount("r", 504) == 0; i++)
+        {
+            await Task.Delay(10);
+        }
         Assert.Equal(1, relay.Metrics.RequestCount("r", 504));
     }
 
