@@ -107,6 +107,8 @@ public sealed partial class LlmGatewayTests
 
         Assert.Contains(expected, answer, StringComparison.Ordinal);
         Assert.Equal(path.StartsWith("/open", StringComparison.Ordinal) ? HttpStatusCode.NotFound : HttpStatusCode.OK, response.StatusCode);
+        // The selection header is for the gateway: the provider never sees it (the mock names any proxycore-* it got).
+        Assert.False(response.Headers.Contains("x-mock-proxycore-headers"), string.Join(",", response.Headers.Select(h => h.Key)));
     }
 
     [Fact]

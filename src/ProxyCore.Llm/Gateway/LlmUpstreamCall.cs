@@ -268,9 +268,9 @@ internal sealed class LlmUpstreamCall
                     contentType = true;
                     break;
             }
-            if (System.Text.Ascii.EqualsIgnoreCase(name, "x-api-key"u8))
+            if (System.Text.Ascii.EqualsIgnoreCase(name, "x-api-key"u8) || System.Text.Ascii.EqualsIgnoreCase(name, PromptTemplates.HeaderName))
             {
-                continue;
+                continue; // the client's credential, and its template choice: both are for the gateway
             }
             if (System.Text.Ascii.EqualsIgnoreCase(name, "anthropic-version"u8))
             {

@@ -18,7 +18,9 @@ namespace ProxyCore.Server.Mock;
 /// <c>/_mock/NAME/VALUE</c>, so a cluster can be made to fail): <c>x-mock-latency-ms</c> (wait before
 /// the head), <c>x-mock-tokens-per-second</c> (pace the deltas), <c>x-mock-status</c> (answer that
 /// status with the API's error JSON), <c>x-mock-cut-after</c> (drop the connection after N deltas),
-/// <c>x-mock-cached-tokens</c> (report N prompt tokens as cached).
+/// <c>x-mock-cached-tokens</c> (report N prompt tokens as cached). Echoes, for tests of what a gateway
+/// forwards: <c>x-mock-credential-sha256</c> (a digest of the credential it got) and
+/// <c>x-mock-proxycore-headers</c> (the names of any <c>proxycore-*</c> request headers that reached it).
 /// </summary>
 internal static class MockLlm
 {
@@ -53,6 +55,20 @@ internal static class MockLlm
         if (exchange.Request.TryGetValue(anthropic ? "x-api-key"u8 : "authorization"u8, out var credential))
         {
             exchange.Response.AddHeader("x-mock-credential-sha256"u8, Encoding.ASCII.GetBytes(Convert.ToHexStringLower(SHA256.HashData(credential)).AsSpan(0, 16).ToString()));
+        }
+        // Which of the gateway's own request headers (proxycore-*) reached the provider, by name: none should.
+        string? own = null;
+        for (int i = 0; i < exchange.Request.HeaderCount; i++)
+        {
+            var name = exchange.Request.GetName(i);
+            if (name.Length > 10 && System.Text.Ascii.EqualsIgnoreCase(name[..10], "proxycore-"u8))
+            {
+                own = own is null ? Encoding.ASCII.GetString(name) : own + "," + Encoding.ASCII.GetString(name);
+            }
+        }
+        if (own is not null)
+        {
+            exchange.Response.AddHeader("x-mock-proxycore-headers"u8, Encoding.ASCII.GetBytes(own));
         }
         if (exchange.Request.Method != HttpMethod.Post)
         {
