@@ -20,7 +20,6 @@ namespace ProxyCore.FunctionalTests;
 public sealed class IdleConnectionMemoryTests
 {
     private static readonly byte[] s_request = "GET /x HTTP/1.1\r\nHost: test\r\nUser-Agent: idle-test\r\nAccept: */*\r\n\r\n"u8.ToArray();
-    private static readonly byte[] s_response = Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 64\r\nContent-Type: text/plain\r\n\r\n" + new string('x', 64));
 
     [Theory]
     [InlineData("epoll", 5000)]
@@ -30,7 +29,7 @@ public sealed class IdleConnectionMemoryTests
         using var upstream = new TcpListener(IPAddress.Loopback, 0);
         upstream.Start();
         using var stop = new CancellationTokenSource();
-        _ = Task.Run(() => ServeFixedAsync(upstream, stop.Token));
+        _ = Task.Run(() => SteadyStateAllocationTests.ServeFixedAsync(upstream, stop.Token));
 
         var config = ProxyConfig.ForUpstream("127.0.0.1:0", $"http://{upstream.LocalEndpoint}");
         config.Admin = new AdminConfig { Enabled = false };
@@ -106,68 +105,6 @@ public sealed class IdleConnectionMemoryTests
                 }
                 return;
             }
-        }
-    }
-
-    private static async Task ServeFixedAsync(TcpListener listener, CancellationToken stop)
-    {
-        while (!stop.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptSocketAsync(stop);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            _ = Task.Run(async () =>
-            {
-                using (socket)
-                {
-                    var buffer = new byte[8192];
-                    int state = 0;
-                    while (true)
-                    {
-                        int n;
-                        try
-                        {
-                            n = await socket.ReceiveAsync(buffer.AsMemory(), SocketFlags.None);
-                        }
-                        catch (SocketException)
-                        {
-                            return;
-                        }
-                        if (n == 0)
-                        {
-                            return;
-                        }
-                        int heads = 0;
-                        for (int i = 0; i < n; i++)
-                        {
-                            byte b = buffer[i];
-                            state = (state, b) switch
-                            {
-                                (0, (byte)'\r') or (2, (byte)'\r') => state + 1,
-                                (1, (byte)'\n') => 2,
-                                (3, (byte)'\n') => 4,
-                                (_, (byte)'\r') => 1,
-                                _ => 0,
-                            };
-                            if (state == 4)
-                            {
-                                heads++;
-                                state = 0;
-                            }
-                        }
-                        for (int i = 0; i < heads; i++)
-                        {
-                            await socket.SendAsync(s_response.AsMemory(), SocketFlags.None);
-                        }
-                    }
-                }
-            });
         }
     }
 }

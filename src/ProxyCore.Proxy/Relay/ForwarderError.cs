@@ -45,6 +45,10 @@ public enum ForwarderError : byte
 
 public static class ForwarderErrors
 {
+    /// <summary>Whether a failure before the response head is one the route's retry policy names (`timeout`, `reset`).</summary>
+    public static bool IsRetriedOn(this ProxyCore.Routing.Model.RetryModel retry, ForwarderError headError)
+        => (headError == ForwarderError.UpstreamTimeout && retry.OnTimeout) || (headError == ForwarderError.UpstreamClosed && retry.OnReset);
+
     /// <summary>Status the client gets for an error found before the response started (DESIGN.md error contract).</summary>
     public static int StatusCode(ForwarderError error) => error switch
     {

@@ -135,7 +135,7 @@ public sealed partial class HttpForwarder
                                 continue; // GOAWAY above our stream, or REFUSED_STREAM: the upstream never processed it.
                             }
                             if (repeatable && retry is not null &&
-                                ((headError == ForwarderError.UpstreamTimeout && retry.OnTimeout) || (headError == ForwarderError.UpstreamClosed && retry.OnReset)) &&
+                                retry.IsRetriedOn(headError) &&
                                 await PrepareRetryAsync(context, route, destination, headError, ++retries).ConfigureAwait(false) is { } next)
                             {
                                 destination = context.Destination = next;

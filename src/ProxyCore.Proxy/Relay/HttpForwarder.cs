@@ -305,7 +305,7 @@ public sealed partial class HttpForwarder
                                     continue; // Stale keep-alive connection: the request never reached an application.
                                 }
                                 if (repeatable && retry is not null &&
-                                    ((headError == ForwarderError.UpstreamTimeout && retry.OnTimeout) || (headError == ForwarderError.UpstreamClosed && retry.OnReset)) &&
+                                    retry.IsRetriedOn(headError) &&
                                     await PrepareRetryAsync(context, route, destination, headError, ++retries).ConfigureAwait(false) is { } next)
                                 {
                                     destination = context.Destination = next;
