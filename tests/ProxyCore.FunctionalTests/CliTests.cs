@@ -116,14 +116,13 @@ public sealed class CliTests
         var (code, stdout, stderr) = await Curl.RunAsync("-sS", "http://127.0.0.1:8080/");
         Assert.True(code == 0, stderr);
         Assert.Contains("Hello from the ProxyCore demo upstream", stdout);
-        (_, stdout, _) = await Curl.RunAsync("-sS", "http://127.0.0.1:9901/metrics");
-        Assert.Contains("proxycore_requests_total{route=\"demo\",status=\"200\"} 1", stdout);
+        // Exchanges are counted just after their answer is written: curl may read it first.
+        Assert.True(await MetricsEventuallyContainAsync("proxycore_requests_total{route=\"demo\",status=\"200\"} 1"), proxy.Output);
         // The mock LLM behind the LLM stage on /v1/, with curl exactly as README shows it.
         (code, stdout, stderr) = await Curl.RunAsync("-sS", "http://127.0.0.1:8080/v1/chat/completions", "-d", "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
         Assert.True(code == 0, stderr);
         Assert.Contains("Mock answer from gpt-4o-mini: you said \\\"hi\\\".", stdout);
-        (_, stdout, _) = await Curl.RunAsync("-sS", "http://127.0.0.1:9901/metrics");
-        Assert.Contains("proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"mock-openai\"} 4", stdout);
+        Assert.True(await MetricsEventuallyContainAsync("proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"mock-openai\"} 4"), proxy.Output);
         proxy.Signal("TERM");
         Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(15)));
         Assert.Contains("\"route\":\"demo\"", proxy.Output); // the demo's access log line
@@ -185,6 +184,12 @@ public sealed class CliTests
         File.WriteAllText(path + ".tmp", content);
         File.Move(path + ".tmp", path, overwrite: true);
     }
+
+    private static Task<bool> MetricsEventuallyContainAsync(string line) => EventuallyAsync(async () =>
+    {
+        var (_, metrics, _) = await Curl.RunAsync("-sS", "http://127.0.0.1:9901/metrics");
+        return metrics.Contains(line);
+    });
 
     private static async Task<bool> EventuallyAsync(Func<Task<bool>> condition)
     {

@@ -199,6 +199,28 @@ public sealed partial class LlmGatewayTests
         Assert.Equal(AnswerTokens("gpt-4o-mini"), Series(metrics, "proxycore_llm_tokens_total{kind=\"completion\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\"}"));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task BackToBack_AnAnswerTheClientHasIsAlreadyCounted(bool stream)
+    {
+        // Tokens are counted (and budgets reconciled) before the end of the answer goes out, not after.
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+        string request = stream
+            ? """{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello world"}]}"""
+            : """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello world"}]}""";
+        for (int i = 1; i <= 20; i++)
+        {
+            using var response = await client.PostAsync("/open/v1/chat/completions", Json(request));
+            await response.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var metrics = await host.MetricsAsync();
+            Assert.Equal(i * HelloPromptTokens, Series(metrics, "proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\"}"));
+            Assert.Equal(i * AnswerTokens("gpt-4o-mini"), Series(metrics, "proxycore_llm_tokens_total{kind=\"completion\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\"}"));
+        }
+    }
+
     [Fact]
     public async Task OpenAiSdk_Embeddings_ReturnsTheMockVectorAndCountsPromptTokens()
     {

@@ -396,24 +396,33 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 }
                 call.Translating = translating;
                 call.ClientIncludeUsage = info.IncludeUsage;
+                string meteredModel = mapped ?? info.Model ?? "";
+                call.Settle = () =>
+                {
+                    if (metered)
+                    {
+                        log = Account(key, keyLabel, provider, meteredModel, call, windowId, reserved);
+                    }
+                    if (call.Captured is { } captured)
+                    {
+                        var format = call.CapturedStream ? LlmCachedFormat.EventStream
+                            : api switch { LlmApi.ChatCompletions => LlmCachedFormat.OpenAIChatJson, LlmApi.AnthropicMessages => LlmCachedFormat.AnthropicMessageJson, _ => LlmCachedFormat.OtherJson };
+                        bool stored = _cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl) == LlmCacheStoreResult.Stored;
+                        if (stored && vector is not null)
+                        {
+                            _semantic!.Add(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, cacheKeys.Exact, _semanticTtl);
+                        }
+                        leading?.TrySetResult(stored);
+                    }
+                };
                 await call.TryAsync(provider, payload, payloadLength, hasBody: exchange.HasRequestBody, stripUsageChunk: inject, last).ConfigureAwait(false);
                 destination = call.Destination ?? destination;
                 upstreamTicks += call.UpstreamTicks;
-                if (call.Finished && metered)
+                if (call.Finished)
                 {
-                    log = Account(key, keyLabel, provider, mapped ?? info.Model ?? "", call, windowId, reserved);
+                    call.SettleNow(); // the client left before the end of the answer: count what was relayed
                 }
-                if (call.Finished && call.Captured is { } captured)
-                {
-                    var format = call.CapturedStream ? LlmCachedFormat.EventStream
-                        : api switch { LlmApi.ChatCompletions => LlmCachedFormat.OpenAIChatJson, LlmApi.AnthropicMessages => LlmCachedFormat.AnthropicMessageJson, _ => LlmCachedFormat.OtherJson };
-                    bool stored = _cache!.Store(cacheKeys.Exact, format, captured.WrittenSpan, _cacheTtl) == LlmCacheStoreResult.Stored;
-                    if (stored && vector is not null)
-                    {
-                        _semantic!.Add(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, cacheKeys.Exact, _semanticTtl);
-                    }
-                    leading?.TrySetResult(stored);
-                }
+                call.Settle = null;
             }
             if (!anyServes)
             {

@@ -52,6 +52,20 @@ internal sealed class LlmUpstreamCall
     /// <summary>"completed", "error" (the provider answered with an error), "cut" (the stream broke) or "client-gone".</summary>
     public string Outcome { get; private set; } = "completed";
 
+    /// <summary>
+    /// Runs once, just before the end of the answer goes out, so a client that has the whole answer
+    /// also finds it counted, its key's budget reconciled and the answer cached; <see cref="SettleNow"/>
+    /// runs it after the call when the answer never got that far (the client left mid-answer).
+    /// </summary>
+    public Action? Settle { get; set; }
+
+    public void SettleNow()
+    {
+        var settle = Settle;
+        Settle = null;
+        settle?.Invoke();
+    }
+
     /// <summary>The <c>proxycore-cache</c> header value to add to the relayed answer; null: none (route without cache).</summary>
     public byte[]? CacheHeader { get; set; }
 
@@ -566,6 +580,7 @@ internal sealed class LlmUpstreamCall
             Captured = sse ? _streamCapture : copy is not null && copy.WrittenCount <= CaptureLimit ? copy : null;
             CapturedStream = sse;
         }
+        SettleNow();
         await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
         return framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
     }
@@ -672,12 +687,13 @@ internal sealed class LlmUpstreamCall
             }
             await exchange.StartResponseAsync(BodyFraming.ContentLength, copy.WrittenCount, exchange.Aborted).ConfigureAwait(false);
             await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(copy.WrittenMemory), flush: false, exchange.Aborted).ConfigureAwait(false);
-            await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
             if (CaptureLimit > 0 && copy.WrittenCount <= CaptureLimit && Outcome == "completed")
             {
                 Captured = copy;
                 CapturedStream = false;
             }
+            SettleNow();
+            await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
             return true;
         }
         byte[]? translated = null;
@@ -703,13 +719,14 @@ internal sealed class LlmUpstreamCall
         }
         await exchange.StartResponseAsync(BodyFraming.ContentLength, translated.Length, exchange.Aborted).ConfigureAwait(false);
         await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(translated), flush: false, exchange.Aborted).ConfigureAwait(false);
-        await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
         if (CaptureLimit > 0 && translated.Length <= CaptureLimit)
         {
             Captured = new ArrayBufferWriter<byte>(translated.Length);
             Captured.Write(translated);
             CapturedStream = false;
         }
+        SettleNow();
+        await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
         return true;
     }
 
@@ -725,6 +742,7 @@ internal sealed class LlmUpstreamCall
         var json = LlmErrors.Json(_api == LlmApi.AnthropicMessages, status, reason, message);
         await exchange.StartResponseAsync(BodyFraming.ContentLength, json.Length, exchange.Aborted).ConfigureAwait(false);
         await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(json), flush: false, exchange.Aborted).ConfigureAwait(false);
+        SettleNow();
         await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
     }
 
@@ -783,6 +801,7 @@ internal sealed class LlmUpstreamCall
     /// </summary>
     private async ValueTask EndStreamAsync(byte[]? errorEvent)
     {
+        SettleNow();
         var exchange = _exchange;
         if (errorEvent is not null)
         {
