@@ -198,18 +198,26 @@ public sealed class RoutePolicies
         }
         var jwtError = JwtError.MissingToken;
         if (_jwt is not null && request.TryGetValue(KnownHeader.Authorization, out var authorization) &&
-            BearerChallenge.TryGetToken(authorization, out var token))
+            BearerChallenge.TryGetCandidate(authorization, out var token))
         {
-            sawCredential = true;
-            int needed = JwtValidator.MaxPayloadBytes(token.Length);
-            var payload = t_payload is { } buffer && buffer.Length >= needed ? buffer : (t_payload = new byte[Math.Max(needed, ClaimScratchBytes)]);
-            // A token seen before comes back with its claims and consumer from the validator's cache: no copy, no JSON read.
-            var result = _jwt.ValidateCached(token, payload, out claims, out consumer);
-            if (result.IsValid)
+            // A token accepted before, byte for byte, comes back with its claims and consumer from the validator's
+            // cache: no syntax scan, no copy, no JSON read. Anything else is checked in full.
+            if (_jwt.TryGetCached(token, out claims, out consumer, out _))
             {
                 return true;
             }
-            jwtError = result.Error;
+            if (BearerChallenge.IsToken68(token))
+            {
+                sawCredential = true;
+                int needed = JwtValidator.MaxPayloadBytes(token.Length);
+                var payload = t_payload is { } buffer && buffer.Length >= needed ? buffer : (t_payload = new byte[Math.Max(needed, ClaimScratchBytes)]);
+                var result = _jwt.ValidateCached(token, payload, out claims, out consumer);
+                if (result.IsValid)
+                {
+                    return true;
+                }
+                jwtError = result.Error;
+            }
         }
         rejection = new PolicyRejection
         {

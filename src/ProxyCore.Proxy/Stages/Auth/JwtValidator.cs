@@ -77,6 +77,28 @@ public sealed class JwtValidator
     }
 
     /// <summary>
+    /// A token verified before and still current (exp/nbf against the clock now): its cached claims and consumer.
+    /// Looked for before any shape check: the cached bytes passed all of them, and a hit compares the whole
+    /// token, so only the clock can have changed the answer. False: validate it (<see cref="ValidateCached"/>).
+    /// </summary>
+    public bool TryGetCached(ReadOnlySpan<byte> token, out ReadOnlySpan<byte> claims, out ReadOnlySpan<byte> consumer, out JsonWebKey? key)
+    {
+        if (_cache.Length > 0 && token.Length is > 0 and <= JwtValidationOptions.MaxCachedTokenBytes && token.Length <= _maxTokenBytes
+            && Volatile.Read(ref _cache[SlotOf(token)]) is { } cached && token.SequenceEqual(cached.Token) && cached.IsCurrent(Now(), _skewTicks))
+        {
+            Interlocked.Increment(ref _cacheHits);
+            claims = cached.Claims;
+            consumer = cached.Consumer;
+            key = cached.Key;
+            return true;
+        }
+        claims = default;
+        consumer = default;
+        key = null;
+        return false;
+    }
+
+    /// <summary>
     /// As <see cref="Validate(ReadOnlySpan{byte}, Span{byte})"/>, for a caller that only reads the claims: a token
     /// answered from the cache hands back the cached claims and consumer (no copy, no JSON read; they are never
     /// written after they are cached), any other valid token its claims in <paramref name="payload"/> and the
@@ -85,15 +107,9 @@ public sealed class JwtValidator
     /// </summary>
     public JwtResult ValidateCached(ReadOnlySpan<byte> token, Span<byte> payload, out ReadOnlySpan<byte> claims, out ReadOnlySpan<byte> consumer)
     {
-        // A hit is looked for before the shape checks: the cached bytes passed all of them, and a hit compares
-        // the whole token, so only the clock can have changed the answer.
-        if (_cache.Length > 0 && token.Length is > 0 and <= JwtValidationOptions.MaxCachedTokenBytes && token.Length <= _maxTokenBytes
-            && Volatile.Read(ref _cache[SlotOf(token)]) is { } cached && token.SequenceEqual(cached.Token) && cached.IsCurrent(Now(), _skewTicks))
+        if (TryGetCached(token, out claims, out consumer, out var key))
         {
-            Interlocked.Increment(ref _cacheHits);
-            claims = cached.Claims;
-            consumer = cached.Consumer;
-            return new(JwtError.None, cached.Key, cached.Claims.Length);
+            return new(JwtError.None, key, claims.Length);
         }
         var result = Validate(token, payload, keepPayload: true);
         claims = payload.Slice(0, result.PayloadLength);
