@@ -85,6 +85,13 @@ public sealed class UpstreamConnectionLimit
         }
     }
 
+    /// <summary>
+    /// Counts a connection past the cap: an HTTP/2 destination that has none gets its first one anyway (as Envoy
+    /// does), so a cluster at its cap never leaves a chosen destination with nothing to wait on. The count may
+    /// exceed the cap by at most one per destination.
+    /// </summary>
+    internal void AcquireOverCap() => Interlocked.Increment(ref _open);
+
     /// <summary>A counted connection closed (or its dial failed): its slot goes to the oldest waiter, if any.</summary>
     internal void Release()
     {

@@ -25,13 +25,21 @@ internal sealed class KestrelUpstream : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<string, IConnectionLifetimeNotificationFeature> _live = new();
+    private readonly SemaphoreSlim _gate = new(0);
     private int _connections;
+    private int _gatedHeads;
     private int _abortedRequests;
     private long _countedBytes;
 
     private KestrelUpstream(WebApplication app) => _app = app;
 
     public string Url { get; private set; } = "";
+
+    /// <summary>Requests to /gated received so far (each answers only when <see cref="Allow"/> lets it).</summary>
+    public int GatedHeads => Volatile.Read(ref _gatedHeads);
+
+    /// <summary>Lets that many /gated requests answer.</summary>
+    public void Allow(int answers) => _gate.Release(answers);
 
     /// <summary>Connections accepted so far.</summary>
     public int Connections => Volatile.Read(ref _connections);
@@ -140,6 +148,12 @@ internal sealed class KestrelUpstream : IAsyncDisposable
             {
                 Interlocked.Increment(ref self._abortedRequests);
             }
+        });
+        app.MapGet("/gated", async (HttpContext context) =>
+        {
+            Interlocked.Increment(ref self._gatedHeads);
+            await self._gate.WaitAsync(TimeSpan.FromSeconds(30), context.RequestAborted);
+            return "gated";
         });
         app.MapGet("/counted/{size:int}", async (HttpContext context, int size) =>
         {

@@ -130,7 +130,7 @@ public sealed class ProxyMetrics
             AppendCluster(sb, "proxycore_circuit_breaker_rejections_total", cluster, "max-pending", Volatile.Read(ref cluster.RejectedMaxPending));
             AppendCluster(sb, "proxycore_circuit_breaker_rejections_total", cluster, "pending-timeout", Volatile.Read(ref cluster.RejectedPendingTimeout));
         }
-        sb.Append("# HELP proxycore_cluster_upstream_connections Open HTTP/1.1 connections counted against a cluster's circuitBreaker.maxConnections (idle and busy).\n# TYPE proxycore_cluster_upstream_connections gauge\n");
+        sb.Append("# HELP proxycore_cluster_upstream_connections Open upstream connections (HTTP/1.1 pooled or HTTP/2 multiplexed) counted against a cluster's circuitBreaker.maxConnections (idle and busy).\n# TYPE proxycore_cluster_upstream_connections gauge\n");
         foreach (var cluster in clusters)
         {
             if (cluster.ConnectionLimit is { } limit)

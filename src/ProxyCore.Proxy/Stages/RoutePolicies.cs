@@ -48,7 +48,6 @@ public sealed class RoutePolicies
     private readonly byte[] _keyHeader;
     private readonly byte[]? _keyQuery;
     private readonly JwtValidator? _jwt;
-    private readonly byte[] _consumerClaim;
     private readonly byte[]? _consumerHeader;
     private readonly byte[][]? _allow;
     private readonly TokenBucketLimiter? _limiter;
@@ -71,7 +70,6 @@ public sealed class RoutePolicies
         _keyHeader = Encoding.ASCII.GetBytes(auth?.Header ?? "x-api-key");
         _keyQuery = auth?.Query is { } query ? Encoding.ASCII.GetBytes(query + "=") : null;
         _consumerHeader = auth is null ? null : Encoding.ASCII.GetBytes(auth.ConsumerHeader);
-        _consumerClaim = Encoding.ASCII.GetBytes(auth?.Jwt?.ConsumerClaim ?? "sub");
         _allow = auth?.Allow is { } allow ? [.. allow.Select(Encoding.UTF8.GetBytes)] : null;
         if (auth?.Jwt is { } jwt)
         {
@@ -86,7 +84,7 @@ public sealed class RoutePolicies
             {
                 throw new InvalidOperationException($"route '{route.Id}': the auth.jwt key could not be loaded: {e.Message}", e);
             }
-            _jwt = new JwtValidator(new JwtValidationOptions { Issuer = jwt.Issuer, Audience = jwt.Audience, ClockSkew = jwt.ClockSkew }, keys, time);
+            _jwt = new JwtValidator(new JwtValidationOptions { Issuer = jwt.Issuer, Audience = jwt.Audience, ClockSkew = jwt.ClockSkew, ConsumerClaim = jwt.ConsumerClaim }, keys, time);
         }
 
         Transforms = route.Transforms is { } transforms ? new RouteTransforms(transforms, route.Id) : null;
@@ -200,19 +198,26 @@ public sealed class RoutePolicies
         }
         var jwtError = JwtError.MissingToken;
         if (_jwt is not null && request.TryGetValue(KnownHeader.Authorization, out var authorization) &&
-            BearerChallenge.TryGetToken(authorization, out var token))
+            BearerChallenge.TryGetCandidate(authorization, out var token))
         {
-            sawCredential = true;
-            int needed = JwtValidator.MaxPayloadBytes(token.Length);
-            var payload = t_payload is { } buffer && buffer.Length >= needed ? buffer : (t_payload = new byte[Math.Max(needed, ClaimScratchBytes)]);
-            var result = _jwt.Validate(token, payload);
-            if (result.IsValid)
+            // A token accepted before, byte for byte, comes back with its claims and consumer from the validator's
+            // cache: no syntax scan, no copy, no JSON read. Anything else is checked in full.
+            if (_jwt.TryGetCached(token, out claims, out consumer, out _))
             {
-                claims = payload.AsSpan(0, result.PayloadLength);
-                consumer = JwtClaims.TryGetRawValue(claims, _consumerClaim, out var subject) ? subject : default;
                 return true;
             }
-            jwtError = result.Error;
+            if (BearerChallenge.IsToken68(token))
+            {
+                sawCredential = true;
+                int needed = JwtValidator.MaxPayloadBytes(token.Length);
+                var payload = t_payload is { } buffer && buffer.Length >= needed ? buffer : (t_payload = new byte[Math.Max(needed, ClaimScratchBytes)]);
+                var result = _jwt.ValidateCached(token, payload, out claims, out consumer);
+                if (result.IsValid)
+                {
+                    return true;
+                }
+                jwtError = result.Error;
+            }
         }
         rejection = new PolicyRejection
         {

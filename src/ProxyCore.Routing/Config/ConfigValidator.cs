@@ -122,7 +122,7 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
             ValidateClusterTls(cluster, path);
             if (cluster.CircuitBreaker is { } breaker)
             {
-                ValidateCircuitBreaker(cluster, breaker, path + ".circuitBreaker");
+                ValidateCircuitBreaker(breaker, path + ".circuitBreaker");
             }
             if (string.IsNullOrWhiteSpace(cluster.Id))
             {

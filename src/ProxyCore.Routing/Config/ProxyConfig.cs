@@ -501,15 +501,16 @@ public sealed class CircuitBreakerConfig
     public int MaxConcurrentRequests { get; set; } = 1000;
 
     /// <summary>
-    /// Open HTTP/1.1 connections to the cluster, idle and busy, over all its destinations; a request that needs a
-    /// new one past it waits as pending. Default <see cref="DefaultMaxConnections"/>. Not for "protocol": "http2"
-    /// clusters (they cap connections with http2.maxConnectionsPerDestination).
+    /// Open connections to the cluster, idle and busy, over all its destinations; a request that needs a new one
+    /// past it waits as pending. Default <see cref="DefaultMaxConnections"/>. On "protocol": "http2" clusters it
+    /// counts the multiplexed connections (http2.maxConnectionsPerDestination still caps each destination).
     /// </summary>
     public int? MaxConnections { get; set; }
 
     /// <summary>
     /// Requests waiting for a connection under <see cref="MaxConnections"/> (each at most the cluster's
     /// connectTimeout); past it, 503 `circuit-open` at once. 0: nobody waits. Default <see cref="DefaultMaxPending"/>.
+    /// On HTTP/2 a request waiting for a dial in progress or for a free stream is pending too.
     /// </summary>
     public int? MaxPending { get; set; }
 

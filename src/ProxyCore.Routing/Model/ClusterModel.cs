@@ -56,7 +56,7 @@ public sealed class ClusterModel
     /// <summary>Requests in flight past which the cluster answers 503 at once (circuit breaker); int.MaxValue when unset.</summary>
     public int MaxConcurrentRequests { get; init; } = int.MaxValue;
 
-    /// <summary>The circuit breaker's cap on open connections and pending requests (HTTP/1.1 clusters with a circuitBreaker block); null = none.</summary>
+    /// <summary>The circuit breaker's cap on open connections and pending requests (clusters with a circuitBreaker block: HTTP/1.1 pooled connections, or HTTP/2 multiplexed ones); null = none.</summary>
     public UpstreamConnectionLimit? ConnectionLimit => PoolOptions.ConnectionLimit;
 
     /// <summary>In-flight counters for the circuit breaker and the retry budget.</summary>

@@ -110,7 +110,7 @@ public sealed class ProxySnapshot
     /// </summary>
     private static UpstreamConnectionLimit? BuildConnectionLimit(ClusterConfig cluster, ClusterModel? old)
     {
-        if (cluster.CircuitBreaker is not { } breaker || cluster.Protocol == "http2")
+        if (cluster.CircuitBreaker is not { } breaker)
         {
             return null;
         }

@@ -18,8 +18,8 @@ public class CircuitBreakerConfigTests
     [InlineData("""{ "maxConnections": -3 }""", "", "$.clusters[0].circuitBreaker.maxConnections", "at least 1")]
     [InlineData("""{ "maxPending": -1 }""", "", "$.clusters[0].circuitBreaker.maxPending", "0 (nobody waits) or more")]
     [InlineData("""{ "maxConcurrentRequests": 0 }""", "", "$.clusters[0].circuitBreaker.maxConcurrentRequests", "at least 1")]
-    [InlineData("""{ "maxConnections": 10 }""", "\"protocol\": \"http2\", ", "$.clusters[0].circuitBreaker.maxConnections", "http2.maxConnectionsPerDestination")]
-    [InlineData("""{ "maxPending": 10 }""", "\"protocol\": \"http2\", ", "$.clusters[0].circuitBreaker.maxPending", "HTTP/1.1 clusters")]
+    [InlineData("""{ "maxConnections": 0 }""", "\"protocol\": \"http2\", ", "$.clusters[0].circuitBreaker.maxConnections", "at least 1")]
+    [InlineData("""{ "maxPending": -1 }""", "\"protocol\": \"http2\", ", "$.clusters[0].circuitBreaker.maxPending", "0 (nobody waits) or more")]
     [InlineData("""{ "maxConnection": 10 }""", "", "$.clusters[0].circuitBreaker.maxConnection", "unknown property")]
     public void Parse_BadCircuitBreaker_ErrorAtPath(string breaker, string protocol, string path, string messagePart)
     {
@@ -35,9 +35,11 @@ public class CircuitBreakerConfigTests
     [InlineData("""{ "maxConnections": 8 }""", 8, 1024)]
     [InlineData("""{ "maxConnections": 8, "maxPending": 0 }""", 8, 0)]
     [InlineData("""{ "maxPending": 5 }""", 1024, 5)]
-    public void Build_CircuitBreaker_LimitHasDefaults(string breaker, int maxConnections, int maxPending)
+    [InlineData("""{ "maxConcurrentRequests": 5 }""", 1024, 1024, "\"protocol\": \"http2\", ")]
+    [InlineData("""{ "maxConnections": 2, "maxPending": 0 }""", 2, 0, "\"protocol\": \"http2\", ")]
+    public void Build_CircuitBreaker_LimitHasDefaults(string breaker, int maxConnections, int maxPending, string protocol = "")
     {
-        var result = ProxyConfigLoader.Parse(Json(breaker));
+        var result = ProxyConfigLoader.Parse(Json(breaker, protocol));
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
 
         var limit = ProxySnapshot.Build(result.Config!).Clusters["c"].ConnectionLimit;
@@ -47,10 +49,10 @@ public class CircuitBreakerConfigTests
     }
 
     [Fact]
-    public void Build_NoBlockOrHttp2_NoConnectionLimit()
+    public void Build_NoBlock_NoConnectionLimit()
     {
         var plain = ProxyConfigLoader.Parse(Base.Replace("\"circuitBreaker\": BREAKER, ", "").Replace("PROTOCOL", "")).Config!;
-        var http2 = ProxyConfigLoader.Parse(Json("""{ "maxConcurrentRequests": 5 }""", "\"protocol\": \"http2\", ")).Config!;
+        var http2 = ProxyConfigLoader.Parse(Base.Replace("\"circuitBreaker\": BREAKER, ", "").Replace("PROTOCOL", "\"protocol\": \"http2\", ")).Config!;
 
         Assert.Null(ProxySnapshot.Build(plain).Clusters["c"].ConnectionLimit);
         Assert.Null(ProxySnapshot.Build(http2).Clusters["c"].ConnectionLimit);

@@ -169,36 +169,134 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
         public async ValueTask<Http2ClientStream> RentSlowAsync(Http2ClientOptions options, UpstreamPoolOptions poolOptions,
             ResponseHead head, HttpHead trailers, CancellationToken cancellationToken)
         {
-            while (true)
+            // The cluster's circuit breaker (when it has one): connections over all its destinations are capped by
+            // maxConnections, and requests that wait (for a dial in progress, a stream slot or a connection slot)
+            // by maxPending, each for at most the connect timeout. The request that starts a dial holds that
+            // connection's slot and is not pending, as on HTTP/1.1. A destination with no connection at all dials
+            // one even at the cap (Envoy's rule), so a cluster at its cap slows requests down but strands none.
+            var limit = poolOptions.ConnectionLimit;
+            bool pending = false;
+            bool heldWake = false; // woken by the limit (a connection slot freed): pass it on if we do not dial
+            CancellationTokenSource? timeout = null;
+            CancellationTokenSource? linked = null;
+            try
             {
-                Task wait;
-                bool isDial;
-                lock (_lock)
+                while (true)
                 {
-                    if (TryRentLocked(head, trailers, out var stream))
+                    Task wait;
+                    bool isDial;
+                    bool ownDial = false;
+                    bool atClusterCap = false;
+                    lock (_lock)
                     {
-                        return stream!;
+                        if (TryRentLocked(head, trailers, out var stream))
+                        {
+                            if (heldWake)
+                            {
+                                limit!.WakeOne();
+                            }
+                            return stream!;
+                        }
+                        bool dialled = false;
+                        if (_dialing is null && _connections.Count < Math.Max(1, options.MaxConnectionsPerDestination))
+                        {
+                            bool first = _connections.Count == 0;
+                            if (limit is null || limit.TryAcquire() || (first && Acquire(limit)))
+                            {
+                                _dialing = Task.Run(() => DialAsync(options, poolOptions, limit), CancellationToken.None);
+                                dialled = true;
+                                // This request dials and holds the slot: it waits for its own connection, not as pending.
+                                ownDial = !pending;
+                            }
+                            else
+                            {
+                                atClusterCap = true;
+                            }
+                        }
+                        if (heldWake && !dialled)
+                        {
+                            limit!.WakeOne();
+                        }
+                        isDial = _dialing is not null;
+                        wait = _dialing ?? (_slotFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
                     }
-                    if (_dialing is null && _connections.Count < Math.Max(1, options.MaxConnectionsPerDestination))
+                    if (ownDial)
                     {
-                        _dialing = Task.Run(() => DialAsync(options, poolOptions), CancellationToken.None);
+                        // Our own dial: its failure is ours to report; its success lets the loop rent from it.
+                        await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        continue;
                     }
-                    isDial = _dialing is not null;
-                    wait = _dialing ?? (_slotFreed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                    if (limit is not null && !pending)
+                    {
+                        if (!limit.TryEnterPending())
+                        {
+                            throw new UpstreamConnectException(endPoint, UpstreamConnectFailure.PendingFull);
+                        }
+                        pending = true;
+                        timeout = new CancellationTokenSource(poolOptions.ConnectTimeout, owner._time);
+                        linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+                    }
+                    heldWake = false;
+                    UpstreamConnectionLimit.PendingWaiter? waiter = null;
+                    if (atClusterCap)
+                    {
+                        // A slot of the cluster frees when any of its connections closes, maybe to another destination.
+                        waiter = new UpstreamConnectionLimit.PendingWaiter();
+                        limit!.Enqueue(waiter);
+                        if (limit.Open < limit.MaxConnections)
+                        {
+                            // Freed between our look and the enqueue (that wake found nobody): look again now.
+                            if (!waiter.TrySetCanceled())
+                            {
+                                limit.WakeOne();
+                            }
+                            continue;
+                        }
+                        wait = Task.WhenAny(wait, waiter.Task);
+                    }
+                    try
+                    {
+                        await wait.WaitAsync(linked?.Token ?? cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (UpstreamConnectException) when (isDial)
+                    {
+                        throw;
+                    }
+                    catch (OperationCanceledException) when (timeout is not null && !cancellationToken.IsCancellationRequested)
+                    {
+                        limit!.CountTimeout();
+                        throw new UpstreamConnectException(endPoint, UpstreamConnectFailure.PendingTimeout);
+                    }
+                    finally
+                    {
+                        if (waiter is not null && !waiter.TrySetCanceled())
+                        {
+                            heldWake = waiter.Task.IsCompletedSuccessfully;
+                        }
+                    }
                 }
-                try
+            }
+            finally
+            {
+                if (pending)
                 {
-                    await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    limit!.ExitPending();
                 }
-                catch (UpstreamConnectException) when (isDial)
-                {
-                    throw;
-                }
+                linked?.Dispose();
+                timeout?.Dispose();
             }
         }
 
-        private async Task DialAsync(Http2ClientOptions options, UpstreamPoolOptions poolOptions)
+        /// <summary>Past the cluster's cap, a destination without a connection still gets one (its waiters need something to wait on).</summary>
+        private static bool Acquire(UpstreamConnectionLimit limit)
         {
+            limit.AcquireOverCap();
+            return true;
+        }
+
+        private async Task DialAsync(Http2ClientOptions options, UpstreamPoolOptions poolOptions, UpstreamConnectionLimit? limit)
+        {
+            Http2ClientConnection? started = null;
             try
             {
                 var transport = await owner._dialer.ConnectAsync(endPoint, poolOptions, CancellationToken.None).ConfigureAwait(false);
@@ -210,6 +308,7 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
                         new InvalidOperationException($"the upstream did not agree to h2 by ALPN (got '{transport.NegotiatedProtocol ?? "none"}')"));
                 }
                 var connection = new Http2ClientConnection(transport, options, owner._time) { Owner = this };
+                started = connection;
                 try
                 {
                     await connection.StartAsync(poolOptions.ConnectTimeout, CancellationToken.None).ConfigureAwait(false);
@@ -233,6 +332,20 @@ public sealed class Http2UpstreamPool : IAsyncDisposable
             }
             finally
             {
+                if (limit is not null)
+                {
+                    // The slot is the connection's until its read loop ended and the socket is disposed
+                    // (GOAWAY drains first); a dial that failed before the loop started gives it back now.
+                    if (started?.Completion is { } completion)
+                    {
+                        _ = completion.ContinueWith(static (_, state) => ((UpstreamConnectionLimit)state!).Release(), limit,
+                            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                    }
+                    else
+                    {
+                        limit.Release();
+                    }
+                }
                 TaskCompletionSource? freed;
                 lock (_lock)
                 {

@@ -29,21 +29,37 @@ public static class BearerChallenge
     /// </summary>
     public static bool TryGetToken(ReadOnlySpan<byte> authorization, out ReadOnlySpan<byte> token)
     {
+        if (TryGetCandidate(authorization, out token) && IsToken68(token))
+        {
+            return true;
+        }
+        token = default;
+        return false;
+    }
+
+    /// <summary>
+    /// The credentials after <c>Bearer</c> and its spaces, not yet checked for token68 syntax: a caller that can
+    /// match them byte for byte against a token it accepted before (the verified-token cache) skips that scan;
+    /// any other must check <see cref="IsToken68"/>.
+    /// </summary>
+    public static bool TryGetCandidate(ReadOnlySpan<byte> authorization, out ReadOnlySpan<byte> token)
+    {
         token = default;
         if (authorization.Length <= Scheme.Length || !System.Text.Ascii.EqualsIgnoreCase(authorization.Slice(0, Scheme.Length), Scheme)
             || authorization[Scheme.Length] != (byte)' ')
         {
             return false;
         }
-        var rest = authorization.Slice(Scheme.Length).TrimStart((byte)' ').TrimEnd((byte)' ');
+        token = authorization.Slice(Scheme.Length).TrimStart((byte)' ').TrimEnd((byte)' ');
+        return true;
+    }
+
+    /// <summary>RFC 6750 §2.1 b64token (token68): its characters, '=' only as trailing padding, something before it.</summary>
+    public static bool IsToken68(ReadOnlySpan<byte> rest)
+    {
         int padding = rest.Length - rest.TrimEnd((byte)'=').Length;
         // '=' only as trailing padding, and something before it.
-        if (rest.Length == padding || rest.Slice(0, rest.Length - padding).Contains((byte)'=') || rest.IndexOfAnyExcept(s_b64token) >= 0)
-        {
-            return false;
-        }
-        token = rest;
-        return true;
+        return !(rest.Length == padding || rest.Slice(0, rest.Length - padding).Contains((byte)'=') || rest.IndexOfAnyExcept(s_b64token) >= 0);
     }
 
     /// <summary>The <c>error_description</c> for <paramref name="error"/> (RFC 6750 §3); empty for <see cref="JwtError.None"/> and <see cref="JwtError.MissingToken"/>.</summary>

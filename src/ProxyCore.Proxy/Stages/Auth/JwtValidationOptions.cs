@@ -53,6 +53,13 @@ public sealed class JwtValidationOptions
     /// </summary>
     public int CacheEntries { get; init; } = DefaultCacheEntries;
 
+    /// <summary>
+    /// The claim naming the consumer (a route's auth.jwt.consumerClaim): a cached token keeps where its value is,
+    /// so a cache hit hands it back from <see cref="JwtValidator.ValidateCached"/> without reading the JSON again.
+    /// Null: nothing is looked up.
+    /// </summary>
+    public string? ConsumerClaim { get; init; }
+
     /// <summary>Longest token the cache keeps (4 KiB): bounds its memory; longer tokens are verified every time.</summary>
     public const int MaxCachedTokenBytes = 4 * 1024;
 }

@@ -50,6 +50,7 @@ public sealed class JwtValidator
     private readonly int _maxTokenBytes;
     private readonly VerifiedToken?[] _cache; // direct-mapped by a hash of the token's tail; empty when disabled
     private readonly int _cacheMask;
+    private readonly byte[]? _consumerClaim;
     private long _cacheHits;
 
     public JwtValidator(JwtValidationOptions options, JsonWebKeySet keys, TimeProvider time)
@@ -72,6 +73,48 @@ public sealed class JwtValidator
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.CacheEntries, 1 << 20, nameof(options.CacheEntries));
         _cache = options.CacheEntries == 0 ? [] : new VerifiedToken?[(int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)options.CacheEntries)];
         _cacheMask = _cache.Length - 1;
+        _consumerClaim = options.ConsumerClaim is null ? null : Encoding.UTF8.GetBytes(options.ConsumerClaim);
+    }
+
+    /// <summary>
+    /// A token verified before and still current (exp/nbf against the clock now): its cached claims and consumer.
+    /// Looked for before any shape check: the cached bytes passed all of them, and a hit compares the whole
+    /// token, so only the clock can have changed the answer. False: validate it (<see cref="ValidateCached"/>).
+    /// </summary>
+    public bool TryGetCached(ReadOnlySpan<byte> token, out ReadOnlySpan<byte> claims, out ReadOnlySpan<byte> consumer, out JsonWebKey? key)
+    {
+        if (_cache.Length > 0 && token.Length is > 0 and <= JwtValidationOptions.MaxCachedTokenBytes && token.Length <= _maxTokenBytes
+            && Volatile.Read(ref _cache[SlotOf(token)]) is { } cached && token.SequenceEqual(cached.Token) && cached.IsCurrent(Now(), _skewTicks))
+        {
+            Interlocked.Increment(ref _cacheHits);
+            claims = cached.Claims;
+            consumer = cached.Consumer;
+            key = cached.Key;
+            return true;
+        }
+        claims = default;
+        consumer = default;
+        key = null;
+        return false;
+    }
+
+    /// <summary>
+    /// As <see cref="Validate(ReadOnlySpan{byte}, Span{byte})"/>, for a caller that only reads the claims: a token
+    /// answered from the cache hands back the cached claims and consumer (no copy, no JSON read; they are never
+    /// written after they are cached), any other valid token its claims in <paramref name="payload"/> and the
+    /// consumer read from them. <paramref name="consumer"/> is empty when <see cref="JwtValidationOptions.ConsumerClaim"/>
+    /// is unset or the token does not carry it.
+    /// </summary>
+    public JwtResult ValidateCached(ReadOnlySpan<byte> token, Span<byte> payload, out ReadOnlySpan<byte> claims, out ReadOnlySpan<byte> consumer)
+    {
+        if (TryGetCached(token, out claims, out consumer, out var key))
+        {
+            return new(JwtError.None, key, claims.Length);
+        }
+        var result = Validate(token, payload, keepPayload: true);
+        claims = payload.Slice(0, result.PayloadLength);
+        consumer = result.IsValid && _consumerClaim is not null && JwtClaims.TryGetRawValue(claims, _consumerClaim, out var value) ? value : default;
+        return result;
     }
 
     /// <summary>Validations answered from the cache of verified tokens.</summary>
@@ -194,7 +237,11 @@ public sealed class JwtValidator
             if (slot >= 0)
             {
                 // Allocates once per distinct token; a racing writer of the same slot simply wins or loses.
-                Volatile.Write(ref _cache[slot], new VerifiedToken(token.ToArray(), payload.Slice(0, payloadLength).ToArray(), expires, notBefore, key));
+                var cachedClaims = payload.Slice(0, payloadLength).ToArray();
+                // The consumer's place in the cached claims (the raw value is a slice of them), read once per token.
+                (int consumerStart, int consumerLength) = _consumerClaim is not null && JwtClaims.TryGetRawValue(cachedClaims, _consumerClaim, out var value)
+                    && ((ReadOnlySpan<byte>)cachedClaims).Overlaps(value, out int offset) ? (offset, value.Length) : (0, 0);
+                Volatile.Write(ref _cache[slot], new VerifiedToken(token.ToArray(), cachedClaims, consumerStart, consumerLength, expires, notBefore, key));
             }
             return new(JwtError.None, key, keepPayload ? payloadLength : 0);
         }
@@ -528,11 +575,14 @@ public sealed class JwtValidator
     }
 
     /// <summary>A token that passed every check, with its claims and the window in which it stays valid.</summary>
-    private sealed class VerifiedToken(byte[] token, byte[] claims, long expires, long notBefore, JsonWebKey key)
+    private sealed class VerifiedToken(byte[] token, byte[] claims, int consumerStart, int consumerLength, long expires, long notBefore, JsonWebKey key)
     {
         public byte[] Token { get; } = token;
 
         public byte[] Claims { get; } = claims;
+
+        /// <summary>The consumer claim's raw value, a slice of <see cref="Claims"/> (empty without one).</summary>
+        public ReadOnlySpan<byte> Consumer => Claims.AsSpan(consumerStart, consumerLength);
 
         public JsonWebKey Key { get; } = key;
 

@@ -33,6 +33,24 @@ public sealed class BearerChallengeTests
     }
 
     [Theory]
+    [InlineData("Bearer abc.def.ghi", true, "abc.def.ghi", true)]
+    [InlineData("BEARER   a+b/c~d== ", true, "a+b/c~d==", true)]
+    [InlineData("Bearer a b", true, "a b", false)]      // a candidate (the cache may match it), but not token68
+    [InlineData("Bearer a=b", true, "a=b", false)]
+    [InlineData("Bearer ", true, "", false)]
+    [InlineData("Basic dXNlcjpwYXNz", false, "", false)]
+    [InlineData("Bearerabc", false, "", false)]
+    public void TryGetCandidate_ThenIsToken68_SameAnswerAsTryGetToken(string header, bool candidate, string expected, bool token68)
+    {
+        var bytes = Encoding.ASCII.GetBytes(header);
+
+        Assert.Equal(candidate, BearerChallenge.TryGetCandidate(bytes, out var token));
+        Assert.Equal(expected, Encoding.ASCII.GetString(token));
+        Assert.Equal(token68, candidate && BearerChallenge.IsToken68(token));
+        Assert.Equal(token68, BearerChallenge.TryGetToken(bytes, out _));
+    }
+
+    [Theory]
     [InlineData(JwtError.MissingToken, "", "Bearer")]
     [InlineData(JwtError.MissingToken, "api", "Bearer realm=\"api\"")]
     [InlineData(JwtError.Expired, "api", "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token expired\"")]

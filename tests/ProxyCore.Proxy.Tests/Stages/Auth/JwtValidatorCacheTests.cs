@@ -9,13 +9,70 @@ public sealed class JwtValidatorCacheTests
     private static readonly TokenMint Mint = TokenMint.Shared;
     private readonly ManualTimeProvider _time = new(start: new DateTimeOffset(2025, 6, 1, 12, 0, 0, TimeSpan.Zero));
 
-    private JwtValidator Validator(int cacheEntries = JwtValidationOptions.DefaultCacheEntries) => new(new JwtValidationOptions
+    private JwtValidator Validator(int cacheEntries = JwtValidationOptions.DefaultCacheEntries, string? consumerClaim = null) => new(new JwtValidationOptions
     {
         Issuer = TokenMint.Issuer,
         Audience = TokenMint.Audience,
         ClockSkew = TimeSpan.FromSeconds(60),
         CacheEntries = cacheEntries,
+        ConsumerClaim = consumerClaim,
     }, Mint.KeySet(), _time);
+
+    [Theory]
+    [InlineData("sub", "\"sub\":\"alice\"", "alice")]
+    [InlineData("sub", "\"name\":\"x\"", "")]
+    [InlineData("tid", "\"tid\":42,\"sub\":\"a\"", "42")]
+    [InlineData(null, "\"sub\":\"alice\"", "")]
+    public void ValidateCached_MissThenHit_SameClaimsAndConsumer_HitIsCounted(string? consumerClaim, string extraClaims, string expectedConsumer)
+    {
+        var validator = Validator(consumerClaim: consumerClaim);
+        var now = _time.GetUtcNow();
+        string json = $"{{\"iss\":\"{TokenMint.Issuer}\",\"aud\":\"{TokenMint.Audience}\",{extraClaims},\"exp\":{now.AddMinutes(5).ToUnixTimeSeconds()}}}";
+        var token = Encoding.ASCII.GetBytes(Mint.Mint("HS256", json));
+        var payload = new byte[JwtValidator.MaxPayloadBytes(token.Length)];
+
+        var miss = validator.ValidateCached(token, payload, out var missClaims, out var missConsumer);
+        string missSeen = Encoding.UTF8.GetString(missClaims) + "|" + Encoding.UTF8.GetString(missConsumer);
+        Array.Clear(payload); // a hit must not read the caller's buffer
+        var hit = validator.ValidateCached(token, payload, out var hitClaims, out var hitConsumer);
+
+        Assert.True(miss.IsValid);
+        Assert.True(hit.IsValid);
+        Assert.Equal(1, validator.CacheHits);
+        Assert.Equal(json + "|" + expectedConsumer, missSeen);
+        Assert.Equal(missSeen, Encoding.UTF8.GetString(hitClaims) + "|" + Encoding.UTF8.GetString(hitConsumer));
+        Assert.Same(miss.Key, hit.Key);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void ValidateCached_PastExpOrTampered_RefusedLikeValidate(int variant)
+    {
+        var validator = Validator(consumerClaim: "sub");
+        var now = _time.GetUtcNow();
+        var token = Encoding.ASCII.GetBytes(Mint.Mint("HS256",
+            $"{{\"iss\":\"{TokenMint.Issuer}\",\"aud\":\"{TokenMint.Audience}\",\"sub\":\"u\",\"exp\":{now.AddMinutes(5).ToUnixTimeSeconds()}}}"));
+        var payload = new byte[JwtValidator.MaxPayloadBytes(token.Length)];
+        Assert.True(validator.ValidateCached(token, payload, out _, out _).IsValid);
+
+        JwtError expected;
+        if (variant == 0)
+        {
+            _time.Advance(TimeSpan.FromMinutes(7));
+            expected = JwtError.Expired;
+        }
+        else
+        {
+            token[^2] = (byte)(token[^2] == 'A' ? 'B' : 'A'); // same slot is likely, same bytes are not
+            expected = JwtError.BadSignature;
+        }
+        var result = validator.ValidateCached(token, payload, out var claims, out var consumer);
+
+        Assert.Equal(expected, result.Error);
+        Assert.True(claims.IsEmpty);
+        Assert.True(consumer.IsEmpty);
+    }
 
     public static TheoryData<string> Algorithms => new() { "HS256", "RS256", "ES256" };
 
