@@ -54,6 +54,9 @@ public sealed partial class LlmGatewayTests
             { "id": "fallback", "match": { "path": "/fallback/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "down", "type": "openai", "cluster": "status503" },
                                       { "name": "backup", "type": "openai", "cluster": "mock" } ] } },
+            { "id": "limited", "match": { "path": "/limited/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "limited", "type": "openai", "cluster": "status429" },
+                                      { "name": "backup", "type": "openai", "cluster": "mock" } ] } },
             { "id": "dead", "match": { "path": "/dead/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "unreachable", "type": "openai", "cluster": "refused" },
                                       { "name": "backup", "type": "openai", "cluster": "mock" } ] } },
@@ -118,6 +121,9 @@ public sealed partial class LlmGatewayTests
             { "id": "semantic-openai-down", "match": { "path": "/semantic-openai-down/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
                        "cache": { "semantic": { "embedder": "openai", "endpoint": "http://127.0.0.1:1", "timeout": "1s" } } } },
+            { "id": "exact-and-semantic-down", "match": { "path": "/exact-and-semantic-down/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
+                       "cache": { "exact": { "ttl": "1h" }, "semantic": { "embedder": "openai", "endpoint": "http://127.0.0.1:1", "timeout": "1s" } } } },
             { "id": "cached-slow", "match": { "path": "/cached-slow/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "latency300" } ], "cache": { "exact": { "ttl": "1h" } } } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
@@ -424,6 +430,7 @@ public sealed partial class LlmGatewayTests
 
     [Theory]
     [InlineData("/fallback/v1", "backup")] // the first provider answers 503
+    [InlineData("/limited/v1", "backup")]  // the first provider answers 429
     [InlineData("/dead/v1", "backup")]     // the first provider refuses connections
     [InlineData("/slow/v1", "backup")]     // the first provider does not answer within the route's timeout
     public async Task OpenAiSdk_FirstProviderFails_FallsBackToTheNext(string route, string expectedProvider)
