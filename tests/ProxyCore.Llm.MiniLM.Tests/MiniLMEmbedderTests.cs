@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using ProxyCore.Llm.Cache;
 using ProxyCore.Llm.MiniLM;
 using ProxyCore.Llm.Tests.Cache;
@@ -30,6 +31,19 @@ public class MiniLMEmbedderTests(MiniLMFixture fixture, ITestOutputHelper output
         Assert.Equal(1f, TensorPrimitives.Norm(a), 3);
         Assert.True(TensorPrimitives.Dot(a, b) > TensorPrimitives.Dot(a, c) + 0.3f);
     }
+
+    [Fact]
+    public void Constructor_OnnxRuntimeLoaded_TelemetryOptOutInTheNativeEnvironment()
+    {
+        // The fixture built an embedder: ORT_DISABLE_TELEMETRY must be visible to native code (libc's
+        // getenv), not only to .NET's managed copy of the environment. Unless the test runner set it.
+        Assert.NotNull(fixture.Embedder);
+        string? native = Marshal.PtrToStringUTF8(GetEnv(MiniLMEmbedder.TelemetryVariable));
+        Assert.False(string.IsNullOrEmpty(native), "ORT_DISABLE_TELEMETRY is not in the native environment");
+    }
+
+    [DllImport("libc", EntryPoint = "getenv")]
+    private static extern nint GetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 
     [Fact]
     public void MiniLM_DefaultThresholdWithGuards_PrecisionAboveFloor()

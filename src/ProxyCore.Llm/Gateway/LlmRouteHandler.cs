@@ -259,7 +259,16 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 }
                 bool hashed = metered && api != LlmApi.Other &&
                     LlmRequestHasher.TryHash(key?.Tenant ?? [], RequestApi(api), body.AsSpan(0, length), extractLastUserText: _semantic is not null, out cacheKeys);
-                if (hashed && _semantic is not null && cacheKeys.LastUserText is { } question && (directives.Read || directives.Write))
+                LlmCacheEntry? entry = null;
+                var hit = LlmCacheResult.HitExact;
+                if (hashed && directives.Read && _exactLookup && !_cache.TryGet(cacheKeys.Exact, out entry, directives.MaxAge))
+                {
+                    entry = null;
+                }
+                // Embed only when the exact key did not answer: an exact hit needs no vector, and the
+                // embedder may be a model (milliseconds of CPU) or an HTTP call. A miss needs it for the
+                // semantic lookup and for the entry stored after the answer (no-cache still stores).
+                if (entry is null && hashed && _semantic is not null && cacheKeys.LastUserText is { } question && (directives.Read || directives.Write))
                 {
                     vector = ArrayPool<float>.Shared.Rent(_embedder!.Dimensions);
                     if (_embedder is BuiltinEmbedder builtin)
@@ -281,20 +290,11 @@ internal sealed class LlmRouteHandler : IRouteHandler
                         }
                     }
                     guards = SemanticGuards.Compute(question);
-                }
-                LlmCacheEntry? entry = null;
-                var hit = LlmCacheResult.HitExact;
-                if (hashed && directives.Read)
-                {
-                    if (!(_exactLookup && _cache.TryGet(cacheKeys.Exact, out entry, directives.MaxAge)))
+                    if (directives.Read && vector is not null && _semantic.TryFind(cacheKeys.Partition, vector.AsSpan(0, _embedder.Dimensions), guards, _threshold, out var match, out _) &&
+                        _cache.TryGet(match.ExactKey, out var similar, directives.MaxAge))
                     {
-                        entry = null;
-                        if (vector is not null && _semantic!.TryFind(cacheKeys.Partition, vector.AsSpan(0, _embedder!.Dimensions), guards, _threshold, out var match, out _) &&
-                            _cache.TryGet(match.ExactKey, out var similar, directives.MaxAge))
-                        {
-                            entry = similar;
-                            hit = LlmCacheResult.HitSemantic;
-                        }
+                        entry = similar;
+                        hit = LlmCacheResult.HitSemantic;
                     }
                 }
                 if (entry is not null && await TryServeCachedAsync(exchange, entry, api, info.Stream, info.IncludeUsage, hit).ConfigureAwait(false))
@@ -643,7 +643,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     {
         long prompt = call.PromptTokens, completion = call.CompletionTokens, cached = call.CachedTokens;
         double cost = Price(model, call.AnsweredModel, provider.Anthropic, prompt, completion, cached);
-        _stage.Metrics.Record(keyLabel, model, provider.Name, prompt, completion, cached, cost);
+        _stage.Metrics.Record(_routeId, keyLabel, model, provider.Name, prompt, completion, cached, cost);
         key?.Budget.Reconcile(windowId, reserved, Math.Max(0, prompt) + Math.Max(0, completion), cost);
         return new LlmLogFields(keyLabel, provider.Name, model, prompt, completion, cached, cost, call.Outcome);
     }

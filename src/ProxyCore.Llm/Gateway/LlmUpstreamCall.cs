@@ -747,7 +747,9 @@ internal sealed class LlmUpstreamCall
     }
 
     /// <summary>Names the pattern by its index, never the matched text (the answer is withheld, so is what it said).</summary>
-    private static string DeniedMessage(DenyMatch match) => match.TimedOut
+    private static string DeniedMessage(DenyMatch match) => match.TooManyChoices
+        ? $"The answer has more choices than this route's deny patterns can check as they stream (at most {DenyStreamMatcher.MaxChoices}); the rest of it was withheld."
+        : match.TimedOut
         ? "The answer could not be checked against this route's deny patterns in time; the rest of it was withheld."
         : $"The answer matched deny pattern {match.PatternIndex} of this route's denyOutput; the rest of it was withheld.";
 

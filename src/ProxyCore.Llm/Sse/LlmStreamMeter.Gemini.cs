@@ -60,6 +60,7 @@ public sealed partial class LlmStreamMeter
         }
         while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
         {
+            _choice = ChoiceIndex(reader);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("content"u8))

@@ -61,6 +61,7 @@ public sealed partial class LlmStreamMeter
     private int _events;
     private int _malformedEvents;
 
+    private int _choice;              // the choice whose text is being read (IStreamTextObserver.OnText)
     private SseByteBuffer _text;      // streamed text not yet counted
     private long _textTokens;         // tokens of the streamed text counted so far
 
@@ -189,6 +190,7 @@ public sealed partial class LlmStreamMeter
     private void OnEvent(in SseEvent sseEvent)
     {
         _events++;
+        _choice = 0;
         try
         {
             switch (_format)
@@ -233,7 +235,7 @@ public sealed partial class LlmStreamMeter
         int added = CopyString(ref reader, ref _text);
         if (added > 0)
         {
-            TextObserver?.OnText(_text.Span.Slice(start, added));
+            TextObserver?.OnText(_choice, _text.Span.Slice(start, added));
             OnTextAdded();
         }
     }
@@ -244,7 +246,7 @@ public sealed partial class LlmStreamMeter
         if (!utf8.IsEmpty)
         {
             _text.Append(utf8);
-            TextObserver?.OnText(utf8);
+            TextObserver?.OnText(_choice, utf8);
             OnTextAdded();
         }
     }
@@ -343,6 +345,26 @@ public sealed partial class LlmStreamMeter
         {
             reader.Skip();
         }
+    }
+
+    /// <summary>
+    /// The <c>index</c> of the choice (Chat) or candidate (Gemini) object the reader is on (its StartObject),
+    /// read ahead on a copy of the reader so the caller's position is kept: OpenAI writes it first (two
+    /// reads), Gemini after the content (one extra pass over the candidate). Absent: 0 (servers that
+    /// stream one choice, and Gemini's candidate 0, leave it out); not a non-negative integer: -1.
+    /// </summary>
+    private static int ChoiceIndex(Utf8JsonReader reader)
+    {
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("index"u8))
+            {
+                reader.Read();
+                return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int index) && index >= 0 ? index : -1;
+            }
+            reader.Skip();
+        }
+        return 0;
     }
 
     /// <summary>Reads the value of the property the reader is on as a count; -1 when it is not a non-negative integer.</summary>

@@ -62,5 +62,10 @@ public readonly record struct LlmUsage(
 public interface IStreamTextObserver
 {
     /// <summary>The next piece of text (content, refusal, reasoning, tool-call name or arguments), unescaped UTF-8; valid only during the call.</summary>
-    void OnText(ReadOnlySpan<byte> utf8);
+    /// <param name="choice">
+    /// Which answer of the stream the text belongs to: Chat's <c>choices[].index</c> and Gemini's
+    /// <c>candidates[].index</c> (absent: 0), since with <c>n</c> &gt; 1 the choices' deltas interleave; 0 for
+    /// formats with one answer (Responses, Anthropic); -1 when a choice's index is not a non-negative integer.
+    /// </param>
+    void OnText(int choice, ReadOnlySpan<byte> utf8);
 }

@@ -13,7 +13,7 @@ public class DenyOutputTests
     {
         public readonly List<byte> Text = [];
 
-        public void OnText(ReadOnlySpan<byte> utf8) => Text.AddRange(utf8.ToArray());
+        public void OnText(int choice, ReadOnlySpan<byte> utf8) => Text.AddRange(utf8.ToArray());
     }
 
     public static TheoryData<string, LlmStreamFormat> Streams => new()

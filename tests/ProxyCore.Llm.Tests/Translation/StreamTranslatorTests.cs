@@ -184,4 +184,69 @@ public class StreamTranslatorTests
         Assert.Equal(25, meter.Usage.PromptTokens);
         Assert.Equal(12, meter.Usage.CompletionTokens);
     }
+
+    /// <summary>
+    /// An Anthropic Messages stream in the documented tool-use shape: a text block, then two tool_use blocks
+    /// whose input arrives as input_json_delta pieces (the first piece empty), a ping between, stop_reason tool_use.
+    /// </summary>
+    private static readonly byte[] AnthropicToolUse = Encoding.UTF8.GetBytes(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01T\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2}}}\n\n" +
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking both cities.\"}}\n\n" +
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01A\",\"name\":\"get_weather\",\"input\":{}}}\n\n" +
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n" +
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Lis\"}}\n\n" +
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n" +
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"bon\\\"}\"}}\n\n" +
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n" +
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01B\",\"name\":\"get_weather\",\"input\":{}}}\n\n" +
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Porto\\\"}\"}}\n\n" +
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n" +
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\n\n" +
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+
+    [Fact]
+    public void AnthropicToOpenAI_ToolUseSplitAtEveryOffset_ToolCallsRebuiltInOrder()
+    {
+        var (whole, completed) = AnthropicToOpenAI(AnthropicToolUse, AnthropicToolUse.Length);
+        Assert.True(completed);
+        for (int split = 0; split <= AnthropicToolUse.Length; split++)
+        {
+            Assert.Equal(whole, AnthropicToOpenAI(AnthropicToolUse, split).Output);
+        }
+
+        var deltas = Events(whole).Where(e => e.GetProperty("choices").GetArrayLength() > 0).Select(e => e.GetProperty("choices")[0]).ToList();
+        Assert.Equal("Checking both cities.", string.Concat(deltas.Select(c => c.GetProperty("delta"))
+            .Where(d => d.TryGetProperty("content", out var t) && t.ValueKind == JsonValueKind.String).Select(d => d.GetProperty("content").GetString())));
+        var calls = deltas.Select(c => c.GetProperty("delta")).Where(d => d.TryGetProperty("tool_calls", out _))
+            .SelectMany(d => d.GetProperty("tool_calls").EnumerateArray()).ToList();
+        // Per call index: the first chunk carries id, type and name; the arguments are the pieces in order.
+        var byIndex = calls.GroupBy(c => c.GetProperty("index").GetInt32()).OrderBy(g => g.Key).ToList();
+        Assert.Equal([0, 1], byIndex.Select(g => g.Key));
+        Assert.Equal(["toolu_01A", "toolu_01B"], byIndex.Select(g => g.First().GetProperty("id").GetString()));
+        Assert.All(byIndex, g => Assert.Equal("get_weather", g.First().GetProperty("function").GetProperty("name").GetString()));
+        Assert.Equal(["Lisbon", "Porto"], byIndex.Select(g => JsonDocument.Parse(string.Concat(g.Select(c => c.GetProperty("function").GetProperty("arguments").GetString())))
+            .RootElement.GetProperty("city").GetString()));
+        Assert.Equal("tool_calls", deltas.Last(c => c.GetProperty("finish_reason").ValueKind == JsonValueKind.String).GetProperty("finish_reason").GetString());
+
+        var meter = new LlmStreamMeter(LlmStreamFormat.OpenAIChat);
+        meter.Observe(Encoding.UTF8.GetBytes(whole));
+        Assert.Equal(LlmStreamOutcome.Completed, meter.Complete());
+        Assert.Equal((472, 89), (meter.Usage.PromptTokens, meter.Usage.CompletionTokens));
+    }
+
+    [Fact]
+    public void RoundTrip_AnthropicToolUseToOpenAIAndBack_SameCalls()
+    {
+        var openai = Encoding.UTF8.GetBytes(AnthropicToOpenAI(AnthropicToolUse, AnthropicToolUse.Length).Output);
+        var (back, completed) = OpenAIToAnthropic(openai, openai.Length / 2);
+        Assert.True(completed);
+        var events = Events(back);
+        var starts = events.Where(e => e.GetProperty("type").GetString() == "content_block_start")
+            .Select(e => e.GetProperty("content_block")).Where(b => b.GetProperty("type").GetString() == "tool_use").ToList();
+        Assert.Equal(["toolu_01A", "toolu_01B"], starts.Select(b => b.GetProperty("id").GetString()));
+        var stop = events.Single(e => e.GetProperty("type").GetString() == "message_delta").GetProperty("delta").GetProperty("stop_reason").GetString();
+        Assert.Equal("tool_use", stop);
+    }
 }
