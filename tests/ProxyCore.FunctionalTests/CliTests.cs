@@ -122,7 +122,7 @@ public sealed class CliTests
         (code, stdout, stderr) = await Curl.RunAsync("-sS", "http://127.0.0.1:8080/v1/chat/completions", "-d", "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
         Assert.True(code == 0, stderr);
         Assert.Contains("Mock answer from gpt-4o-mini: you said \\\"hi\\\".", stdout);
-        Assert.True(await MetricsEventuallyContainAsync("proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"mock-openai\",route=\"llm-demo\"} 4"), proxy.Output);
+        Assert.True(await MetricsEventuallyContainAsync("proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"mock-openai\"} 4"), proxy.Output);
         proxy.Signal("TERM");
         Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(15)));
         Assert.Contains("\"route\":\"demo\"", proxy.Output); // the demo's access log line

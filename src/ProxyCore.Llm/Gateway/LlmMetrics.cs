@@ -6,17 +6,15 @@ using ProxyCore.Proxy.Metrics;
 namespace ProxyCore.Llm.Gateway;
 
 /// <summary>
-/// Token and cost counters of LLM routes (DESIGN.md names): <c>proxycore_llm_tokens_total{kind,key,model,provider,route}</c>
-/// and <c>proxycore_llm_cost_usd_total{key,model,provider,route}</c> — DESIGN.md's label sets plus the route (and,
-/// for cost, the provider), since issue 4 asks for figures per key, route, model and provider, and two routes may
-/// name their keys and providers alike. Lock-free once a label set was seen; cost is kept in nano-dollars so it
-/// adds with Interlocked.
+/// Token and cost counters of LLM routes (DESIGN.md names): <c>proxycore_llm_tokens_total{kind,key,model,provider}</c>
+/// and <c>proxycore_llm_cost_usd_total{key,model}</c>. Lock-free once a label set was seen; cost is
+/// kept in nano-dollars so it adds with Interlocked.
 /// </summary>
 public sealed class LlmMetrics
 {
     private const double NanoPerUsd = 1e9;
-    private readonly ConcurrentDictionary<(string Kind, string Key, string Model, string Provider, string Route), Counter> _tokens = new();
-    private readonly ConcurrentDictionary<(string Key, string Model, string Provider, string Route), Counter> _cost = new();
+    private readonly ConcurrentDictionary<(string Kind, string Key, string Model, string Provider), Counter> _tokens = new();
+    private readonly ConcurrentDictionary<(string Key, string Model), Counter> _cost = new();
     private readonly ConcurrentDictionary<(string Route, string Phase), Counter> _denied = new();
     private readonly long[] _cache = new long[s_cacheResults.Length];
     private static readonly string[] s_cacheResults = ["hit-exact", "hit-semantic", "miss", "bypass"];
@@ -42,19 +40,19 @@ public sealed class LlmMetrics
 
     public long Denied(string route, string phase) => _denied.TryGetValue((route, phase), out var c) ? Volatile.Read(ref c.Value) : 0;
 
-    public void Record(string route, string key, string model, string provider, long prompt, long completion, long cached, double costUsd)
+    public void Record(string key, string model, string provider, long prompt, long completion, long cached, double costUsd)
     {
-        Add(("prompt", key, model, provider, route), prompt);
-        Add(("completion", key, model, provider, route), completion);
-        Add(("cached", key, model, provider, route), cached);
+        Add(("prompt", key, model, provider), prompt);
+        Add(("completion", key, model, provider), completion);
+        Add(("cached", key, model, provider), cached);
         if (costUsd > 0)
         {
-            var counter = _cost.GetOrAdd((key, model, provider, route), static _ => new Counter());
+            var counter = _cost.GetOrAdd((key, model), static _ => new Counter());
             Interlocked.Add(ref counter.Value, (long)Math.Round(costUsd * NanoPerUsd));
         }
     }
 
-    private void Add((string, string, string, string, string) labels, long value)
+    private void Add((string, string, string, string) labels, long value)
     {
         if (value < 0)
         {
@@ -64,26 +62,24 @@ public sealed class LlmMetrics
         Interlocked.Add(ref counter.Value, value);
     }
 
-    public long Tokens(string kind, string key, string model, string provider, string route)
-        => _tokens.TryGetValue((kind, key, model, provider, route), out var c) ? Volatile.Read(ref c.Value) : 0;
+    public long Tokens(string kind, string key, string model, string provider)
+        => _tokens.TryGetValue((kind, key, model, provider), out var c) ? Volatile.Read(ref c.Value) : 0;
 
-    public double CostUsd(string key, string model, string provider, string route)
-        => _cost.TryGetValue((key, model, provider, route), out var c) ? Volatile.Read(ref c.Value) / NanoPerUsd : 0;
+    public double CostUsd(string key, string model) => _cost.TryGetValue((key, model), out var c) ? Volatile.Read(ref c.Value) / NanoPerUsd : 0;
 
     public void Export(StringBuilder sb)
     {
-        sb.Append("# HELP proxycore_llm_tokens_total Tokens through LLM routes by kind (prompt, completion, cached), key, model, provider and route.\n# TYPE proxycore_llm_tokens_total counter\n");
+        sb.Append("# HELP proxycore_llm_tokens_total Tokens through LLM routes by kind (prompt, completion, cached), key, model and provider.\n# TYPE proxycore_llm_tokens_total counter\n");
         foreach (var (labels, counter) in _tokens)
         {
             sb.Append("proxycore_llm_tokens_total{kind=\"").Append(labels.Kind).Append("\",key=\"").Append(ProxyMetrics.Escape(labels.Key))
                 .Append("\",model=\"").Append(ProxyMetrics.Escape(labels.Model)).Append("\",provider=\"").Append(ProxyMetrics.Escape(labels.Provider))
-                .Append("\",route=\"").Append(ProxyMetrics.Escape(labels.Route)).Append("\"} ").Append(Volatile.Read(ref counter.Value)).Append('\n');
+                .Append("\"} ").Append(Volatile.Read(ref counter.Value)).Append('\n');
         }
-        sb.Append("# HELP proxycore_llm_cost_usd_total Spend through LLM routes in USD by key, model, provider and route, priced by the route's pricing table.\n# TYPE proxycore_llm_cost_usd_total counter\n");
+        sb.Append("# HELP proxycore_llm_cost_usd_total Spend through LLM routes in USD, priced by the route's pricing table.\n# TYPE proxycore_llm_cost_usd_total counter\n");
         foreach (var (labels, counter) in _cost)
         {
             sb.Append("proxycore_llm_cost_usd_total{key=\"").Append(ProxyMetrics.Escape(labels.Key)).Append("\",model=\"").Append(ProxyMetrics.Escape(labels.Model))
-                .Append("\",provider=\"").Append(ProxyMetrics.Escape(labels.Provider)).Append("\",route=\"").Append(ProxyMetrics.Escape(labels.Route))
                 .Append("\"} ").Append((Volatile.Read(ref counter.Value) / NanoPerUsd).ToString("0.#########", CultureInfo.InvariantCulture)).Append('\n');
         }
         ExportCache(sb);
