@@ -161,6 +161,11 @@ public sealed partial class LlmGatewayTests
         Assert.Equal(AnswerTokens("gpt-4o-mini"), Series(metrics, "proxycore_llm_tokens_total{kind=\"completion\",key=\"open\",model=\"gpt-4o-mini\",provider=\"main\"}"));
         double expectedCost = (HelloPromptTokens * 0.15 + AnswerTokens("gpt-4o-mini") * 0.60) / 1e6;
         Assert.Equal(expectedCost, Series(metrics, "proxycore_llm_cost_usd_total{key=\"open\",model=\"gpt-4o-mini\"}"), 9);
+        // The route's own totals, beside the documented series: this route's figures, none on another.
+        Assert.Equal(HelloPromptTokens, Series(metrics, "proxycore_llm_route_tokens_total{route=\"open\",kind=\"prompt\"}"));
+        Assert.Equal(AnswerTokens("gpt-4o-mini"), Series(metrics, "proxycore_llm_route_tokens_total{route=\"open\",kind=\"completion\"}"));
+        Assert.Equal(expectedCost, Series(metrics, "proxycore_llm_route_cost_usd_total{route=\"open\"}"), 9);
+        Assert.DoesNotContain("proxycore_llm_route_tokens_total{route=\"keyed\"", metrics);
     }
 
     [Fact]

@@ -16,6 +16,7 @@ public sealed class LlmMetrics
     private readonly ConcurrentDictionary<(string Kind, string Key, string Model, string Provider), Counter> _tokens = new();
     private readonly ConcurrentDictionary<(string Key, string Model), Counter> _cost = new();
     private readonly ConcurrentDictionary<(string Route, string Phase), Counter> _denied = new();
+    private readonly ConcurrentDictionary<string, RouteCounters> _routes = new();
     private readonly long[] _cache = new long[s_cacheResults.Length];
     private static readonly string[] s_cacheResults = ["hit-exact", "hit-semantic", "miss", "bypass"];
 
@@ -40,17 +41,46 @@ public sealed class LlmMetrics
 
     public long Denied(string route, string phase) => _denied.TryGetValue((route, phase), out var c) ? Volatile.Read(ref c.Value) : 0;
 
-    public void Record(string key, string model, string provider, long prompt, long completion, long cached, double costUsd)
+    /// <summary>
+    /// One answer's figures. The DESIGN.md series keep their label sets (key, model, provider); the route's
+    /// own totals go to <c>proxycore_llm_route_tokens_total{route,kind}</c> and <c>proxycore_llm_route_cost_usd_total{route}</c>,
+    /// so two routes whose keys and providers share names stay apart without changing the documented series.
+    /// </summary>
+    public void Record(string route, string key, string model, string provider, long prompt, long completion, long cached, double costUsd)
     {
         Add(("prompt", key, model, provider), prompt);
         Add(("completion", key, model, provider), completion);
         Add(("cached", key, model, provider), cached);
+        var perRoute = _routes.GetOrAdd(route, static _ => new RouteCounters());
+        AddKnown(ref perRoute.Prompt, prompt);
+        AddKnown(ref perRoute.Completion, completion);
+        AddKnown(ref perRoute.Cached, cached);
         if (costUsd > 0)
         {
+            long nano = (long)Math.Round(costUsd * NanoPerUsd);
             var counter = _cost.GetOrAdd((key, model), static _ => new Counter());
-            Interlocked.Add(ref counter.Value, (long)Math.Round(costUsd * NanoPerUsd));
+            Interlocked.Add(ref counter.Value, nano);
+            Interlocked.Add(ref perRoute.CostNano, nano);
         }
     }
+
+    private static void AddKnown(ref long total, long value)
+    {
+        if (value > 0)
+        {
+            Interlocked.Add(ref total, value);
+        }
+    }
+
+    public long RouteTokens(string route, string kind)
+        => !_routes.TryGetValue(route, out var c) ? 0 : kind switch
+        {
+            "prompt" => Volatile.Read(ref c.Prompt),
+            "completion" => Volatile.Read(ref c.Completion),
+            _ => Volatile.Read(ref c.Cached),
+        };
+
+    public double RouteCostUsd(string route) => _routes.TryGetValue(route, out var c) ? Volatile.Read(ref c.CostNano) / NanoPerUsd : 0;
 
     private void Add((string, string, string, string) labels, long value)
     {
@@ -82,6 +112,20 @@ public sealed class LlmMetrics
             sb.Append("proxycore_llm_cost_usd_total{key=\"").Append(ProxyMetrics.Escape(labels.Key)).Append("\",model=\"").Append(ProxyMetrics.Escape(labels.Model))
                 .Append("\"} ").Append((Volatile.Read(ref counter.Value) / NanoPerUsd).ToString("0.#########", CultureInfo.InvariantCulture)).Append('\n');
         }
+        sb.Append("# HELP proxycore_llm_route_tokens_total Tokens through each LLM route by kind (prompt, completion, cached).\n# TYPE proxycore_llm_route_tokens_total counter\n");
+        foreach (var (route, c) in _routes)
+        {
+            string name = ProxyMetrics.Escape(route);
+            sb.Append("proxycore_llm_route_tokens_total{route=\"").Append(name).Append("\",kind=\"prompt\"} ").Append(Volatile.Read(ref c.Prompt)).Append('\n');
+            sb.Append("proxycore_llm_route_tokens_total{route=\"").Append(name).Append("\",kind=\"completion\"} ").Append(Volatile.Read(ref c.Completion)).Append('\n');
+            sb.Append("proxycore_llm_route_tokens_total{route=\"").Append(name).Append("\",kind=\"cached\"} ").Append(Volatile.Read(ref c.Cached)).Append('\n');
+        }
+        sb.Append("# HELP proxycore_llm_route_cost_usd_total Spend through each LLM route in USD.\n# TYPE proxycore_llm_route_cost_usd_total counter\n");
+        foreach (var (route, c) in _routes)
+        {
+            sb.Append("proxycore_llm_route_cost_usd_total{route=\"").Append(ProxyMetrics.Escape(route)).Append("\"} ")
+                .Append((Volatile.Read(ref c.CostNano) / NanoPerUsd).ToString("0.#########", CultureInfo.InvariantCulture)).Append('\n');
+        }
         ExportCache(sb);
         sb.Append("# HELP proxycore_llm_embedder_failures_total Semantic-cache embeddings that failed or timed out (the lookup was skipped).\n# TYPE proxycore_llm_embedder_failures_total counter\nproxycore_llm_embedder_failures_total ")
             .Append(Volatile.Read(ref _embedderFailures)).Append('\n');
@@ -105,6 +149,14 @@ public sealed class LlmMetrics
     private sealed class Counter
     {
         public long Value;
+    }
+
+    private sealed class RouteCounters
+    {
+        public long Prompt;
+        public long Completion;
+        public long Cached;
+        public long CostNano;
     }
 }
 

@@ -643,7 +643,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     {
         long prompt = call.PromptTokens, completion = call.CompletionTokens, cached = call.CachedTokens;
         double cost = Price(model, call.AnsweredModel, provider.Anthropic, prompt, completion, cached);
-        _stage.Metrics.Record(keyLabel, model, provider.Name, prompt, completion, cached, cost);
+        _stage.Metrics.Record(_routeId, keyLabel, model, provider.Name, prompt, completion, cached, cost);
         key?.Budget.Reconcile(windowId, reserved, Math.Max(0, prompt) + Math.Max(0, completion), cost);
         return new LlmLogFields(keyLabel, provider.Name, model, prompt, completion, cached, cost, call.Outcome);
     }
