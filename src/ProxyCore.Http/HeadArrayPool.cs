@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using ProxyCore.Transport;
 
 namespace ProxyCore.Http;
 
@@ -28,7 +29,11 @@ internal sealed class HeadArrayPool<T>
 
     public T[] Rent()
     {
-        if (_free.TryDequeue(out var array))
+        if (ThreadCache<T[]>.TryPop(this, out var array))
+        {
+            return array; // the array this thread returned last: still in the cache
+        }
+        if (_free.TryDequeue(out array))
         {
             Interlocked.Decrement(ref _count);
             return array;
@@ -39,6 +44,10 @@ internal sealed class HeadArrayPool<T>
     /// <summary>Takes back an array of <see cref="Length"/> elements (never cleared: heads hold no references).</summary>
     public void Return(T[] array)
     {
+        if (ThreadCache<T[]>.TryPush(this, array))
+        {
+            return;
+        }
         if (Interlocked.Increment(ref _count) > MaxRetained)
         {
             Interlocked.Decrement(ref _count);

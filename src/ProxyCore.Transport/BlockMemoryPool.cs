@@ -40,7 +40,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
         {
             return MemoryPool<byte>.Shared.Rent(minBufferSize);
         }
-        if (_free.TryDequeue(out var block))
+        if (ThreadCache<Block>.TryPop(this, out var block) || _free.TryDequeue(out block))
         {
             return block;
         }
@@ -53,7 +53,15 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
         // Blocks live as long as the process: nothing to release.
     }
 
-    private void Return(Block block) => _free.Enqueue(block);
+    private void Return(Block block)
+    {
+        // Newest first on the returning thread (an epoll reactor: the thread that rents next), so a rent gets a block
+        // still in the cache; the shared queue takes the overflow and blocks returned on other threads.
+        if (!ThreadCache<Block>.TryPush(this, block))
+        {
+            _free.Enqueue(block);
+        }
+    }
 
     private sealed class Block : MemoryManager<byte>, IMemoryOwner<byte>
     {

@@ -100,13 +100,17 @@ public sealed partial class HttpForwarder
     {
         if (exchange.ApplicationState is not ForwarderContext context)
         {
-            if (!_idleContexts.TryDequeue(out context!))
+            if (ThreadCache<ForwarderContext>.TryPop(this, out context))
             {
-                context = new ForwarderContext(this);
+                // The context this reactor thread took back last: its relay loop, timers and heads are still in the cache.
+            }
+            else if (_idleContexts.TryDequeue(out context!))
+            {
+                Interlocked.Decrement(ref _idleContextCount);
             }
             else
             {
-                Interlocked.Decrement(ref _idleContextCount);
+                context = new ForwarderContext(this);
             }
             exchange.ApplicationState = context;
         }
@@ -119,6 +123,10 @@ public sealed partial class HttpForwarder
     /// </summary>
     internal bool ReturnContext(ForwarderContext context)
     {
+        if (ThreadCache<ForwarderContext>.TryPush(this, context))
+        {
+            return true;
+        }
         if (Interlocked.Increment(ref _idleContextCount) > MaxIdleContexts)
         {
             Interlocked.Decrement(ref _idleContextCount);
