@@ -100,7 +100,7 @@ public sealed partial class HttpForwarder
     {
         if (exchange.ApplicationState is not ForwarderContext context)
         {
-            if (ThreadCache<ForwarderContext>.TryPop(this, out context))
+            if (ThreadCache<ForwarderContext>.TryPop(this, out context!))
             {
                 // The context this reactor thread took back last: its relay loop, timers and heads are still in the cache.
             }
