@@ -20,6 +20,7 @@ internal sealed class HeadArrayPool<T>
     public const int MaxRetained = 4096;
 
     private readonly ConcurrentQueue<T[]> _free = new();
+    private readonly ThreadCache<T[]> _threadCache = new();
     private readonly int _length;
     private int _count;
 
@@ -29,7 +30,7 @@ internal sealed class HeadArrayPool<T>
 
     public T[] Rent()
     {
-        if (ThreadCache<T[]>.TryPop(this, out var array))
+        if (_threadCache.TryPop(out var array))
         {
             return array; // the array this thread returned last: still in the cache
         }
@@ -44,7 +45,7 @@ internal sealed class HeadArrayPool<T>
     /// <summary>Takes back an array of <see cref="Length"/> elements (never cleared: heads hold no references).</summary>
     public void Return(T[] array)
     {
-        if (ThreadCache<T[]>.TryPush(this, array))
+        if (_threadCache.TryPush(array))
         {
             return;
         }

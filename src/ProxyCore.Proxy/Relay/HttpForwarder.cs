@@ -66,6 +66,7 @@ public sealed partial class HttpForwarder
     private const int MaxIdleContexts = 4096;
     private readonly System.Collections.Concurrent.ConcurrentQueue<ForwarderContext> _idleContexts = new();
     private int _idleContextCount;
+    private readonly ThreadCache<ForwarderContext> _threadCache = new(); // newest first per thread: a hot context
 
     private readonly UpstreamConnectionPool _pool;
     private readonly Http2UpstreamPool _http2;
@@ -100,7 +101,7 @@ public sealed partial class HttpForwarder
     {
         if (exchange.ApplicationState is not ForwarderContext context)
         {
-            if (ThreadCache<ForwarderContext>.TryPop(this, out context!))
+            if (_threadCache.TryPop(out context!))
             {
                 // The context this reactor thread took back last: its relay loop, timers and heads are still in the cache.
             }
@@ -123,7 +124,7 @@ public sealed partial class HttpForwarder
     /// </summary>
     internal bool ReturnContext(ForwarderContext context)
     {
-        if (ThreadCache<ForwarderContext>.TryPush(this, context))
+        if (_threadCache.TryPush(context))
         {
             return true;
         }
