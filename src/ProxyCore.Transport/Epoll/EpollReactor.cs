@@ -111,11 +111,6 @@ internal sealed unsafe class EpollReactor
     private void Run()
     {
         t_current = this;
-
-        // Nothing run here captures an ExecutionContext: the async loops whose boxes are made on this thread (the
-        // connections' receive, send, exchange and relay loops) then resume with a plain MoveNext instead of
-        // ExecutionContext.RunInternal's save and restore on every edge. ProxyCore keeps no AsyncLocal state.
-        ExecutionContext.SuppressFlow();
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * Native.EventSize));
         int size = Native.EventSize, dataOffset = Native.EventDataOffset;
         while (true)
