@@ -20,7 +20,7 @@ internal sealed class HeadArrayPool<T>
     public const int MaxRetained = 4096;
 
     private readonly ConcurrentQueue<T[]> _free = new();
-    private readonly ThreadCache<T[]> _threadCache = new();
+    private readonly ThreadCache<T[]> _threadCache = new(64); // a burst of 64 connections' heads stays hot
     private readonly int _length;
     private int _count;
 

@@ -24,7 +24,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
     public const int BlockSize = 4096;
 
     private readonly ConcurrentQueue<Block> _free = new();
-    private readonly ThreadCache<Block> _threadCache = new();
+    private readonly ThreadCache<Block> _threadCache = new(32); // at most 128 KiB per thread
     private long _allocated;
 
     /// <summary>The process-wide pool the transports use unless told otherwise.</summary>

@@ -13,25 +13,30 @@ namespace ProxyCore.Transport;
 /// arena or a relay context was a top user-space cost; callgrind: ~15% fewer L1 data misses per request with
 /// these stacks). On an epoll reactor nearly all rents and returns happen on one thread, so a stack per thread
 /// keeps the working set to the few objects in flight. No locks: a thread touches only its own stacks.
-/// Bounded: <see cref="Capacity"/> objects per thread and cache; the first <see cref="MaxCaches"/> caches made
+/// Bounded: <see cref="Capacity"/> objects per thread and cache (the pool chooses it); the first <see cref="MaxCaches"/> caches made
 /// in the process get stacks, later ones (a test process making many hosts) pass everything to their pool.
 /// One non-generic thread-static holds every stack: a generic type's thread statics cost a lookup per access.
 /// </remarks>
 public sealed class ThreadCache<T>
     where T : class
 {
-    /// <summary>Objects a thread keeps at most per cache; past it they go to the shared pool.</summary>
-    public const int Capacity = 16;
-
     /// <summary>Caches in one process that get per-thread stacks.</summary>
     public const int MaxCaches = ThreadCacheSlots.MaxCaches;
 
     private readonly int _id = ThreadCacheSlots.NewId();
+    private readonly int _capacity;
+
+    /// <param name="capacity">Objects a thread keeps at most; past it they go to the shared pool. A reactor serves
+    /// bursts of up to its connections' worth of requests before their returns come, so ~64 keeps those hot.</param>
+    public ThreadCache(int capacity) => _capacity = capacity;
+
+    /// <summary>Objects a thread keeps at most; past it they go to the shared pool.</summary>
+    public int Capacity => _capacity;
 
     /// <summary>The object this thread gave back last, if any.</summary>
     public bool TryPop([NotNullWhen(true)] out T? item)
     {
-        var stack = ThreadCacheSlots.Get(_id, create: false);
+        var stack = ThreadCacheSlots.Get(_id, create: false, 0);
         if (stack is not null && stack.Count > 0)
         {
             int count = --stack.Count;
@@ -46,8 +51,8 @@ public sealed class ThreadCache<T>
     /// <summary>Keeps <paramref name="item"/> on this thread; false when full (the caller pools it as before).</summary>
     public bool TryPush(T item)
     {
-        var stack = ThreadCacheSlots.Get(_id, create: true);
-        if (stack is null || stack.Count == Capacity)
+        var stack = ThreadCacheSlots.Get(_id, create: true, _capacity);
+        if (stack is null || stack.Count == stack.Items.Length)
         {
             return false;
         }
@@ -68,7 +73,7 @@ internal static class ThreadCacheSlots
 
     public static int NewId() => Interlocked.Increment(ref s_lastId);
 
-    public static Stack? Get(int id, bool create)
+    public static Stack? Get(int id, bool create, int capacity)
     {
         var stacks = t_stacks;
         if ((uint)id >= MaxCaches)
@@ -86,14 +91,14 @@ internal static class ThreadCacheSlots
         var stack = stacks[id];
         if (stack is null && create)
         {
-            stacks[id] = stack = new Stack(); // once per thread and cache
+            stacks[id] = stack = new Stack(capacity); // once per thread and cache
         }
         return stack;
     }
 
-    internal sealed class Stack
+    internal sealed class Stack(int capacity)
     {
-        public readonly object?[] Items = new object?[ThreadCache<object>.Capacity];
+        public readonly object?[] Items = new object?[capacity];
         public int Count;
     }
 }

@@ -66,7 +66,7 @@ public sealed partial class HttpForwarder
     private const int MaxIdleContexts = 4096;
     private readonly System.Collections.Concurrent.ConcurrentQueue<ForwarderContext> _idleContexts = new();
     private int _idleContextCount;
-    private readonly ThreadCache<ForwarderContext> _threadCache = new(); // newest first per thread: a hot context
+    private readonly ThreadCache<ForwarderContext> _threadCache = new(64); // newest first per thread: a hot context
 
     private readonly UpstreamConnectionPool _pool;
     private readonly Http2UpstreamPool _http2;
