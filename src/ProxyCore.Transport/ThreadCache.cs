@@ -12,7 +12,8 @@ namespace ProxyCore.Transport;
 /// object returned longest ago, cold in the cache (perf on the h1 rig: the first touch of a pipe block, a head
 /// arena or a relay context was a top user-space cost; callgrind: ~15% fewer L1 data misses per request with
 /// these stacks). On an epoll reactor nearly all rents and returns happen on one thread, so a stack per thread
-/// keeps the working set to the few objects in flight. No locks: a thread touches only its own stacks.
+/// keeps the working set to the few objects in flight. No locks: a thread touches only its own stacks. Only
+/// threads that opted in (the reactors: <see cref="ThreadCacheSlots.EnableForCurrentThread"/>) keep stacks.
 /// Bounded: <see cref="Capacity"/> objects per thread and cache (the pool chooses it); the first <see cref="MaxCaches"/> caches made
 /// in the process get stacks, later ones (a test process making many hosts) pass everything to their pool.
 /// One non-generic thread-static holds every stack: a generic type's thread statics cost a lookup per access.
@@ -73,20 +74,19 @@ internal static class ThreadCacheSlots
 
     public static int NewId() => Interlocked.Increment(ref s_lastId);
 
+    /// <summary>
+    /// Lets the calling thread keep stacks: the epoll reactors, which rent and return on the same thread. Elsewhere
+    /// (thread-pool threads under the sockets engine rent on one thread and return on another) a stack would only
+    /// hold objects its thread never rents again, so the pools would allocate until every thread's stack is full.
+    /// </summary>
+    public static void EnableForCurrentThread() => t_stacks ??= new Stack?[MaxCaches];
+
     public static Stack? Get(int id, bool create, int capacity)
     {
         var stacks = t_stacks;
-        if ((uint)id >= MaxCaches)
+        if (stacks is null || (uint)id >= MaxCaches)
         {
-            return null;
-        }
-        if (stacks is null)
-        {
-            if (!create)
-            {
-                return null;
-            }
-            t_stacks = stacks = new Stack?[MaxCaches]; // once per thread
+            return null; // not a thread that caches (see EnableForCurrentThread)
         }
         var stack = stacks[id];
         if (stack is null && create)

@@ -111,6 +111,7 @@ internal sealed unsafe class EpollReactor
     private void Run()
     {
         t_current = this;
+        ThreadCacheSlots.EnableForCurrentThread(); // rents and returns of the pools happen here: keep them hot
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * Native.EventSize));
         int size = Native.EventSize, dataOffset = Native.EventDataOffset;
         while (true)
