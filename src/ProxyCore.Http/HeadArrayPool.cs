@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using ProxyCore.Transport;
 
 namespace ProxyCore.Http;
 
@@ -19,6 +20,7 @@ internal sealed class HeadArrayPool<T>
     public const int MaxRetained = 4096;
 
     private readonly ConcurrentQueue<T[]> _free = new();
+    private readonly ThreadCache<T[]> _threadCache = new(64); // a burst of 64 connections' heads stays hot
     private readonly int _length;
     private int _count;
 
@@ -28,7 +30,11 @@ internal sealed class HeadArrayPool<T>
 
     public T[] Rent()
     {
-        if (_free.TryDequeue(out var array))
+        if (_threadCache.TryPop(out var array))
+        {
+            return array; // the array this thread returned last: still in the cache
+        }
+        if (_free.TryDequeue(out array))
         {
             Interlocked.Decrement(ref _count);
             return array;
@@ -39,6 +45,10 @@ internal sealed class HeadArrayPool<T>
     /// <summary>Takes back an array of <see cref="Length"/> elements (never cleared: heads hold no references).</summary>
     public void Return(T[] array)
     {
+        if (_threadCache.TryPush(array))
+        {
+            return;
+        }
         if (Interlocked.Increment(ref _count) > MaxRetained)
         {
             Interlocked.Decrement(ref _count);

@@ -41,6 +41,13 @@ public interface IIdleAware
     /// clears <see cref="HttpExchange.ApplicationState"/> and will neither use nor dispose it again.
     /// </summary>
     bool OnIdle();
+
+    /// <summary>
+    /// The client connection of <paramref name="exchange"/> closed (or was aborted). HTTP/1.1 calls it from its one
+    /// registration per connection, on whatever thread noticed the close, also while the state serves another
+    /// connection's exchange (after <see cref="OnIdle"/> gave it back): the state must tell the two apart.
+    /// </summary>
+    void OnConnectionClosed(HttpExchange exchange);
 }
 
 /// <summary>

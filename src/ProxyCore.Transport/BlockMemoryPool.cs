@@ -24,6 +24,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
     public const int BlockSize = 4096;
 
     private readonly ConcurrentQueue<Block> _free = new();
+    private readonly ThreadCache<Block> _threadCache = new(32); // at most 128 KiB per thread
     private long _allocated;
 
     /// <summary>The process-wide pool the transports use unless told otherwise.</summary>
@@ -40,7 +41,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
         {
             return MemoryPool<byte>.Shared.Rent(minBufferSize);
         }
-        if (_free.TryDequeue(out var block))
+        if (_threadCache.TryPop(out var block) || _free.TryDequeue(out block))
         {
             return block;
         }
@@ -53,7 +54,15 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
         // Blocks live as long as the process: nothing to release.
     }
 
-    private void Return(Block block) => _free.Enqueue(block);
+    private void Return(Block block)
+    {
+        // Newest first on the returning thread (an epoll reactor: the thread that rents next), so a rent gets a block
+        // still in the cache; the shared queue takes the overflow and blocks returned on other threads.
+        if (!_threadCache.TryPush(block))
+        {
+            _free.Enqueue(block);
+        }
+    }
 
     private sealed class Block : MemoryManager<byte>, IMemoryOwner<byte>
     {

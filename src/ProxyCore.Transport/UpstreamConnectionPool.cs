@@ -104,7 +104,9 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
         var pool = lease.Pool ?? throw new ArgumentException("The lease did not come from a pool.", nameof(lease));
         var options = lease.Options!;
         var connection = lease.Connection;
-        if (_disposed || !IsUsable(connection))
+        // Only the cheap check here: the full one (a TryRead, i.e. the pipe's lock) runs when the connection is
+        // rented again, which is where staleness matters; the response was read to its end just now.
+        if (_disposed || connection.ConnectionClosed.IsCancellationRequested)
         {
             DisposeInBackground(connection, pool.Limit);
             return;

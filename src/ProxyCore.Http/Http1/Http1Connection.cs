@@ -34,6 +34,14 @@ public sealed class Http1Connection : HttpExchange
 {
     private static readonly Action<object?> s_onStopping = static state => ((Http1Connection)state!).OnStopping();
 
+    // One registration per connection tells the application state of a close, so the relay need not register
+    // (and unregister) on the connection's token for every exchange it serves.
+    private static readonly Action<object?> s_onClosed = static state =>
+    {
+        var self = (Http1Connection)state!;
+        (self.ApplicationState as IIdleAware)?.OnConnectionClosed(self);
+    };
+
     private readonly ConnectionContext _connection;
     private readonly IHttpApplication _application;
     private readonly Http1ConnectionOptions _options;
@@ -91,6 +99,7 @@ public sealed class Http1Connection : HttpExchange
     public async Task RunAsync()
     {
         using var stoppingRegistration = _stopping.UnsafeRegister(s_onStopping, this);
+        var closedRegistration = _connection.ConnectionClosed.UnsafeRegister(s_onClosed, this);
         try
         {
             while (true)
@@ -217,6 +226,7 @@ public sealed class Http1Connection : HttpExchange
         }
         finally
         {
+            closedRegistration.Unregister(); // not Dispose: that would wait for a close callback running on another thread
             (ApplicationState as IDisposable)?.Dispose();
             _timeout.Dispose();
             Request.ReleaseMemory();

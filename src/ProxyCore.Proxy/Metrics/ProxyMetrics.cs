@@ -56,9 +56,15 @@ public sealed class ProxyMetrics
 
     public void RecordRequest(RouteMetrics route, int status, long elapsedTicks)
     {
-        if (!_requests.TryGetValue((route.Id, status), out var counter))
+        // The route keeps the counters of the statuses it answered with: no (string, int) hash and compare per
+        // request (perf, h1 rig: the dictionary lookup was ~1% of the proxy's user time).
+        if (route.CachedCounter(status) is not { } counter)
         {
-            counter = _requests.GetOrAdd((route.Id, status), static _ => new StrongBox());
+            if (!_requests.TryGetValue((route.Id, status), out counter))
+            {
+                counter = _requests.GetOrAdd((route.Id, status), static _ => new StrongBox());
+            }
+            route.CacheCounter(status, counter);
         }
         Interlocked.Increment(ref counter.Value);
         route.Duration.Observe(elapsedTicks);
@@ -249,6 +255,32 @@ public sealed class RouteMetrics
     public Histogram Duration { get; } = new();
 
     internal readonly ConcurrentDictionary<string, ProxyMetrics.StrongBox> Retries = new(StringComparer.Ordinal);
+
+    // proxycore_requests_total's counters of this route by status: [status / 100][status % 100], each hundred made on
+    // first use; the same objects the metrics' dictionary holds (one per route id and status, never removed).
+    private readonly ProxyMetrics.StrongBox?[]?[] _statusCounters = new ProxyMetrics.StrongBox?[]?[10];
+
+    internal ProxyMetrics.StrongBox? CachedCounter(int status)
+    {
+        uint hundred = (uint)status / 100;
+        return hundred < 10 && Volatile.Read(ref _statusCounters[hundred]) is { } slots ? Volatile.Read(ref slots[status % 100]) : null;
+    }
+
+    internal void CacheCounter(int status, ProxyMetrics.StrongBox counter)
+    {
+        uint hundred = (uint)status / 100;
+        if (hundred >= 10)
+        {
+            return;
+        }
+        var slots = Volatile.Read(ref _statusCounters[hundred]);
+        if (slots is null)
+        {
+            Interlocked.CompareExchange(ref _statusCounters[hundred], new ProxyMetrics.StrongBox?[100], null);
+            slots = _statusCounters[hundred]!;
+        }
+        Volatile.Write(ref slots[status % 100], counter);
+    }
 
     public long RateLimited;
     public long AuthMissing;

@@ -66,6 +66,7 @@ public sealed partial class HttpForwarder
     private const int MaxIdleContexts = 4096;
     private readonly System.Collections.Concurrent.ConcurrentQueue<ForwarderContext> _idleContexts = new();
     private int _idleContextCount;
+    private readonly ThreadCache<ForwarderContext> _threadCache = new(64); // newest first per thread: a hot context
 
     private readonly UpstreamConnectionPool _pool;
     private readonly Http2UpstreamPool _http2;
@@ -100,13 +101,17 @@ public sealed partial class HttpForwarder
     {
         if (exchange.ApplicationState is not ForwarderContext context)
         {
-            if (!_idleContexts.TryDequeue(out context!))
+            if (_threadCache.TryPop(out context!))
             {
-                context = new ForwarderContext(this);
+                // The context this reactor thread took back last: its relay loop, timers and heads are still in the cache.
+            }
+            else if (_idleContexts.TryDequeue(out context!))
+            {
+                Interlocked.Decrement(ref _idleContextCount);
             }
             else
             {
-                Interlocked.Decrement(ref _idleContextCount);
+                context = new ForwarderContext(this);
             }
             exchange.ApplicationState = context;
         }
@@ -119,6 +124,10 @@ public sealed partial class HttpForwarder
     /// </summary>
     internal bool ReturnContext(ForwarderContext context)
     {
+        if (_threadCache.TryPush(context))
+        {
+            return true;
+        }
         if (Interlocked.Increment(ref _idleContextCount) > MaxIdleContexts)
         {
             Interlocked.Decrement(ref _idleContextCount);
@@ -981,7 +990,8 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     private ManualResetValueTaskSourceCore<bool> _finished; // the exchange handed over last was forwarded
     private Task? _loop;
     private CancellationTokenRegistration _clientGone;
-    private CancellationToken _clientGoneToken; // the token _clientGone watches: kept across the exchanges of a connection
+    private CancellationToken _clientGoneToken; // HTTP/1.1: the connection's token, whose close OnConnectionClosed reports
+    private object? _watchedBy; // HTTP/1.1: the exchange (connection) whose close cancels Timeout; null once taken
 
     public readonly CoarseTimeout Timeout = new(); // re-armed three times per request: no runtime timer per arm
     public CancellationTokenSource PumpCancel = new();
@@ -1041,16 +1051,21 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     }
 
     /// <summary>
-    /// The client going away cancels <see cref="Timeout"/>. An HTTP/1.1 exchange's token is its connection's, which
-    /// lives as long as this context: one registration then serves every exchange (a register and an unregister
-    /// per request were ~1% of the proxy's CPU), and a cancel that came between two exchanges, absorbed by
-    /// <see cref="CoarseTimeout.Reset"/>, is caught by the check here. Any other token (an HTTP/2 stream's source
-    /// is reset for the next stream, which drops its registrations) is registered per exchange, as before.
+    /// The client going away cancels <see cref="Timeout"/>. An HTTP/1.1 exchange's token is its connection's, and the
+    /// connection registers on it once and calls <see cref="OnConnectionClosed"/>: here the context only notes which
+    /// exchange it serves, and a cancel that came between two exchanges, absorbed by <see cref="CoarseTimeout.Reset"/>,
+    /// is caught by the check here. Any other token (an HTTP/2 stream's source is reset for the next stream, which
+    /// drops its registrations) is registered per exchange, as before.
     /// </summary>
     private void WatchClient(CancellationToken clientAborted, bool perConnection)
     {
-        if (perConnection && clientAborted == _clientGoneToken)
+        if (perConnection && Exchange is { } exchange)
         {
+            // The HTTP/1.1 connection's own registration calls OnConnectionClosed: no registration here at all (a
+            // register and an unregister per request were ~1% of the proxy's CPU once contexts moved between
+            // connections). A close before this point is caught by the check.
+            _clientGoneToken = clientAborted;
+            Volatile.Write(ref _watchedBy, exchange);
             if (clientAborted.IsCancellationRequested)
             {
                 Timeout.Cancel();
@@ -1058,7 +1073,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
             return;
         }
         _clientGone.Dispose();
-        _clientGoneToken = perConnection ? clientAborted : default;
+        _clientGoneToken = default;
         _clientGone = clientAborted.UnsafeRegister(s_cancel, Timeout); // runs at once if already cancelled
     }
 
@@ -1068,6 +1083,18 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
         {
             _clientGone.Dispose();
             _clientGone = default;
+        }
+    }
+
+    /// <summary>
+    /// An HTTP/1.1 client connection closed: cancels <see cref="Timeout"/> if this context still serves it. The one
+    /// compare-and-swap on <see cref="_watchedBy"/> decides between this and <see cref="OnIdle"/> handing the context on.
+    /// </summary>
+    public void OnConnectionClosed(HttpExchange exchange)
+    {
+        if (Interlocked.CompareExchange(ref _watchedBy, null, exchange) == exchange)
+        {
+            Timeout.Cancel();
         }
     }
 
@@ -1133,13 +1160,15 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
             return false;
         }
         // The connection's client-gone watch must not follow the context to another connection: its close would
-        // cancel that connection's timer ("upstream did not answer in time" at once). A watch whose cancel already
-        // ran (this connection is closing) keeps the context here.
-        if (!_clientGone.Unregister() && _clientGoneToken.IsCancellationRequested)
+        // cancel that connection's timer ("upstream did not answer in time" at once). Taking _watchedBy back ends the
+        // watch; a close callback that took it first (this connection is closing) keeps the context here.
+        var watchedBy = Volatile.Read(ref _watchedBy);
+        if ((watchedBy is not null && Interlocked.CompareExchange(ref _watchedBy, null, watchedBy) != watchedBy) ||
+            _clientGoneToken.IsCancellationRequested)
         {
+            // The close callback took it first (or the connection is closing): it cancels this context's timer now.
             return false;
         }
-        _clientGone = default;
         _clientGoneToken = default;
         return _forwarder.ReturnContext(this);
     }
@@ -1149,6 +1178,7 @@ internal sealed class ForwarderContext : IValueTaskSource, IValueTaskSource<bool
     {
         Http2?.Stop();
         _clientGone.Unregister(); // not Dispose: that would wait for a cancel running on another thread
+        Volatile.Write(ref _watchedBy, null);
         if (Exchange is null)
         {
             // Idle: nothing waits on the timer. (Mid-exchange it stays swept until the relay lets go of it.)
