@@ -131,14 +131,16 @@ public sealed class CliTests
     [Fact]
     public async Task Sigterm_DrainsTheRequestInFlight_ThenExitsZero()
     {
-        await using var upstream = SimpleHttpServer.Start(new IPEndPoint(IPAddress.Loopback, 0), new MockUpstream());
+        var arrivals = new Arrivals(new MockUpstream());
+        await using var upstream = SimpleHttpServer.Start(new IPEndPoint(IPAddress.Loopback, 0), arrivals);
         int port = ProxyProcess.FreePort();
         var config = WriteConfig(Config(port, $"http://{upstream.EndPoint}", path: "/", extra: """, "timeouts": { "drain": "10s" }"""));
         await using var proxy = ProxyProcess.Start("--config", config);
         await proxy.WaitForPortAsync(new IPEndPoint(IPAddress.Loopback, port));
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         var slow = client.GetAsync("/delay/1500");
-        await Task.Delay(400);
+        // TERM once the request is in flight for sure (a fixed pause was not, on a loaded machine: it could land first).
+        await arrivals.First.WaitAsync(TimeSpan.FromSeconds(30));
         proxy.Signal("TERM");
         var response = await slow.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -191,18 +193,7 @@ public sealed class CliTests
         return metrics.Contains(line);
     });
 
-    private static async Task<bool> EventuallyAsync(Func<Task<bool>> condition)
-    {
-        for (int i = 0; i < 100; i++)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-            await Task.Delay(100);
-        }
-        return false;
-    }
+    private static Task<bool> EventuallyAsync(Func<Task<bool>> condition) => Eventually.TrueAsync(condition);
 
     /// <summary>
     /// Issue #2: a 1 GiB upload and a 1 GiB download pass through while the proxy's RSS stays under
@@ -260,5 +251,19 @@ public sealed class CliTests
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>The upstream, telling the test when the first request reached it.</summary>
+    private sealed class Arrivals(ProxyCore.Http.IHttpApplication inner) : ProxyCore.Http.IHttpApplication
+    {
+        private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task First => _first.Task;
+
+        public ValueTask ProcessAsync(ProxyCore.Http.HttpExchange exchange)
+        {
+            _first.TrySetResult();
+            return inner.ProcessAsync(exchange);
+        }
     }
 }
