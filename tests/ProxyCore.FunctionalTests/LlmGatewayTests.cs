@@ -583,7 +583,7 @@ public sealed partial class LlmGatewayTests
 
         await chat.CompleteChatAsync(s_hello);
 
-        string line = await log.WaitForAsync("\"llm\":", TimeSpan.FromSeconds(10));
+        string line = await log.WaitForAsync("\"llm\":", Eventually.Bound);
         using var json = JsonDocument.Parse(line);
         var llm = json.RootElement.GetProperty("llm");
         Assert.Equal("main", llm.GetProperty("provider").GetString());
