@@ -124,7 +124,7 @@ public sealed class CliTests
         Assert.Contains("Mock answer from gpt-4o-mini: you said \\\"hi\\\".", stdout);
         Assert.True(await MetricsEventuallyContainAsync("proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"mock-openai\"} 4"), proxy.Output);
         proxy.Signal("TERM");
-        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("\"route\":\"demo\"", proxy.Output); // the demo's access log line
     }
 
@@ -145,7 +145,7 @@ public sealed class CliTests
         var response = await slow.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("delayed 1500 ms\n", await response.Content.ReadAsStringAsync());
-        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("draining", proxy.Output);
     }
 

@@ -112,7 +112,7 @@ public sealed class HealthTests
     private static HttpClient Client(ProxyHost proxy) => new(new SocketsHttpHandler { UseProxy = false })
     {
         BaseAddress = new Uri($"http://{proxy.ListenEndPoints[0]}"),
-        Timeout = TimeSpan.FromSeconds(10),
+        Timeout = TimeSpan.FromSeconds(30),
     };
 
     /// <summary>Sequential requests; each result is "status body".</summary>

@@ -663,7 +663,7 @@ public sealed partial class LlmGatewayTests
 
         public async Task<string> MetricsAsync()
         {
-            using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+            using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
             return await client.GetStringAsync($"http://{_proxy.AdminEndPoint}/metrics");
         }
 

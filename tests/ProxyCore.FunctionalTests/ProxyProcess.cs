@@ -81,7 +81,7 @@ public sealed class ProxyProcess : IAsyncDisposable
     /// <summary>Waits until something accepts connections on <paramref name="endPoint"/>.</summary>
     public async Task WaitForPortAsync(IPEndPoint endPoint, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60)); // a Debug build starting on a loaded 2-core box
         while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited)
