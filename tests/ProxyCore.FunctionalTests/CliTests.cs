@@ -110,6 +110,7 @@ public sealed class CliTests
     [Fact]
     public async Task NoArguments_RunsTheEmbeddedDemoOn8080()
     {
+        await ProxyProcess.WaitUntilFreeAsync(TimeSpan.FromSeconds(60), 8080, 9901);
         await using var proxy = ProxyProcess.Start();
         await proxy.WaitForPortAsync(new IPEndPoint(IPAddress.Loopback, 8080));
         await proxy.WaitForPortAsync(new IPEndPoint(IPAddress.Loopback, 9901));
