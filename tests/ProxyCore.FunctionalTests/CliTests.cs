@@ -110,6 +110,7 @@ public sealed class CliTests
     [Fact]
     public async Task NoArguments_RunsTheEmbeddedDemoOn8080()
     {
+        await ProxyProcess.WaitUntilFreeAsync(TimeSpan.FromSeconds(60), 8080, 9901);
         await using var proxy = ProxyProcess.Start();
         await proxy.WaitForPortAsync(new IPEndPoint(IPAddress.Loopback, 8080));
         await proxy.WaitForPortAsync(new IPEndPoint(IPAddress.Loopback, 9901));
@@ -124,26 +125,28 @@ public sealed class CliTests
         Assert.Contains("Mock answer from gpt-4o-mini: you said \\\"hi\\\".", stdout);
         Assert.True(await MetricsEventuallyContainAsync("proxycore_llm_tokens_total{kind=\"prompt\",key=\"open\",model=\"gpt-4o-mini\",provider=\"mock-openai\"} 4"), proxy.Output);
         proxy.Signal("TERM");
-        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("\"route\":\"demo\"", proxy.Output); // the demo's access log line
     }
 
     [Fact]
     public async Task Sigterm_DrainsTheRequestInFlight_ThenExitsZero()
     {
-        await using var upstream = SimpleHttpServer.Start(new IPEndPoint(IPAddress.Loopback, 0), new MockUpstream());
+        var arrivals = new Arrivals(new MockUpstream());
+        await using var upstream = SimpleHttpServer.Start(new IPEndPoint(IPAddress.Loopback, 0), arrivals);
         int port = ProxyProcess.FreePort();
         var config = WriteConfig(Config(port, $"http://{upstream.EndPoint}", path: "/", extra: """, "timeouts": { "drain": "10s" }"""));
         await using var proxy = ProxyProcess.Start("--config", config);
         await proxy.WaitForPortAsync(new IPEndPoint(IPAddress.Loopback, port));
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         var slow = client.GetAsync("/delay/1500");
-        await Task.Delay(400);
+        // TERM once the request is in flight for sure (a fixed pause was not, on a loaded machine: it could land first).
+        await arrivals.First.WaitAsync(TimeSpan.FromSeconds(30));
         proxy.Signal("TERM");
         var response = await slow.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("delayed 1500 ms\n", await response.Content.ReadAsStringAsync());
-        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("draining", proxy.Output);
     }
 
@@ -191,18 +194,7 @@ public sealed class CliTests
         return metrics.Contains(line);
     });
 
-    private static async Task<bool> EventuallyAsync(Func<Task<bool>> condition)
-    {
-        for (int i = 0; i < 100; i++)
-        {
-            if (await condition())
-            {
-                return true;
-            }
-            await Task.Delay(100);
-        }
-        return false;
-    }
+    private static Task<bool> EventuallyAsync(Func<Task<bool>> condition) => Eventually.TrueAsync(condition);
 
     /// <summary>
     /// Issue #2: a 1 GiB upload and a 1 GiB download pass through while the proxy's RSS stays under
@@ -260,5 +252,19 @@ public sealed class CliTests
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>The upstream, telling the test when the first request reached it.</summary>
+    private sealed class Arrivals(ProxyCore.Http.IHttpApplication inner) : ProxyCore.Http.IHttpApplication
+    {
+        private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task First => _first.Task;
+
+        public ValueTask ProcessAsync(ProxyCore.Http.HttpExchange exchange)
+        {
+            _first.TrySetResult();
+            return inner.ProcessAsync(exchange);
+        }
     }
 }

@@ -435,14 +435,7 @@ public sealed class Http2UpstreamTests
         Assert.Equal(expected, result);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        for (int i = 0; i < 100 && !condition(); i++)
-        {
-            await Task.Delay(50);
-        }
-        Assert.True(condition());
-    }
+    private static async Task WaitUntilAsync(Func<bool> condition) => Assert.True(await Eventually.TrueAsync(condition));
 
     // ---- gRPC passthrough ----
 
@@ -520,11 +513,7 @@ public sealed class Http2UpstreamTests
             await client.EchoAsync(new EchoRequest { Message = "late", DelayMs = 10_000 }, deadline: DateTime.UtcNow.AddMilliseconds(300)));
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
         // The upstream call ends too (its grpc-timeout, or our RST_STREAM when the client reset its stream).
-        for (int i = 0; i < 100 && rig.Upstream.CancelledCalls == cancelledBefore; i++)
-        {
-            await Task.Delay(50);
-        }
-        Assert.True(rig.Upstream.CancelledCalls > cancelledBefore);
+        Assert.True(await Eventually.TrueAsync(() => rig.Upstream.CancelledCalls > cancelledBefore));
         // And the connection is still good for the next call.
         var reply = await client.EchoAsync(new EchoRequest { Message = "after" }, deadline: DateTime.UtcNow.AddSeconds(20));
         Assert.Equal("after", reply.Message);

@@ -595,7 +595,7 @@ public sealed partial class LlmGatewayTests
 
         await chat.CompleteChatAsync(s_hello);
 
-        string line = await log.WaitForAsync("\"llm\":", TimeSpan.FromSeconds(10));
+        string line = await log.WaitForAsync("\"llm\":", Eventually.Bound);
         using var json = JsonDocument.Parse(line);
         var llm = json.RootElement.GetProperty("llm");
         Assert.Equal("main", llm.GetProperty("provider").GetString());
@@ -675,7 +675,7 @@ public sealed partial class LlmGatewayTests
 
         public async Task<string> MetricsAsync()
         {
-            using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+            using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
             return await client.GetStringAsync($"http://{_proxy.AdminEndPoint}/metrics");
         }
 

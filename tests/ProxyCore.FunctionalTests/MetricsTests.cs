@@ -42,24 +42,8 @@ public sealed class MetricsTests
         return config;
     });
 
-    /// <summary>
-    /// /metrics once the proxy has recorded <paramref name="requests"/> answers: a request is counted
-    /// just after its answer is written, so a client can read the metrics a moment before that.
-    /// </summary>
-    internal static async Task<string> MetricsAfterAsync(TestHost host, long requests)
-    {
-        using var admin = new HttpClient { BaseAddress = host.AdminUri };
-        for (int i = 0; ; i++)
-        {
-            string metrics = await admin.GetStringAsync("/metrics");
-            long counted = Regex.Matches(metrics, "^proxycore_requests_total\\{[^}]*\\} (\\d+)$", RegexOptions.Multiline).Sum(m => long.Parse(m.Groups[1].Value));
-            if (counted >= requests || i == 200)
-            {
-                return metrics;
-            }
-            await Task.Delay(10);
-        }
-    }
+    /// <summary>/metrics once the proxy has counted <paramref name="requests"/> answers: see <see cref="Eventually.MetricsAfterAsync"/>.</summary>
+    internal static Task<string> MetricsAfterAsync(TestHost host, long requests) => Eventually.MetricsAfterAsync(host.AdminUri, requests);
 
     private static long Value(string metrics, string series)
     {

@@ -35,20 +35,7 @@ public sealed class MirrorTests
         return match.Success ? long.Parse(match.Groups[1].Value) : -1;
     }
 
-    private static async Task<string> WaitForMetricsAsync(TestHost host, Func<string, bool> done)
-    {
-        using var admin = new HttpClient { BaseAddress = host.AdminUri };
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            string metrics = await admin.GetStringAsync("/metrics");
-            if (done(metrics) || clock.Elapsed > TimeSpan.FromSeconds(20))
-            {
-                return metrics;
-            }
-            await Task.Delay(20);
-        }
-    }
+    private static Task<string> WaitForMetricsAsync(TestHost host, Func<string, bool> done) => Eventually.MetricsAsync(host.AdminUri, done);
 
     [Theory]
     [InlineData(10, 1)]
@@ -118,25 +105,39 @@ public sealed class MirrorTests
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/bytes/1")).StatusCode);
         }
         // 25% of 400 = 100, sd ≈ 8.7: ±40 is over 4.5 sd (a false failure about once in 300000 runs).
-        string metrics = await WaitForMetricsAsync(host, m => Value(m, "proxycore_mirror_requests_total{route=\"mock\",result=\"sent\"}") == shadow.Requests.Count);
-        Assert.InRange(shadow.Requests.Count, 60, 140);
-        Assert.Equal(shadow.Requests.Count, Value(metrics, "proxycore_mirror_requests_total{route=\"mock\",result=\"sent\"}"));
+        // Copies still on their way would make the shadow's count and the metric differ for a moment (the shadow
+        // counts on arrival, the proxy once answered): compare them once none is in flight.
+        var route = host.Proxy.Metrics.ForRoute("mock");
+        int seen = -1;
+        string metrics = await WaitForMetricsAsync(host, m =>
+        {
+            seen = shadow.Requests.Count;
+            return Volatile.Read(ref route.MirrorInFlight) == 0 && Value(m, "proxycore_mirror_requests_total{route=\"mock\",result=\"sent\"}") == seen;
+        });
+        Assert.Equal(0, Volatile.Read(ref route.MirrorInFlight));
+        Assert.InRange(seen, 60, 140);
+        Assert.Equal(seen, Value(metrics, "proxycore_mirror_requests_total{route=\"mock\",result=\"sent\"}"));
+        Assert.Equal(seen, shadow.Requests.Count);
     }
 
     [Fact]
     public async Task HangingShadow_DoesNotSlowThePrimary_ExtraCopiesDropped_StuckOnesTimeOut()
     {
         await using var shadow = ShadowUpstream.Start(hang: true);
-        await using var host = Start(shadow, new MirrorConfig { Percent = 100, MaxInFlight = 4, Timeout = TimeSpan.FromSeconds(2) });
+        // The mirror timeout is the yardstick: a primary that waited on its copy would take all of it. It is long
+        // enough that 30 requests finish well inside it on a loaded CI machine, so the 4 copies that took the
+        // in-flight slots are still stuck when the other 26 are offered (and dropped).
+        var mirrorTimeout = TimeSpan.FromSeconds(6);
+        await using var host = Start(shadow, new MirrorConfig { Percent = 100, MaxInFlight = 4, Timeout = mirrorTimeout });
         using var client = host.CreateClient();
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < 30; i++)
         {
             var one = Stopwatch.StartNew();
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/bytes/10")).StatusCode);
-            Assert.True(one.Elapsed < TimeSpan.FromSeconds(1), $"request {i} took {one.Elapsed}");
+            Assert.True(one.Elapsed < mirrorTimeout / 2, $"request {i} took {one.Elapsed}");
         }
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"30 requests took {clock.Elapsed} behind a hanging mirror");
+        Assert.True(clock.Elapsed < mirrorTimeout, $"30 requests took {clock.Elapsed} behind a hanging mirror");
         string metrics = await WaitForMetricsAsync(host, m => Value(m, "proxycore_mirror_requests_total{route=\"mock\",result=\"failed\"}") >= 4);
         Assert.Equal(4, Value(metrics, "proxycore_mirror_requests_total{route=\"mock\",result=\"failed\"}"));
         Assert.Equal(26, Value(metrics, "proxycore_mirror_requests_total{route=\"mock\",result=\"dropped\"}"));

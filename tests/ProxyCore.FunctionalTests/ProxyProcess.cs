@@ -81,7 +81,7 @@ public sealed class ProxyProcess : IAsyncDisposable
     /// <summary>Waits until something accepts connections on <paramref name="endPoint"/>.</summary>
     public async Task WaitForPortAsync(IPEndPoint endPoint, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(20));
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60)); // a Debug build starting on a loaded 2-core box
         while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited)
@@ -119,6 +119,43 @@ public sealed class ProxyProcess : IAsyncDisposable
             }
         }
         return -1;
+    }
+
+    /// <summary>
+    /// Waits (bounded) until nothing listens on these loopback ports. The embedded demo must bind 8080 and
+    /// 9901; in one test run only its test does, but on a shared machine another proxycore (a benchmark, a
+    /// default admin listener) can hold one for a while. Returns false if they stay taken: the test then
+    /// fails on the bind with the proxy's own message.
+    /// </summary>
+    public static async Task<bool> WaitUntilFreeAsync(TimeSpan bound, params int[] ports)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        while (true)
+        {
+            if (ports.All(IsFree))
+            {
+                return true;
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                return false;
+            }
+            await Task.Delay(250);
+        }
+
+        static bool IsFree(int port)
+        {
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }
     }
 
     public static int FreePort()

@@ -92,8 +92,10 @@ public sealed class ResilienceTests
     {
         await using var host = Start([], null, new CircuitBreakerConfig { MaxConcurrentRequests = 1 });
         using var client = host.CreateClient();
-        var slow = client.GetAsync("/delay/1500");
-        await Task.Delay(300);
+        var slow = client.GetAsync("/delay/3000");
+        // In flight for sure (a fixed pause was not on a loaded machine: the slow request had not reached the proxy).
+        var cluster = host.Proxy.Current.Clusters["mock"].State;
+        await Eventually.UntilAsync(() => cluster.ActiveRequests == 1, "the slow request is in flight");
         var refused = await client.GetAsync("/bytes/1");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Equal("circuit-open", refused.Headers.GetValues("proxycore-error").Single());

@@ -50,10 +50,8 @@ public sealed class SteadyStateAllocationTests
         {
             await RunAsync(clients, 1500); // warm-up: pools fill, the JIT settles
             await RunAsync(clients, 1500);
-            long before = GC.GetTotalAllocatedBytes(precise: true);
-            await RunAsync(clients, 1500);
-            long perRequest = (GC.GetTotalAllocatedBytes(precise: true) - before) / (connections * 1500L);
-            Assert.True(perRequest < 32, $"{perRequest} B allocated per proxied request");
+            double perRequest = await Allocations.PerCallAsync(() => RunAsync(clients, 1500), connections * 1500L, bound: 32);
+            Assert.True(perRequest < 32, $"{perRequest:F1} B allocated per proxied request");
         }
         finally
         {
@@ -109,10 +107,8 @@ public sealed class SteadyStateAllocationTests
         {
             await RunAsync(clients, 1500, request);
             await RunAsync(clients, 1500, request);
-            long before = GC.GetTotalAllocatedBytes(precise: true);
-            await RunAsync(clients, 1500, request);
-            long perRequest = (GC.GetTotalAllocatedBytes(precise: true) - before) / (connections * 1500L);
-            Assert.True(perRequest < 32, $"{perRequest} B allocated per proxied request");
+            double perRequest = await Allocations.PerCallAsync(() => RunAsync(clients, 1500, request), connections * 1500L, bound: 32);
+            Assert.True(perRequest < 32, $"{perRequest:F1} B allocated per proxied request");
         }
         finally
         {
@@ -162,10 +158,8 @@ public sealed class SteadyStateAllocationTests
         {
             await RunTlsAsync(clients, 1000);
             await RunTlsAsync(clients, 1000);
-            long before = GC.GetTotalAllocatedBytes(precise: true);
-            await RunTlsAsync(clients, 1000);
-            long perRequest = (GC.GetTotalAllocatedBytes(precise: true) - before) / (connections * 1000L);
-            Assert.True(perRequest < 32, $"{perRequest} B allocated per proxied TLS request (client and proxy)");
+            double perRequest = await Allocations.PerCallAsync(() => RunTlsAsync(clients, 1000), connections * 1000L, bound: 32);
+            Assert.True(perRequest < 32, $"{perRequest:F1} B allocated per proxied TLS request (client and proxy)");
         }
         finally
         {

@@ -405,7 +405,8 @@ public sealed class TlsTests : IDisposable
         config.Clusters[^1].Tls = new UpstreamTlsConfig { CaFile = trusted ? _pki.CaFile : otherPki.CaFile };
         config.Clusters[^1].HealthCheck = new HealthCheckConfig
         {
-            Path = "/healthz", Interval = TimeSpan.FromMilliseconds(200), Timeout = TimeSpan.FromMilliseconds(150), HealthyThreshold = 1, UnhealthyThreshold = 2,
+            // A TLS handshake on a loaded CI machine can take a few hundred ms: a probe timeout that tight would fail trusted probes.
+            Path = "/healthz", Interval = TimeSpan.FromMilliseconds(500), Timeout = TimeSpan.FromMilliseconds(450), HealthyThreshold = 1, UnhealthyThreshold = 2,
         };
         front.Proxy.Reload(config);
         using var client = front.CreateClient();
@@ -414,13 +415,8 @@ public sealed class TlsTests : IDisposable
         // Two probes with this result, and the verdict they lead to (probes counted before the verdict is stored).
         var state = front.Proxy.Current.Clusters["mock"].Destinations[0].State;
         var probes = new System.Text.RegularExpressions.Regex($"proxycore_health_checks_total\\{{[^}}]*result=\"{result}\"\\}} ([2-9]|[1-9][0-9]+)\n");
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        string metrics;
-        while (!probes.IsMatch(metrics = await client.GetStringAsync($"{front.AdminUri}metrics")) || state.Healthy != trusted)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for two {result} probes and healthy={trusted}:\n" + metrics);
-            await Task.Delay(20);
-        }
+        string metrics = await Eventually.MetricsAsync(front.AdminUri, m => probes.IsMatch(m) && state.Healthy == trusted);
+        Assert.True(probes.IsMatch(metrics) && state.Healthy == trusted, $"timed out waiting for two {result} probes and healthy={trusted}:\n" + metrics);
 
         // A certificate the relay would refuse makes the destination unhealthy (503), not healthy-but-failing (502).
         using var response = await client.GetAsync("/hello");

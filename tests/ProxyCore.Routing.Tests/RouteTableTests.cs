@@ -286,20 +286,13 @@ public class RouteTableTests
             Request("www.example.com", "/x", "GET", ("x-tenant", "a")),
             Request("other", "/x", "PURGE"),
         };
-        foreach (var r in requests)
-        {
-            table.Match(r);
-        }
-
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        long allocated = Allocations.SteadyState(() =>
         {
             foreach (var r in requests)
             {
                 table.Match(r);
             }
-        }
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        }, 1000, warmUps: 1);
 
         Assert.Equal(0, allocated);
     }

@@ -359,7 +359,7 @@ public class ConnectionTests
         }
 
         // The loops give their last buffers back as they park; bounded wait for that.
-        for (int i = 0; i < 500 && pool.Outstanding != 0; i++)
+        for (int i = 0; i < 2000 && pool.Outstanding != 0; i++)
         {
             await Task.Delay(10);
         }

@@ -222,7 +222,7 @@ public class UpstreamConnectionLimitTests
 
     private static async Task WaitUntil(Func<bool> condition)
     {
-        for (int i = 0; i < 500 && !condition(); i++)
+        for (int i = 0; i < 2000 && !condition(); i++)
         {
             await Task.Delay(10);
         }

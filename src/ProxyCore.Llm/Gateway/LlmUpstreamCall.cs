@@ -507,7 +507,9 @@ internal sealed class LlmUpstreamCall
                     }
                     if (!holdJson)
                     {
-                        await exchange.WriteResponseBodyAsync(data, flush: true, exchange.Aborted).ConfigureAwait(false);
+                        // The last bytes wait for CompleteResponseAsync, after SettleNow: with a Content-Length
+                        // they are the end of the answer, and a client that has them must find it counted.
+                        await exchange.WriteResponseBodyAsync(data, flush: !bodyDone, exchange.Aborted).ConfigureAwait(false);
                     }
                 }
             }

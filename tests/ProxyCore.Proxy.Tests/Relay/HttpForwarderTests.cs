@@ -217,7 +217,7 @@ public sealed class HttpForwarderTests
         string response = await ReadUntilAsync(client, "\r\n\r\n");
         Assert.StartsWith("HTTP/1.1 504 Gateway Timeout\r\n", response);
         // The exchange is counted just after its answer is written: the client may read it first.
-        for (int i = 0; i < 200 && relay.Metrics.RequestCount("r", 504) == 0; i++)
+        for (int i = 0; i < 2000 && relay.Metrics.RequestCount("r", 504) == 0; i++)
         {
             await Task.Delay(10);
         }

@@ -91,16 +91,7 @@ public sealed class SplitModelTests
         var route = Route([new SplitConfig { Cluster = "stable", Weight = 9 }, new SplitConfig { Cluster = "canary", Weight = 1 }], sticky: "header:x-user");
         var request = Request(("x-user", "alice"));
         var random = new Random(5);
-        for (int i = 0; i < 1000; i++)
-        {
-            route.Split!.Choose(request, random);
-        }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
-        {
-            route.Split!.Choose(request, random);
-        }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, Allocations.SteadyState(() => route.Split!.Choose(request, random), 1000, warmUps: 1000));
     }
 
     [Theory]

@@ -314,7 +314,7 @@ public sealed class Http2ClientConnectionTests
 /// <summary>The server end of a client connection under test: reads the client's frames, writes its own.</summary>
 internal sealed class ScriptedUpstream : IAsyncDisposable
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     private readonly ConnectionContext _server;
     private readonly PipeReader _input;

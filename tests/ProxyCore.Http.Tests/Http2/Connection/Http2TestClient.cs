@@ -33,7 +33,7 @@ internal sealed record ReadFrame(Http2FrameType Type, Http2FrameFlags Flags, int
 /// </summary>
 internal sealed class Http2TestClient : IAsyncDisposable
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     private readonly ConnectionContext _client;
     private readonly PipeReader _input;

@@ -57,18 +57,11 @@ public sealed class RateLimitHeadersTests
         var limiter = new TokenBucketLimiter(10, 20, 8, new ManualTimeProvider(), new Random(3));
         var decision = limiter.TryAcquire("k"u8);
         var output = new ArrayBufferWriter<byte>(4096);
-        for (int i = 0; i < 1000; i++)
+        Assert.Equal(0, Allocations.SteadyState(() =>
         {
             WriteInto(output, decision);
             output.ResetWrittenCount();
-        }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
-        {
-            WriteInto(output, decision);
-            output.ResetWrittenCount();
-        }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }, 1000, warmUps: 1000));
     }
 
     private static string Write(in RateLimitDecision decision)

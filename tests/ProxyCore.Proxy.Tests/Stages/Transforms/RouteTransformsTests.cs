@@ -205,17 +205,8 @@ public class RouteTransformsTests
         Assert.False(new RouteTransforms(new TransformsConfig(), "r").HasResponseTransforms);
     }
 
-    private static long AllocatedBy(Action action)
-    {
-        action(); // warm-up: arena and header list growth, tiering
-        action();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 200; i++)
-        {
-            action();
-        }
-        return GC.GetAllocatedBytesForCurrentThread() - before;
-    }
+    // Warm-up (JIT, tiering, buffer growth), then the fewest bytes of several windows: see Allocations.
+    private static long AllocatedBy(Action action) => Allocations.SteadyState(action, 200);
 
     [Fact]
     public void ApplyRequestAndResponse_AfterWarmUp_AllocateNothing()
