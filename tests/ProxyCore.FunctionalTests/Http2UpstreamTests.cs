@@ -193,6 +193,8 @@ public sealed class Http2UpstreamTests
         using var client = new HttpClient { BaseAddress = new Uri($"http://{proxy.ListenEndPoints[0]}"), Timeout = Timeout };
         using var response = await client.GetAsync("/hello");
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        // The same reason an HTTP/1.1 cluster gives for a failed upstream handshake (it was connect-failed on HTTP/2).
+        Assert.Equal("upstream-tls-failed", response.Headers.GetValues("proxycore-error").Single());
     }
 
     [Fact]

@@ -45,6 +45,22 @@ public enum ForwarderError : byte
 
 public static class ForwarderErrors
 {
+    /// <summary>The error of a failed upstream connect, the same for the HTTP/1.1 and HTTP/2 pools.</summary>
+    public static ForwarderError FromConnectFailure(ProxyCore.Transport.UpstreamConnectFailure reason) => reason switch
+    {
+        ProxyCore.Transport.UpstreamConnectFailure.Timeout => ForwarderError.ConnectTimeout,
+        ProxyCore.Transport.UpstreamConnectFailure.Tls => ForwarderError.UpstreamTls,
+        ProxyCore.Transport.UpstreamConnectFailure.PendingFull => ForwarderError.PendingFull,
+        ProxyCore.Transport.UpstreamConnectFailure.PendingTimeout => ForwarderError.PendingTimeout,
+        _ => ForwarderError.ConnectFailed,
+    };
+
+    /// <summary>
+    /// Whether a connect failure may be retried on another destination: not when the cluster's
+    /// connection cap refused it (every destination shares that cap, so the next would be refused the same way).
+    /// </summary>
+    public static bool MayRetryConnect(ForwarderError connectError) => connectError is not (ForwarderError.PendingFull or ForwarderError.PendingTimeout);
+
     /// <summary>Whether a failure before the response head is one the route's retry policy names (`timeout`, `reset`).</summary>
     public static bool IsRetriedOn(this ProxyCore.Routing.Model.RetryModel retry, ForwarderError headError)
         => (headError == ForwarderError.UpstreamTimeout && retry.OnTimeout) || (headError == ForwarderError.UpstreamClosed && retry.OnReset);

@@ -68,15 +68,8 @@ public sealed partial class HttpForwarder
                     }
                     catch (UpstreamConnectException e)
                     {
-                        var connectError = e.Reason switch
-                        {
-                            UpstreamConnectFailure.Timeout => ForwarderError.ConnectTimeout,
-                            UpstreamConnectFailure.PendingFull => ForwarderError.PendingFull,
-                            UpstreamConnectFailure.PendingTimeout => ForwarderError.PendingTimeout,
-                            _ => ForwarderError.ConnectFailed,
-                        };
-                        // The connection cap is the cluster's: another destination of it would be refused the same way.
-                        if (connectError is not (ForwarderError.PendingFull or ForwarderError.PendingTimeout) &&
+                        var connectError = ForwarderErrors.FromConnectFailure(e.Reason);
+                        if (ForwarderErrors.MayRetryConnect(connectError) &&
                             retry is { OnConnectFailure: true } && await PrepareRetryAsync(context, route, destination, connectError, ++retries).ConfigureAwait(false) is { } next)
                         {
                             destination = context.Destination = next;

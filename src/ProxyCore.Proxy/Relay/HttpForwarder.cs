@@ -213,16 +213,8 @@ public sealed partial class HttpForwarder
                         }
                         catch (UpstreamConnectException e)
                         {
-                            error = e.Reason switch
-                            {
-                                UpstreamConnectFailure.Timeout => ForwarderError.ConnectTimeout,
-                                UpstreamConnectFailure.Tls => ForwarderError.UpstreamTls,
-                                UpstreamConnectFailure.PendingFull => ForwarderError.PendingFull,
-                                UpstreamConnectFailure.PendingTimeout => ForwarderError.PendingTimeout,
-                                _ => ForwarderError.ConnectFailed,
-                            };
-                            // The connection cap is the cluster's: another destination of it would be refused the same way.
-                            if (error is not (ForwarderError.PendingFull or ForwarderError.PendingTimeout) &&
+                            error = ForwarderErrors.FromConnectFailure(e.Reason);
+                            if (ForwarderErrors.MayRetryConnect(error) &&
                                 retry is { OnConnectFailure: true } && await PrepareRetryAsync(context, route, destination, error, ++retries).ConfigureAwait(false) is { } next)
                             {
                                 destination = context.Destination = next;
