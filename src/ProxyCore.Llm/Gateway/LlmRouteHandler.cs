@@ -45,6 +45,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
     private readonly TimeSpan _cacheTtl;
     private readonly bool _exactLookup;
     private readonly RequestCoalescer<UInt128, bool> _coalescer = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<UInt128, StreamBroadcast> _streams = new();
     private readonly SemanticCache? _semantic;
     private readonly ITextEmbedder? _embedder;
     private readonly float _threshold;
@@ -126,6 +127,8 @@ internal sealed class LlmRouteHandler : IRouteHandler
         byte[]? rented = null;
         float[]? vector = null;
         TaskCompletionSource<bool>? leading = null;
+        StreamBroadcast? broadcasting = null;
+        UInt128 broadcastKey = default;
         try
         {
             // Step 1: virtual key.
@@ -307,8 +310,32 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 cacheResult = hashed && directives.Read ? LlmCacheResult.Miss : LlmCacheResult.Bypass;
                 store = hashed && directives.Write;
 
+                // Identical stream misses in flight at once: one goes to the provider, the others copy
+                // its live output (what its client got so far at once, then each piece as it is relayed).
+                if (cacheResult == LlmCacheResult.Miss && store && info.Stream)
+                {
+                    var mine = new StreamBroadcast(_cache.MaxEntryBytes, info.IncludeUsage);
+                    var shared = _streams.GetOrAdd(cacheKeys.Exact, mine);
+                    if (ReferenceEquals(shared, mine))
+                    {
+                        broadcasting = mine;
+                        broadcastKey = cacheKeys.Exact;
+                    }
+                    else if (shared.IncludeUsage == info.IncludeUsage && await shared.WaitAttachAsync(route.Timeout, exchange.Aborted).ConfigureAwait(false))
+                    {
+                        // Counted before the first byte: a client that has the answer finds it counted.
+                        _stage.Metrics.RecordCache(LlmCacheResult.HitExact);
+                        key?.Budget.Reconcile(windowId, reserved, 0, 0);
+                        log = new LlmLogFields(keyLabel, "cache", info.Model ?? "", 0, 0, 0, 0, "cache-hit-coalesced");
+                        await ServeSharedStreamAsync(exchange, shared).ConfigureAwait(false);
+                        return;
+                    }
+                    // Else: a leader that failed before answering, a slow or overgrown one, or a different
+                    // include_usage (other bytes): this request asks the provider itself, unshared.
+                }
+
                 // Identical non-stream misses in flight at once: one goes to the provider, the others wait
-                // for its stored answer (streams are never held back: they would lose their first tokens).
+                // for its stored answer.
                 if (cacheResult == LlmCacheResult.Miss && store && !info.Stream)
                 {
                     bool leader = false;
@@ -349,6 +376,7 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 call.CaptureLimit = store ? _cache.MaxEntryBytes : 0;
             }
             call.DenyOutput = _denyOutput;
+            call.Broadcast = broadcasting;
             call.DenyWindowChars = _denyOutputWindow;
             int first = FirstProvider(request);
             bool anyServes = false;
@@ -455,6 +483,17 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 ArrayPool<float>.Shared.Return(vector);
             }
             leading?.TrySetResult(false); // followers of a leader that stored nothing go upstream themselves
+            if (broadcasting is not null)
+            {
+                // The leader's client left mid-stream (its upstream read stops with it): the followers end
+                // with the cut event a broken stream gets. Pending (nothing answered): they go upstream.
+                if (broadcasting.State == StreamBroadcastState.Live)
+                {
+                    broadcasting.Fail(LlmErrors.StreamCut(api, "The stream this answer was shared from ended before the answer was complete."));
+                }
+                broadcasting.Fail(default);
+                _streams.TryRemove(new KeyValuePair<UInt128, StreamBroadcast>(broadcastKey, broadcasting));
+            }
             recorder.RecordExchange(exchange, route, destination, upstreamTicks, log);
         }
     }
@@ -623,6 +662,46 @@ internal sealed class LlmRouteHandler : IRouteHandler
         finally
         {
             ArrayPool<byte>.Shared.Return(stored);
+        }
+    }
+
+    /// <summary>
+    /// A follower of an identical stream miss: the head a cached stream replay gets, then the leader's
+    /// client-facing bytes as they come. Ends as the leader's stream did: cleanly, or cut after its error event.
+    /// </summary>
+    private static async ValueTask ServeSharedStreamAsync(HttpExchange exchange, StreamBroadcast shared)
+    {
+        var response = exchange.Response;
+        response.Reset();
+        response.StatusCode = 200;
+        response.AddHeader("content-type"u8, "text/event-stream"u8);
+        response.AddHeader("cache-control"u8, "no-cache"u8);
+        response.AddHeader("proxycore-cache"u8, s_cacheHeader[(int)LlmCacheResult.HitExact]);
+        await exchange.StartResponseAsync(BodyFraming.Stream, -1, exchange.Aborted).ConfigureAwait(false);
+        int seen = 0;
+        while (true)
+        {
+            var (data, state) = shared.Read(seen);
+            if (!data.IsEmpty)
+            {
+                // No lock held: the bytes below the shared length never change. Behind: all of it at once.
+                await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(data), flush: true, exchange.Aborted).ConfigureAwait(false);
+                seen += data.Length;
+                continue;
+            }
+            if (state == StreamBroadcastState.Completed)
+            {
+                await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
+                return;
+            }
+            if (state == StreamBroadcastState.Failed)
+            {
+                await LlmUpstreamCall.EndCutStreamAsync(exchange, null).ConfigureAwait(false); // the error event was in the shared bytes
+                return;
+            }
+            // Uncancelled on purpose (no allocation per wait): the leader ends or fails the share within
+            // the route's timeout of upstream silence, and a follower whose client left fails its next write.
+            await shared.WaitAsync(seen).ConfigureAwait(false);
         }
     }
 

@@ -97,6 +97,13 @@ internal sealed class LlmUpstreamCall
     /// <summary>The carry-over of the stream check (<see cref="DenyStreamMatcher.WindowChars"/>).</summary>
     public int DenyWindowChars { get; set; } = DenyStreamMatcher.DefaultWindowChars;
 
+    /// <summary>
+    /// The live share of this stream for identical concurrent stream misses (null: none). Gets every
+    /// byte the client gets, as it is sent; started only for a successful SSE answer, so followers of a
+    /// try that fails before answering go upstream themselves.
+    /// </summary>
+    public Cache.StreamBroadcast? Broadcast { get; set; }
+
     private DenyStreamMatcher? _deny;
     private AnthropicToOpenAIStream? _toOpenAI;
     private OpenAIToAnthropicStream? _toAnthropic;
@@ -396,6 +403,10 @@ internal sealed class LlmUpstreamCall
         bool holdJson = translateJson || checkJson;
         var clientFraming = !sse && framing == BodyFraming.ContentLength ? BodyFraming.ContentLength
             : framing == BodyFraming.None ? BodyFraming.None : BodyFraming.Stream;
+        if (sse && success)
+        {
+            Broadcast?.Start();
+        }
         if (!holdJson)
         {
             // A held JSON answer starts once it is whole (translated: its length changes; checked: it may be refused).
@@ -582,6 +593,7 @@ internal sealed class LlmUpstreamCall
             Captured = sse ? _streamCapture : copy is not null && copy.WrittenCount <= CaptureLimit ? copy : null;
             CapturedStream = sse;
         }
+        Broadcast?.Complete();
         SettleNow();
         await exchange.CompleteResponseAsync(null, exchange.Aborted).ConfigureAwait(false);
         return framing != BodyFraming.CloseDelimited && upstreamKeepAlive;
@@ -623,6 +635,7 @@ internal sealed class LlmUpstreamCall
             {
                 await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(pending), flush: false, _exchange.Aborted).ConfigureAwait(false);
             }
+            Share(sseEvent.Span); // before the client's write: followers never wait on the leader's socket
             pending = sseEvent;
         }
         if (!pending.IsEmpty)
@@ -646,6 +659,7 @@ internal sealed class LlmUpstreamCall
             return;
         }
         Capture(_translated.WrittenSpan);
+        Share(_translated.WrittenSpan);
         await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(_translated.WrittenMemory), flush: true, _exchange.Aborted).ConfigureAwait(false);
         _translated.ResetWrittenCount();
     }
@@ -770,6 +784,16 @@ internal sealed class LlmUpstreamCall
         _streamCapture.Write(sseEvent);
     }
 
+    /// <summary>Gives followers what the client gets; past the bound the share ends with the cut event and the stream goes on unshared.</summary>
+    private void Share(ReadOnlySpan<byte> sent)
+    {
+        if (Broadcast is { } broadcast && !broadcast.Publish(sent))
+        {
+            broadcast.Fail(LlmErrors.StreamCut(_api, "The shared stream this answer was copied from outgrew the gateway's buffer; ask again."));
+            Broadcast = null;
+        }
+    }
+
     private async ValueTask ForwardTailAsync(SseEventSplitter events, LlmStreamMeter? meter)
     {
         var tail = events.TakeRest();
@@ -794,6 +818,7 @@ internal sealed class LlmUpstreamCall
             return;
         }
         Capture(tail.Span);
+        Share(tail.Span);
         await _exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(tail), flush: true, _exchange.Aborted).ConfigureAwait(false);
     }
 
@@ -806,7 +831,13 @@ internal sealed class LlmUpstreamCall
     private async ValueTask EndStreamAsync(byte[]? errorEvent)
     {
         SettleNow();
-        var exchange = _exchange;
+        Broadcast?.Fail(errorEvent); // followers end as this client does (a translator's own error event was shared already)
+        await EndCutStreamAsync(_exchange, errorEvent).ConfigureAwait(false);
+    }
+
+    /// <summary>The end of <see cref="EndStreamAsync"/>: the error event, then no terminal framing. Also ends a follower's copy of a cut stream.</summary>
+    internal static async ValueTask EndCutStreamAsync(HttpExchange exchange, byte[]? errorEvent)
+    {
         if (errorEvent is not null)
         {
             await exchange.WriteResponseBodyAsync(new ReadOnlySequence<byte>(errorEvent), flush: true, exchange.Aborted).ConfigureAwait(false);
