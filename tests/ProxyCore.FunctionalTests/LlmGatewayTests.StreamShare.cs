@@ -64,7 +64,8 @@ public sealed partial class LlmGatewayTests
     [Fact]
     public async Task StreamShare_IdenticalConcurrentStreamMisses_CallTheProviderOnceAndFollowersGetLiveEvents()
     {
-        await using var host = await LlmHost.StartAsync();
+        var log = new LlmHost.LogStream();
+        await using var host = await LlmHost.StartAsync(log);
         using var client = host.Http();
         var clock = Stopwatch.StartNew();
         var leaderStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -88,6 +89,7 @@ public sealed partial class LlmGatewayTests
         Assert.Equal(HelloPromptTokens, Series(metrics, PromptSeries())); // one provider call
         Assert.Equal(3, Series(metrics, CacheSeries("hit-exact")));
         Assert.Equal(1, Series(metrics, CacheSeries("miss")));
+        Assert.Contains("\"provider\":\"cache\"", await log.WaitForAsync("cache-hit-coalesced", Eventually.Bound), StringComparison.Ordinal);
     }
 
     [Theory]
