@@ -249,9 +249,9 @@ internal sealed class LlmUpstreamCall
         {
             // The client's prefix stays; only the API's own suffix changes.
             var path = request.PathSpan;
-            var from = _api == LlmApi.ChatCompletions ? "/chat/completions"u8 : "/messages"u8;
+            var from = _api switch { LlmApi.ChatCompletions => "/chat/completions"u8, LlmApi.Responses => "/responses"u8, _ => "/messages"u8 };
             writer.Write(path[..^from.Length]);
-            writer.Write(_api == LlmApi.ChatCompletions ? "/messages"u8 : "/chat/completions"u8);
+            writer.Write(LlmApis.TranslatedTo(_api) == LlmApi.AnthropicMessages ? "/messages"u8 : "/chat/completions"u8);
         }
         else
         {
@@ -401,10 +401,11 @@ internal sealed class LlmUpstreamCall
             // A held JSON answer starts once it is whole (translated: its length changes; checked: it may be refused).
             await exchange.StartResponseAsync(clientFraming, clientFraming == BodyFraming.ContentLength ? remaining : -1, exchange.Aborted).ConfigureAwait(false);
         }
-        var providerApi = Translating ? (_api == LlmApi.ChatCompletions ? LlmApi.AnthropicMessages : LlmApi.ChatCompletions) : _api;
+        var providerApi = Translating ? LlmApis.TranslatedTo(_api) : _api;
         _toOpenAI = translate && sse && _api == LlmApi.ChatCompletions ? new AnthropicToOpenAIStream(ClientIncludeUsage, DateTimeOffset.UtcNow.ToUnixTimeSeconds()) : null;
         _toAnthropic = translate && sse && _api == LlmApi.AnthropicMessages ? new OpenAIToAnthropicStream() : null;
-        _translated = translate && sse ? new ArrayBufferWriter<byte>(1024) : null;
+        // A Responses stream has no translator yet (the handler refuses stream requests): such an answer passes as the provider sent it.
+        _translated = _toOpenAI is not null || _toAnthropic is not null ? new ArrayBufferWriter<byte>(1024) : null;
 
         var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(providerApi)) : null;
         _deny = meter is not null && DenyOutput is not null ? new DenyStreamMatcher(DenyOutput, DenyWindowChars) : null;
@@ -704,9 +705,12 @@ internal sealed class LlmUpstreamCall
         {
             try
             {
-                translated = _api == LlmApi.ChatCompletions
-                    ? LlmTranslation.AnthropicToOpenAIResponse(copy.WrittenSpan, DateTimeOffset.UtcNow.ToUnixTimeSeconds())
-                    : LlmTranslation.OpenAIToAnthropicResponse(copy.WrittenSpan);
+                translated = _api switch
+                {
+                    LlmApi.ChatCompletions => LlmTranslation.AnthropicToOpenAIResponse(copy.WrittenSpan, DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+                    LlmApi.Responses => LlmTranslation.AnthropicToResponsesResponse(copy.WrittenSpan, DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+                    _ => LlmTranslation.OpenAIToAnthropicResponse(copy.WrittenSpan),
+                };
             }
             catch (LlmTranslationException e)
             {
