@@ -43,7 +43,7 @@ internal static class LlmApis
 
     /// <summary>
     /// True when the provider speaks another API the stage translates to: Chat Completions ↔ Messages both
-    /// ways, and Responses → Messages (non-stream; a Responses stream to Messages is refused for now).
+    /// ways, and Responses → Messages (requests, answers and streams).
     /// </summary>
     public static bool Translates(LlmApi api, bool anthropicProvider) =>
         ((api is LlmApi.ChatCompletions or LlmApi.Responses) && anthropicProvider) || (api == LlmApi.AnthropicMessages && !anthropicProvider);

@@ -375,14 +375,6 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 byte[] payload;
                 if (translating)
                 {
-                    if (api == LlmApi.Responses && info.Stream)
-                    {
-                        // Responses → Messages translates whole answers only: refuse rather than relay a stream the client cannot read.
-                        await RespondAsync(exchange, anthropic, 400, "untranslatable-request",
-                            $"Provider '{provider.Name}' speaks the Anthropic Messages API and a streaming Responses request cannot be translated to it yet; send stream: false.").ConfigureAwait(false);
-                        key?.Budget.Reconcile(windowId, reserved, 0, 0);
-                        return;
-                    }
                     try
                     {
                         payload = api switch

@@ -98,8 +98,7 @@ internal sealed class LlmUpstreamCall
     public int DenyWindowChars { get; set; } = DenyStreamMatcher.DefaultWindowChars;
 
     private DenyStreamMatcher? _deny;
-    private AnthropicToOpenAIStream? _toOpenAI;
-    private OpenAIToAnthropicStream? _toAnthropic;
+    private IStreamTranslator? _streamTranslator;
     private ArrayBufferWriter<byte>? _translated;
     private ArrayBufferWriter<byte>? _streamCapture;
     private bool _captureOverflow;
@@ -402,10 +401,13 @@ internal sealed class LlmUpstreamCall
             await exchange.StartResponseAsync(clientFraming, clientFraming == BodyFraming.ContentLength ? remaining : -1, exchange.Aborted).ConfigureAwait(false);
         }
         var providerApi = Translating ? LlmApis.TranslatedTo(_api) : _api;
-        _toOpenAI = translate && sse && _api == LlmApi.ChatCompletions ? new AnthropicToOpenAIStream(ClientIncludeUsage, DateTimeOffset.UtcNow.ToUnixTimeSeconds()) : null;
-        _toAnthropic = translate && sse && _api == LlmApi.AnthropicMessages ? new OpenAIToAnthropicStream() : null;
-        // A Responses stream has no translator yet (the handler refuses stream requests): such an answer passes as the provider sent it.
-        _translated = _toOpenAI is not null || _toAnthropic is not null ? new ArrayBufferWriter<byte>(1024) : null;
+        _streamTranslator = !(translate && sse) ? null : _api switch
+        {
+            LlmApi.ChatCompletions => new AnthropicToOpenAIStream(ClientIncludeUsage, DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+            LlmApi.Responses => new AnthropicToResponsesStream(DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+            _ => new OpenAIToAnthropicStream(),
+        };
+        _translated = _streamTranslator is not null ? new ArrayBufferWriter<byte>(1024) : null;
 
         var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(providerApi)) : null;
         _deny = meter is not null && DenyOutput is not null ? new DenyStreamMatcher(DenyOutput, DenyWindowChars) : null;
@@ -561,7 +563,7 @@ internal sealed class LlmUpstreamCall
         if (_translated is not null)
         {
             // The translator ends the client's stream: a clean end, or its own error event when the provider's stopped short.
-            bool complete = _toOpenAI?.Complete(_translated) ?? _toAnthropic!.Complete(_translated);
+            bool complete = _streamTranslator!.Complete(_translated);
             await WriteTranslatedAsync().ConfigureAwait(false);
             cut |= !complete;
             if (cut)
@@ -605,14 +607,7 @@ internal sealed class LlmUpstreamCall
             }
             if (_translated is not null)
             {
-                if (_toOpenAI is not null)
-                {
-                    _toOpenAI.Translate(sseEvent.Span, _translated);
-                }
-                else
-                {
-                    _toAnthropic!.Translate(sseEvent.Span, _translated);
-                }
+                _streamTranslator!.Translate(sseEvent.Span, _translated);
                 continue;
             }
             Capture(sseEvent.Span);
@@ -784,16 +779,8 @@ internal sealed class LlmUpstreamCall
         }
         if (_translated is not null)
         {
-            if (_toOpenAI is not null)
-            {
-                _toOpenAI.Translate(tail.Span, _translated);
-                _toOpenAI.Translate("\n\n"u8, _translated);
-            }
-            else
-            {
-                _toAnthropic!.Translate(tail.Span, _translated);
-                _toAnthropic.Translate("\n\n"u8, _translated);
-            }
+            _streamTranslator!.Translate(tail.Span, _translated);
+            _streamTranslator.Translate("\n\n"u8, _translated);
             await WriteTranslatedAsync().ConfigureAwait(false);
             return;
         }
