@@ -83,4 +83,21 @@ public sealed partial class LlmGatewayTests
         Assert.Contains("event: error", body, StringComparison.Ordinal);
         Assert.DoesNotContain("response.completed", body, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("""{"model":"gpt-4o-mini","input":"hello world","previous_response_id":"resp_1"}""", "previous_response_id")]
+    [InlineData("""{"model":"gpt-4o-mini","input":"hello world","tools":[{"type":"web_search"}]}""", "web_search")]
+    public async Task Translate_UntranslatableResponsesRequest_Gets400InTheOpenAiShape(string request, string named)
+    {
+        await using var host = await LlmHost.StartAsync();
+        using var client = host.Http();
+
+        using var response = await client.PostAsync("/to-anthropic/v1/responses", Json(request));
+        string body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True(response.Headers.TryGetValues("proxycore-error", out var reason) && reason.Single() == "untranslatable-request");
+        using var json = System.Text.Json.JsonDocument.Parse(body);
+        Assert.Contains(named, json.RootElement.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
 }
