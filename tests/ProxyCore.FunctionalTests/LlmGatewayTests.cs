@@ -663,6 +663,15 @@ public sealed partial class LlmGatewayTests
 
         public ChatClient Chat(string path, string model, string key) => new(model, new ApiKeyCredential(key), OpenAiOptions(path));
 
+#pragma warning disable OPENAI001 // the SDK marks its Responses client as experimental
+        public OpenAI.Responses.ResponsesClient Responses(string path, string key) => new(new ApiKeyCredential(key), new OpenAI.Responses.ResponsesClientOptions
+        {
+            Endpoint = new Uri(BaseUri, path),
+            RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
+            NetworkTimeout = TimeSpan.FromSeconds(30),
+        });
+#pragma warning restore OPENAI001
+
         public AnthropicClient Anthropic(string prefix) => new()
         {
             ApiKey = "anything",

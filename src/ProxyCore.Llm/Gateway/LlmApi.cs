@@ -41,9 +41,15 @@ internal static class LlmApis
     /// <summary>True when a provider of this type serves the API as is (translation between the shapes is a separate library).</summary>
     public static bool ServedBy(LlmApi api, bool anthropicProvider) => api == LlmApi.AnthropicMessages ? anthropicProvider : !anthropicProvider;
 
-    /// <summary>True when the provider speaks the other of Chat Completions and Messages: the stage translates both ways.</summary>
+    /// <summary>
+    /// True when the provider speaks another API the stage translates to: Chat Completions ↔ Messages both
+    /// ways, and Responses → Messages (requests, answers and streams).
+    /// </summary>
     public static bool Translates(LlmApi api, bool anthropicProvider) =>
-        (api == LlmApi.ChatCompletions && anthropicProvider) || (api == LlmApi.AnthropicMessages && !anthropicProvider);
+        ((api is LlmApi.ChatCompletions or LlmApi.Responses) && anthropicProvider) || (api == LlmApi.AnthropicMessages && !anthropicProvider);
+
+    /// <summary>The API a translating provider is spoken to in.</summary>
+    public static LlmApi TranslatedTo(LlmApi api) => api == LlmApi.AnthropicMessages ? LlmApi.ChatCompletions : LlmApi.AnthropicMessages;
 
     /// <summary>A provider of this type can answer the API, as is or translated.</summary>
     public static bool Reachable(LlmApi api, bool anthropicProvider) => ServedBy(api, anthropicProvider) || Translates(api, anthropicProvider);

@@ -405,9 +405,12 @@ internal sealed class LlmRouteHandler : IRouteHandler
                 {
                     try
                     {
-                        payload = api == LlmApi.ChatCompletions
-                            ? LlmTranslation.OpenAIToAnthropicRequest(body.AsSpan(0, length), mapped ?? info.Model)
-                            : LlmTranslation.AnthropicToOpenAIRequest(body.AsSpan(0, length), mapped ?? info.Model, includeUsageInStream: true);
+                        payload = api switch
+                        {
+                            LlmApi.ChatCompletions => LlmTranslation.OpenAIToAnthropicRequest(body.AsSpan(0, length), mapped ?? info.Model),
+                            LlmApi.Responses => LlmTranslation.ResponsesToAnthropicRequest(body.AsSpan(0, length), mapped ?? info.Model),
+                            _ => LlmTranslation.AnthropicToOpenAIRequest(body.AsSpan(0, length), mapped ?? info.Model, includeUsageInStream: true),
+                        };
                     }
                     catch (LlmTranslationException e)
                     {

@@ -105,8 +105,7 @@ internal sealed class LlmUpstreamCall
     public Cache.StreamBroadcast? Broadcast { get; set; }
 
     private DenyStreamMatcher? _deny;
-    private AnthropicToOpenAIStream? _toOpenAI;
-    private OpenAIToAnthropicStream? _toAnthropic;
+    private IStreamTranslator? _streamTranslator;
     private ArrayBufferWriter<byte>? _translated;
     private ArrayBufferWriter<byte>? _streamCapture;
     private bool _captureOverflow;
@@ -256,9 +255,9 @@ internal sealed class LlmUpstreamCall
         {
             // The client's prefix stays; only the API's own suffix changes.
             var path = request.PathSpan;
-            var from = _api == LlmApi.ChatCompletions ? "/chat/completions"u8 : "/messages"u8;
+            var from = _api switch { LlmApi.ChatCompletions => "/chat/completions"u8, LlmApi.Responses => "/responses"u8, _ => "/messages"u8 };
             writer.Write(path[..^from.Length]);
-            writer.Write(_api == LlmApi.ChatCompletions ? "/messages"u8 : "/chat/completions"u8);
+            writer.Write(LlmApis.TranslatedTo(_api) == LlmApi.AnthropicMessages ? "/messages"u8 : "/chat/completions"u8);
         }
         else
         {
@@ -412,10 +411,14 @@ internal sealed class LlmUpstreamCall
             // A held JSON answer starts once it is whole (translated: its length changes; checked: it may be refused).
             await exchange.StartResponseAsync(clientFraming, clientFraming == BodyFraming.ContentLength ? remaining : -1, exchange.Aborted).ConfigureAwait(false);
         }
-        var providerApi = Translating ? (_api == LlmApi.ChatCompletions ? LlmApi.AnthropicMessages : LlmApi.ChatCompletions) : _api;
-        _toOpenAI = translate && sse && _api == LlmApi.ChatCompletions ? new AnthropicToOpenAIStream(ClientIncludeUsage, DateTimeOffset.UtcNow.ToUnixTimeSeconds()) : null;
-        _toAnthropic = translate && sse && _api == LlmApi.AnthropicMessages ? new OpenAIToAnthropicStream() : null;
-        _translated = translate && sse ? new ArrayBufferWriter<byte>(1024) : null;
+        var providerApi = Translating ? LlmApis.TranslatedTo(_api) : _api;
+        _streamTranslator = !(translate && sse) ? null : _api switch
+        {
+            LlmApi.ChatCompletions => new AnthropicToOpenAIStream(ClientIncludeUsage, DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+            LlmApi.Responses => new AnthropicToResponsesStream(DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+            _ => new OpenAIToAnthropicStream(),
+        };
+        _translated = _streamTranslator is not null ? new ArrayBufferWriter<byte>(1024) : null;
 
         var meter = sse && success && _api != LlmApi.Other ? new LlmStreamMeter(LlmApis.StreamFormat(providerApi)) : null;
         _deny = meter is not null && DenyOutput is not null ? new DenyStreamMatcher(DenyOutput, DenyWindowChars) : null;
@@ -571,7 +574,7 @@ internal sealed class LlmUpstreamCall
         if (_translated is not null)
         {
             // The translator ends the client's stream: a clean end, or its own error event when the provider's stopped short.
-            bool complete = _toOpenAI?.Complete(_translated) ?? _toAnthropic!.Complete(_translated);
+            bool complete = _streamTranslator!.Complete(_translated);
             await WriteTranslatedAsync().ConfigureAwait(false);
             cut |= !complete;
             if (cut)
@@ -616,14 +619,7 @@ internal sealed class LlmUpstreamCall
             }
             if (_translated is not null)
             {
-                if (_toOpenAI is not null)
-                {
-                    _toOpenAI.Translate(sseEvent.Span, _translated);
-                }
-                else
-                {
-                    _toAnthropic!.Translate(sseEvent.Span, _translated);
-                }
+                _streamTranslator!.Translate(sseEvent.Span, _translated);
                 continue;
             }
             Capture(sseEvent.Span);
@@ -718,9 +714,12 @@ internal sealed class LlmUpstreamCall
         {
             try
             {
-                translated = _api == LlmApi.ChatCompletions
-                    ? LlmTranslation.AnthropicToOpenAIResponse(copy.WrittenSpan, DateTimeOffset.UtcNow.ToUnixTimeSeconds())
-                    : LlmTranslation.OpenAIToAnthropicResponse(copy.WrittenSpan);
+                translated = _api switch
+                {
+                    LlmApi.ChatCompletions => LlmTranslation.AnthropicToOpenAIResponse(copy.WrittenSpan, DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+                    LlmApi.Responses => LlmTranslation.AnthropicToResponsesResponse(copy.WrittenSpan, DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
+                    _ => LlmTranslation.OpenAIToAnthropicResponse(copy.WrittenSpan),
+                };
             }
             catch (LlmTranslationException e)
             {
@@ -804,16 +803,8 @@ internal sealed class LlmUpstreamCall
         }
         if (_translated is not null)
         {
-            if (_toOpenAI is not null)
-            {
-                _toOpenAI.Translate(tail.Span, _translated);
-                _toOpenAI.Translate("\n\n"u8, _translated);
-            }
-            else
-            {
-                _toAnthropic!.Translate(tail.Span, _translated);
-                _toAnthropic.Translate("\n\n"u8, _translated);
-            }
+            _streamTranslator!.Translate(tail.Span, _translated);
+            _streamTranslator.Translate("\n\n"u8, _translated);
             await WriteTranslatedAsync().ConfigureAwait(false);
             return;
         }

@@ -23,7 +23,7 @@ namespace ProxyCore.Llm.Translation;
 /// <para>Call <see cref="Translate"/> per body chunk and <see cref="Complete"/> at the end: a stream that
 /// stops before <c>message_stop</c> gets an error chunk instead of a clean ending.</para>
 /// </remarks>
-public sealed class AnthropicToOpenAIStream
+public sealed class AnthropicToOpenAIStream : IStreamTranslator
 {
     private readonly SseReader _reader = new();
     private readonly bool _includeUsage;
@@ -312,7 +312,7 @@ public sealed class AnthropicToOpenAIStream
 /// </code>
 /// The final <c>message_delta</c> waits for <c>[DONE]</c> because the usage chunk follows the finish chunk.
 /// </remarks>
-public sealed class OpenAIToAnthropicStream
+public sealed class OpenAIToAnthropicStream : IStreamTranslator
 {
     private readonly SseReader _reader = new();
     private readonly Dictionary<int, int> _blockByTool = [];

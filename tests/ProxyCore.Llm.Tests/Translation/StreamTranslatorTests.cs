@@ -189,7 +189,7 @@ public class StreamTranslatorTests
     /// An Anthropic Messages stream in the documented tool-use shape: a text block, then two tool_use blocks
     /// whose input arrives as input_json_delta pieces (the first piece empty), a ping between, stop_reason tool_use.
     /// </summary>
-    private static readonly byte[] AnthropicToolUse = Encoding.UTF8.GetBytes(
+    internal static readonly byte[] AnthropicToolUse = Encoding.UTF8.GetBytes(
         "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01T\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2}}}\n\n" +
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
         "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking both cities.\"}}\n\n" +
