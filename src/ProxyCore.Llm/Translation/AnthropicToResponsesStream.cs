@@ -24,7 +24,7 @@ namespace ProxyCore.Llm.Translation;
 /// Every event carries its <c>type</c> and a <c>sequence_number</c>, as OpenAI's do. Only the items of
 /// the answer are held (for the final <c>response.completed</c>, which repeats them whole).
 /// </remarks>
-public sealed class AnthropicToResponsesStream : IStreamTranslator
+public sealed class AnthropicToResponsesStream : AnthropicStreamTranslator
 {
     private sealed class Item(bool function, int outputIndex, string id)
     {
@@ -38,205 +38,159 @@ public sealed class AnthropicToResponsesStream : IStreamTranslator
         public bool Done { get; set; }
     }
 
-    private readonly SseReader _reader = new();
     private readonly long _createdAt;
     private readonly List<Item> _items = [];
     private readonly Dictionary<int, Item> _itemByBlock = [];
     private Item? _openMessage;
     private string _id = "", _bare = "", _model = "";
     private string? _stopReason;
-    private long _inputTokens, _cacheRead, _cacheWrite, _outputTokens;
     private long _sequence;
-    private bool _done, _errored;
 
     /// <param name="createdAt">The <c>created_at</c> Unix time of the response (Messages has none).</param>
     public AnthropicToResponsesStream(long createdAt) => _createdAt = createdAt;
 
-    /// <summary>True once <c>message_stop</c> was translated.</summary>
-    public bool Completed => _done;
-
-    public SseReadStatus Translate(ReadOnlySpan<byte> chunk, IBufferWriter<byte> output)
+    protected override void OnEvent(JsonElement root, IBufferWriter<byte> output)
     {
-        var handler = new Handler(this, output);
-        return _reader.Read(chunk, ref handler);
-    }
-
-    /// <summary>The upstream body ended. False (and an error event written) when it ended before <c>message_stop</c>.</summary>
-    public bool Complete(IBufferWriter<byte> output)
-    {
-        if (_done || _errored)
+        switch (root.GetString("type"))
         {
-            return _done;
-        }
-        WriteError(output, "upstream stream ended before message_stop", "api_error");
-        _errored = true;
-        return false;
-    }
-
-    private readonly struct Handler(AnthropicToResponsesStream owner, IBufferWriter<byte> output) : ISseEventHandler
-    {
-        public void OnEvent(in SseEvent e) => owner.OnEvent(e.Data, output);
-    }
-
-    private void OnEvent(ReadOnlySpan<byte> data, IBufferWriter<byte> output)
-    {
-        if (_done || _errored)
-        {
-            return;
-        }
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(data.ToArray());
-        }
-        catch (JsonException)
-        {
-            return; // not JSON: nothing a Responses client could use
-        }
-        using (document)
-        {
-            var root = document.RootElement;
-            switch (root.GetString("type"))
-            {
-                case "message_start":
-                    {
-                        var message = root.TryGet("message", out var m) ? m : default;
-                        _id = message.GetString("id") ?? "";
-                        _bare = _id.StartsWith("msg_", StringComparison.Ordinal) ? _id[4..] : _id;
-                        _model = message.GetString("model") ?? "";
-                        ReadUsage(message.TryGet("usage", out var u) ? u : default);
-                        WriteEvent(output, "response.created", w => WriteResponse(w, "in_progress", final: false));
-                        WriteEvent(output, "response.in_progress", w => WriteResponse(w, "in_progress", final: false));
-                        break;
-                    }
-                case "content_block_start":
-                    {
-                        var block = root.TryGet("content_block", out var b) ? b : default;
-                        int blockIndex = (int)root.GetLong("index");
-                        switch (block.GetString("type"))
-                        {
-                            case "text":
-                                {
-                                    var item = _openMessage ?? OpenMessage(output);
-                                    var part = new StringBuilder(block.GetString("text") ?? "");
-                                    item.Parts.Add(part);
-                                    _itemByBlock[blockIndex] = item;
-                                    int contentIndex = item.Parts.Count - 1;
-                                    WriteEvent(output, "response.content_part.added", w =>
-                                    {
-                                        WriteItemRef(w, item);
-                                        w.WriteNumber("content_index", contentIndex);
-                                        w.WritePropertyName("part");
-                                        WriteTextPart(w, "");
-                                    });
-                                    if (part.Length > 0)
-                                    {
-                                        string text = part.ToString();
-                                        WriteEvent(output, "response.output_text.delta", w => { WriteItemRef(w, item); w.WriteNumber("content_index", contentIndex); w.WriteString("delta", text); });
-                                    }
-                                    break;
-                                }
-                            case "tool_use":
-                                {
-                                    CloseMessage(output);
-                                    string callId = block.GetString("id") ?? "";
-                                    var item = new Item(function: true, _items.Count, "fc_" + callId) { CallId = callId, Name = block.GetString("name") ?? "" };
-                                    _items.Add(item);
-                                    _itemByBlock[blockIndex] = item;
-                                    WriteEvent(output, "response.output_item.added", w =>
-                                    {
-                                        w.WriteNumber("output_index", item.OutputIndex);
-                                        w.WritePropertyName("item");
-                                        WriteItem(w, item);
-                                    });
-                                    break;
-                                }
-                        }
-                        break;
-                    }
-                case "content_block_delta":
-                    {
-                        var delta = root.TryGet("delta", out var d) ? d : default;
-                        if (!_itemByBlock.TryGetValue((int)root.GetLong("index"), out var item))
-                        {
-                            break; // thinking and other blocks Responses has no event for here
-                        }
-                        switch (delta.GetString("type"))
-                        {
-                            case "text_delta" when !item.Function:
-                                {
-                                    string text = delta.GetString("text") ?? "";
-                                    int contentIndex = item.Parts.Count - 1;
-                                    item.Parts[contentIndex].Append(text);
-                                    WriteEvent(output, "response.output_text.delta", w => { WriteItemRef(w, item); w.WriteNumber("content_index", contentIndex); w.WriteString("delta", text); });
-                                    break;
-                                }
-                            case "input_json_delta" when item.Function:
-                                {
-                                    string json = delta.GetString("partial_json") ?? "";
-                                    item.Arguments.Append(json);
-                                    WriteEvent(output, "response.function_call_arguments.delta", w => { WriteItemRef(w, item); w.WriteString("delta", json); });
-                                    break;
-                                }
-                        }
-                        break;
-                    }
-                case "content_block_stop":
-                    {
-                        int blockIndex = (int)root.GetLong("index");
-                        if (!_itemByBlock.Remove(blockIndex, out var item))
-                        {
-                            break;
-                        }
-                        if (item.Function)
-                        {
-                            if (item.Arguments.Length == 0)
-                            {
-                                item.Arguments.Append("{}"); // a call without input still has JSON arguments
-                            }
-                            string arguments = item.Arguments.ToString();
-                            WriteEvent(output, "response.function_call_arguments.done", w => { WriteItemRef(w, item); w.WriteString("arguments", arguments); });
-                            item.Done = true;
-                            WriteItemDone(output, item);
-                        }
-                        else
-                        {
-                            int contentIndex = item.Parts.Count - 1;
-                            string text = item.Parts[contentIndex].ToString();
-                            WriteEvent(output, "response.output_text.done", w => { WriteItemRef(w, item); w.WriteNumber("content_index", contentIndex); w.WriteString("text", text); });
-                            WriteEvent(output, "response.content_part.done", w =>
-                            {
-                                WriteItemRef(w, item);
-                                w.WriteNumber("content_index", contentIndex);
-                                w.WritePropertyName("part");
-                                WriteTextPart(w, text);
-                            });
-                        }
-                        break;
-                    }
-                case "message_delta":
-                    if (root.TryGet("usage", out var usage))
-                    {
-                        ReadUsage(usage);
-                    }
-                    _stopReason = root.TryGet("delta", out var md) ? md.GetString("stop_reason") ?? _stopReason : _stopReason;
+            case "message_start":
+                {
+                    var message = root.TryGet("message", out var m) ? m : default;
+                    _id = message.GetString("id") ?? "";
+                    _bare = _id.StartsWith("msg_", StringComparison.Ordinal) ? _id[4..] : _id;
+                    _model = message.GetString("model") ?? "";
+                    ReadUsage(message.TryGet("usage", out var u) ? u : default);
+                    WriteEvent(output, "response.created", w => WriteResponse(w, "in_progress", final: false));
+                    WriteEvent(output, "response.in_progress", w => WriteResponse(w, "in_progress", final: false));
                     break;
-                case "message_stop":
+                }
+            case "content_block_start":
+                {
+                    var block = root.TryGet("content_block", out var b) ? b : default;
+                    int blockIndex = (int)root.GetLong("index");
+                    switch (block.GetString("type"))
                     {
-                        CloseMessage(output);
-                        string status = Incomplete is null ? "completed" : "incomplete";
-                        WriteEvent(output, status == "completed" ? "response.completed" : "response.incomplete", w => WriteResponse(w, status, final: true));
-                        _done = true;
+                        case "text":
+                            {
+                                var item = _openMessage ?? OpenMessage(output);
+                                var part = new StringBuilder(block.GetString("text") ?? "");
+                                item.Parts.Add(part);
+                                _itemByBlock[blockIndex] = item;
+                                int contentIndex = item.Parts.Count - 1;
+                                WriteEvent(output, "response.content_part.added", w =>
+                                {
+                                    WriteItemRef(w, item);
+                                    w.WriteNumber("content_index", contentIndex);
+                                    w.WritePropertyName("part");
+                                    WriteTextPart(w, "");
+                                });
+                                if (part.Length > 0)
+                                {
+                                    string text = part.ToString();
+                                    WriteEvent(output, "response.output_text.delta", w => { WriteItemRef(w, item); w.WriteNumber("content_index", contentIndex); w.WriteString("delta", text); });
+                                }
+                                break;
+                            }
+                        case "tool_use":
+                            {
+                                CloseMessage(output);
+                                string callId = block.GetString("id") ?? "";
+                                var item = new Item(function: true, _items.Count, "fc_" + callId) { CallId = callId, Name = block.GetString("name") ?? "" };
+                                _items.Add(item);
+                                _itemByBlock[blockIndex] = item;
+                                WriteEvent(output, "response.output_item.added", w =>
+                                {
+                                    w.WriteNumber("output_index", item.OutputIndex);
+                                    w.WritePropertyName("item");
+                                    WriteItem(w, item);
+                                });
+                                break;
+                            }
+                    }
+                    break;
+                }
+            case "content_block_delta":
+                {
+                    var delta = root.TryGet("delta", out var d) ? d : default;
+                    if (!_itemByBlock.TryGetValue((int)root.GetLong("index"), out var item))
+                    {
+                        break; // thinking and other blocks Responses has no event for here
+                    }
+                    switch (delta.GetString("type"))
+                    {
+                        case "text_delta" when !item.Function:
+                            {
+                                string text = delta.GetString("text") ?? "";
+                                int contentIndex = item.Parts.Count - 1;
+                                item.Parts[contentIndex].Append(text);
+                                WriteEvent(output, "response.output_text.delta", w => { WriteItemRef(w, item); w.WriteNumber("content_index", contentIndex); w.WriteString("delta", text); });
+                                break;
+                            }
+                        case "input_json_delta" when item.Function:
+                            {
+                                string json = delta.GetString("partial_json") ?? "";
+                                item.Arguments.Append(json);
+                                WriteEvent(output, "response.function_call_arguments.delta", w => { WriteItemRef(w, item); w.WriteString("delta", json); });
+                                break;
+                            }
+                    }
+                    break;
+                }
+            case "content_block_stop":
+                {
+                    int blockIndex = (int)root.GetLong("index");
+                    if (!_itemByBlock.Remove(blockIndex, out var item))
+                    {
                         break;
                     }
-                case "error":
+                    if (item.Function)
                     {
-                        var error = root.TryGet("error", out var er) ? er : default;
-                        WriteError(output, error.GetString("message") ?? "upstream error", error.GetString("type") ?? "api_error");
-                        _errored = true;
-                        break;
+                        if (item.Arguments.Length == 0)
+                        {
+                            item.Arguments.Append("{}"); // a call without input still has JSON arguments
+                        }
+                        string arguments = item.Arguments.ToString();
+                        WriteEvent(output, "response.function_call_arguments.done", w => { WriteItemRef(w, item); w.WriteString("arguments", arguments); });
+                        item.Done = true;
+                        WriteItemDone(output, item);
                     }
-            }
+                    else
+                    {
+                        int contentIndex = item.Parts.Count - 1;
+                        string text = item.Parts[contentIndex].ToString();
+                        WriteEvent(output, "response.output_text.done", w => { WriteItemRef(w, item); w.WriteNumber("content_index", contentIndex); w.WriteString("text", text); });
+                        WriteEvent(output, "response.content_part.done", w =>
+                        {
+                            WriteItemRef(w, item);
+                            w.WriteNumber("content_index", contentIndex);
+                            w.WritePropertyName("part");
+                            WriteTextPart(w, text);
+                        });
+                    }
+                    break;
+                }
+            case "message_delta":
+                if (root.TryGet("usage", out var usage))
+                {
+                    ReadUsage(usage);
+                }
+                _stopReason = root.TryGet("delta", out var md) ? md.GetString("stop_reason") ?? _stopReason : _stopReason;
+                break;
+            case "message_stop":
+                {
+                    CloseMessage(output);
+                    string status = Incomplete is null ? "completed" : "incomplete";
+                    WriteEvent(output, status == "completed" ? "response.completed" : "response.incomplete", w => WriteResponse(w, status, final: true));
+                    _done = true;
+                    break;
+                }
+            case "error":
+                {
+                    var error = root.TryGet("error", out var er) ? er : default;
+                    WriteError(output, error.GetString("message") ?? "upstream error", error.GetString("type") ?? "api_error");
+                    _errored = true;
+                    break;
+                }
         }
     }
 
@@ -377,30 +331,6 @@ public sealed class AnthropicToResponsesStream : IStreamTranslator
         w.WriteEndObject();
     }
 
-    private void ReadUsage(JsonElement usage)
-    {
-        if (usage.ValueKind != JsonValueKind.Object)
-        {
-            return;
-        }
-        // message_delta's usage is cumulative; any field present replaces what message_start said.
-        if (usage.TryGet("input_tokens", out _))
-        {
-            _inputTokens = usage.GetLong("input_tokens");
-        }
-        if (usage.TryGet("cache_read_input_tokens", out _))
-        {
-            _cacheRead = usage.GetLong("cache_read_input_tokens");
-        }
-        if (usage.TryGet("cache_creation_input_tokens", out _))
-        {
-            _cacheWrite = usage.GetLong("cache_creation_input_tokens");
-        }
-        if (usage.TryGet("output_tokens", out _))
-        {
-            _outputTokens = usage.GetLong("output_tokens");
-        }
-    }
 
     /// <summary>One Responses event: <c>event:</c> line and a data object with its type and sequence number first.</summary>
     private void WriteEvent(IBufferWriter<byte> output, string type, Action<Utf8JsonWriter> body)
@@ -419,7 +349,7 @@ public sealed class AnthropicToResponsesStream : IStreamTranslator
         output.Write("\n\n"u8);
     }
 
-    private void WriteError(IBufferWriter<byte> output, string message, string code) => WriteEvent(output, "error", w =>
+    protected override void WriteError(IBufferWriter<byte> output, string message, string code) => WriteEvent(output, "error", w =>
     {
         w.WriteString("code", code);
         w.WriteString("message", message);

@@ -5,42 +5,16 @@ using ProxyCore.Llm.Sse;
 namespace ProxyCore.Llm.Translation;
 
 /// <summary>
-/// Translates an Anthropic Messages event stream into the OpenAI Chat Completions chunk stream, event by
-/// event as the bytes arrive (nothing of the stream is held beyond the event being read).
+/// What every translator of an Anthropic Messages event stream shares: the SSE reader, one JSON read
+/// per event (events that are not JSON are skipped), the usage figures (message_start's, then
+/// message_delta's cumulative ones), and the end-of-body rule: a stream that stops before
+/// <c>message_stop</c> gets the client format's error event instead of a clean ending.
 /// </summary>
-/// <remarks>
-/// <para>State machine over the Messages events:</para>
-/// <code>
-/// message_start        → role chunk (id, model kept for every chunk; input usage kept)
-/// content_block_start  → tool_use: a tool_calls chunk (id, name, empty arguments), numbered in order
-/// content_block_delta  → text_delta: content chunk; input_json_delta: tool_calls arguments chunk;
-///                        thinking/signature deltas: dropped (Chat has no field for them)
-/// message_delta        → finish chunk (stop_reason mapped), output usage kept
-/// message_stop         → usage chunk (when asked for), then [DONE]
-/// error                → data: {"error":{…}} and the stream ends without [DONE]
-/// ping, content_block_stop → nothing
-/// </code>
-/// <para>Call <see cref="Translate"/> per body chunk and <see cref="Complete"/> at the end: a stream that
-/// stops before <c>message_stop</c> gets an error chunk instead of a clean ending.</para>
-/// </remarks>
-public sealed class AnthropicToOpenAIStream : IStreamTranslator
+public abstract class AnthropicStreamTranslator : IStreamTranslator
 {
     private readonly SseReader _reader = new();
-    private readonly bool _includeUsage;
-    private readonly long _created;
-    private readonly Dictionary<int, int> _toolIndexByBlock = [];
-    private string _id = "";
-    private string _model = "";
-    private long _inputTokens, _cacheRead, _cacheWrite, _outputTokens;
-    private bool _done, _errored;
-
-    /// <param name="includeUsage">The client asked for <c>stream_options.include_usage</c>: send the usage chunk.</param>
-    /// <param name="created">The <c>created</c> Unix time of every chunk.</param>
-    public AnthropicToOpenAIStream(bool includeUsage, long created)
-    {
-        _includeUsage = includeUsage;
-        _created = created;
-    }
+    protected long _inputTokens, _cacheRead, _cacheWrite, _outputTokens;
+    protected bool _done, _errored;
 
     /// <summary>True once <c>message_stop</c> was translated.</summary>
     public bool Completed => _done;
@@ -52,7 +26,7 @@ public sealed class AnthropicToOpenAIStream : IStreamTranslator
         return _reader.Read(chunk, ref handler);
     }
 
-    /// <summary>The upstream body ended. False (and an error chunk written) when it ended before <c>message_stop</c>.</summary>
+    /// <summary>The upstream body ended. False (and an error event written) when it ended before <c>message_stop</c>.</summary>
     public bool Complete(IBufferWriter<byte> output)
     {
         if (_done || _errored)
@@ -64,12 +38,18 @@ public sealed class AnthropicToOpenAIStream : IStreamTranslator
         return false;
     }
 
-    private readonly struct Handler(AnthropicToOpenAIStream owner, IBufferWriter<byte> output) : ISseEventHandler
+    /// <summary>One Messages event (its JSON root), translated into the client's format.</summary>
+    protected abstract void OnEvent(JsonElement root, IBufferWriter<byte> output);
+
+    /// <summary>The client format's error event.</summary>
+    protected abstract void WriteError(IBufferWriter<byte> output, string message, string type);
+
+    private readonly struct Handler(AnthropicStreamTranslator owner, IBufferWriter<byte> output) : ISseEventHandler
     {
-        public void OnEvent(in SseEvent e) => owner.OnEvent(e.Data, output);
+        public void OnEvent(in SseEvent e) => owner.OnEventData(e.Data, output);
     }
 
-    private void OnEvent(ReadOnlySpan<byte> data, IBufferWriter<byte> output)
+    private void OnEventData(ReadOnlySpan<byte> data, IBufferWriter<byte> output)
     {
         if (_done || _errored)
         {
@@ -82,94 +62,15 @@ public sealed class AnthropicToOpenAIStream : IStreamTranslator
         }
         catch (JsonException)
         {
-            return; // not JSON: nothing a Chat client could use
+            return; // not JSON: nothing a client could use
         }
         using (document)
         {
-            var root = document.RootElement;
-            switch (root.GetString("type"))
-            {
-                case "message_start":
-                    {
-                        var message = root.TryGet("message", out var m) ? m : default;
-                        _id = message.GetString("id") ?? "";
-                        _model = message.GetString("model") ?? "";
-                        ReadUsage(message.TryGet("usage", out var u) ? u : default);
-                        WriteChunk(output, w =>
-                        {
-                            w.WriteString("role", "assistant");
-                            w.WriteString("content", "");
-                        }, null);
-                        break;
-                    }
-                case "content_block_start":
-                    {
-                        var block = root.TryGet("content_block", out var b) ? b : default;
-                        int blockIndex = (int)root.GetLong("index");
-                        if (block.GetString("type") == "tool_use")
-                        {
-                            int toolIndex = _toolIndexByBlock.Count;
-                            _toolIndexByBlock[blockIndex] = toolIndex;
-                            string? id = block.GetString("id");
-                            string? name = block.GetString("name");
-                            WriteChunk(output, w => WriteToolCall(w, toolIndex, id, name, ""), null);
-                        }
-                        else if (block.GetString("type") == "text" && block.GetString("text") is { Length: > 0 } text)
-                        {
-                            WriteChunk(output, w => w.WriteString("content", text), null);
-                        }
-                        break;
-                    }
-                case "content_block_delta":
-                    {
-                        var delta = root.TryGet("delta", out var d) ? d : default;
-                        switch (delta.GetString("type"))
-                        {
-                            case "text_delta":
-                                {
-                                    string text = delta.GetString("text") ?? "";
-                                    WriteChunk(output, w => w.WriteString("content", text), null);
-                                    break;
-                                }
-                            case "input_json_delta" when _toolIndexByBlock.TryGetValue((int)root.GetLong("index"), out int toolIndex):
-                                {
-                                    string json = delta.GetString("partial_json") ?? "";
-                                    WriteChunk(output, w => WriteToolCall(w, toolIndex, null, null, json), null);
-                                    break;
-                                }
-                        }
-                        break;
-                    }
-                case "message_delta":
-                    {
-                        if (root.TryGet("usage", out var usage))
-                        {
-                            ReadUsage(usage);
-                        }
-                        string finish = LlmTranslation.ToOpenAIFinishReason(root.TryGet("delta", out var d) ? d.GetString("stop_reason") : null);
-                        WriteChunk(output, static _ => { }, finish);
-                        break;
-                    }
-                case "message_stop":
-                    if (_includeUsage)
-                    {
-                        WriteUsageChunk(output);
-                    }
-                    output.Write("data: [DONE]\n\n"u8);
-                    _done = true;
-                    break;
-                case "error":
-                    {
-                        var error = root.TryGet("error", out var er) ? er : default;
-                        WriteError(output, error.GetString("message") ?? "upstream error", error.GetString("type") ?? "api_error");
-                        _errored = true;
-                        break;
-                    }
-            }
+            OnEvent(document.RootElement, output);
         }
     }
 
-    private void ReadUsage(JsonElement usage)
+    protected void ReadUsage(JsonElement usage)
     {
         if (usage.ValueKind != JsonValueKind.Object)
         {
@@ -193,6 +94,126 @@ public sealed class AnthropicToOpenAIStream : IStreamTranslator
             _outputTokens = usage.GetLong("output_tokens");
         }
     }
+}
+
+/// <summary>
+/// Translates an Anthropic Messages event stream into the OpenAI Chat Completions chunk stream, event by
+/// event as the bytes arrive (nothing of the stream is held beyond the event being read).
+/// </summary>
+/// <remarks>
+/// <para>State machine over the Messages events:</para>
+/// <code>
+/// message_start        → role chunk (id, model kept for every chunk; input usage kept)
+/// content_block_start  → tool_use: a tool_calls chunk (id, name, empty arguments), numbered in order
+/// content_block_delta  → text_delta: content chunk; input_json_delta: tool_calls arguments chunk;
+///                        thinking/signature deltas: dropped (Chat has no field for them)
+/// message_delta        → finish chunk (stop_reason mapped), output usage kept
+/// message_stop         → usage chunk (when asked for), then [DONE]
+/// error                → data: {"error":{…}} and the stream ends without [DONE]
+/// ping, content_block_stop → nothing
+/// </code>
+/// <para>Call <see cref="Translate"/> per body chunk and <see cref="Complete"/> at the end: a stream that
+/// stops before <c>message_stop</c> gets an error chunk instead of a clean ending.</para>
+/// </remarks>
+public sealed class AnthropicToOpenAIStream : AnthropicStreamTranslator
+{
+    private readonly bool _includeUsage;
+    private readonly long _created;
+    private readonly Dictionary<int, int> _toolIndexByBlock = [];
+    private string _id = "";
+    private string _model = "";
+
+    /// <param name="includeUsage">The client asked for <c>stream_options.include_usage</c>: send the usage chunk.</param>
+    /// <param name="created">The <c>created</c> Unix time of every chunk.</param>
+    public AnthropicToOpenAIStream(bool includeUsage, long created)
+    {
+        _includeUsage = includeUsage;
+        _created = created;
+    }
+
+    protected override void OnEvent(JsonElement root, IBufferWriter<byte> output)
+    {
+        switch (root.GetString("type"))
+        {
+            case "message_start":
+                {
+                    var message = root.TryGet("message", out var m) ? m : default;
+                    _id = message.GetString("id") ?? "";
+                    _model = message.GetString("model") ?? "";
+                    ReadUsage(message.TryGet("usage", out var u) ? u : default);
+                    WriteChunk(output, w =>
+                    {
+                        w.WriteString("role", "assistant");
+                        w.WriteString("content", "");
+                    }, null);
+                    break;
+                }
+            case "content_block_start":
+                {
+                    var block = root.TryGet("content_block", out var b) ? b : default;
+                    int blockIndex = (int)root.GetLong("index");
+                    if (block.GetString("type") == "tool_use")
+                    {
+                        int toolIndex = _toolIndexByBlock.Count;
+                        _toolIndexByBlock[blockIndex] = toolIndex;
+                        string? id = block.GetString("id");
+                        string? name = block.GetString("name");
+                        WriteChunk(output, w => WriteToolCall(w, toolIndex, id, name, ""), null);
+                    }
+                    else if (block.GetString("type") == "text" && block.GetString("text") is { Length: > 0 } text)
+                    {
+                        WriteChunk(output, w => w.WriteString("content", text), null);
+                    }
+                    break;
+                }
+            case "content_block_delta":
+                {
+                    var delta = root.TryGet("delta", out var d) ? d : default;
+                    switch (delta.GetString("type"))
+                    {
+                        case "text_delta":
+                            {
+                                string text = delta.GetString("text") ?? "";
+                                WriteChunk(output, w => w.WriteString("content", text), null);
+                                break;
+                            }
+                        case "input_json_delta" when _toolIndexByBlock.TryGetValue((int)root.GetLong("index"), out int toolIndex):
+                            {
+                                string json = delta.GetString("partial_json") ?? "";
+                                WriteChunk(output, w => WriteToolCall(w, toolIndex, null, null, json), null);
+                                break;
+                            }
+                    }
+                    break;
+                }
+            case "message_delta":
+                {
+                    if (root.TryGet("usage", out var usage))
+                    {
+                        ReadUsage(usage);
+                    }
+                    string finish = LlmTranslation.ToOpenAIFinishReason(root.TryGet("delta", out var d) ? d.GetString("stop_reason") : null);
+                    WriteChunk(output, static _ => { }, finish);
+                    break;
+                }
+            case "message_stop":
+                if (_includeUsage)
+                {
+                    WriteUsageChunk(output);
+                }
+                output.Write("data: [DONE]\n\n"u8);
+                _done = true;
+                break;
+            case "error":
+                {
+                    var error = root.TryGet("error", out var er) ? er : default;
+                    WriteError(output, error.GetString("message") ?? "upstream error", error.GetString("type") ?? "api_error");
+                    _errored = true;
+                    break;
+                }
+        }
+    }
+
 
     private static void WriteToolCall(Utf8JsonWriter w, int index, string? id, string? name, string arguments)
     {
@@ -279,7 +300,7 @@ public sealed class AnthropicToOpenAIStream : IStreamTranslator
         output.Write("\n\n"u8);
     }
 
-    private static void WriteError(IBufferWriter<byte> output, string message, string type)
+    protected override void WriteError(IBufferWriter<byte> output, string message, string type)
     {
         output.Write("data: "u8);
         using (var w = new Utf8JsonWriter(output, LlmTranslation.WriterOptions))
