@@ -69,27 +69,7 @@ public static partial class LlmTranslation
             w.WriteString("model", model ?? root.GetString("model") ?? "");
             long maxTokens = root.GetLong("max_completion_tokens") is > 0 and var m1 ? m1 : root.GetLong("max_tokens") is > 0 and var m2 ? m2 : defaultMaxTokens;
             w.WriteNumber("max_tokens", maxTokens);
-            if (system.Length > 0)
-            {
-                w.WriteString("system", system.ToString());
-            }
-            w.WriteStartArray("messages");
-            foreach (var turn in turns)
-            {
-                w.WriteStartObject();
-                w.WriteString("role", turn.Role);
-                w.WriteStartArray("content");
-                foreach (var block in turn.Blocks)
-                {
-                    block(w);
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            Copy(root, "temperature", w, "temperature");
-            Copy(root, "top_p", w, "top_p");
-            Copy(root, "stream", w, "stream");
+            WriteAnthropicBody(w, root, system, turns);
             if (root.TryGet("stop", out var stop))
             {
                 w.WriteStartArray("stop_sequences");
@@ -162,6 +142,32 @@ public static partial class LlmTranslation
             }
             w.WriteEndObject();
         }, body.Length + 256);
+    }
+
+    /// <summary>The part of a Messages request both OpenAI shapes translate alike: system, the turns, and the sampling fields.</summary>
+    private static void WriteAnthropicBody(Utf8JsonWriter w, JsonElement root, StringBuilder system, List<Turn> turns)
+    {
+        if (system.Length > 0)
+        {
+            w.WriteString("system", system.ToString());
+        }
+        w.WriteStartArray("messages");
+        foreach (var turn in turns)
+        {
+            w.WriteStartObject();
+            w.WriteString("role", turn.Role);
+            w.WriteStartArray("content");
+            foreach (var block in turn.Blocks)
+            {
+                block(w);
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        Copy(root, "temperature", w, "temperature");
+        Copy(root, "top_p", w, "top_p");
+        Copy(root, "stream", w, "stream");
     }
 
     private static void AddTurn(List<Turn> turns, string role, List<Action<Utf8JsonWriter>> blocks)

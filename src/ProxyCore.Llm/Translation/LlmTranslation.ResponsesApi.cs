@@ -47,27 +47,7 @@ public static partial class LlmTranslation
             w.WriteStartObject();
             w.WriteString("model", model ?? root.GetString("model") ?? "");
             w.WriteNumber("max_tokens", root.GetLong("max_output_tokens") is > 0 and var max ? max : defaultMaxTokens);
-            if (system.Length > 0)
-            {
-                w.WriteString("system", system.ToString());
-            }
-            w.WriteStartArray("messages");
-            foreach (var turn in turns)
-            {
-                w.WriteStartObject();
-                w.WriteString("role", turn.Role);
-                w.WriteStartArray("content");
-                foreach (var block in turn.Blocks)
-                {
-                    block(w);
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            Copy(root, "temperature", w, "temperature");
-            Copy(root, "top_p", w, "top_p");
-            Copy(root, "stream", w, "stream");
+            WriteAnthropicBody(w, root, system, turns);
             if (root.TryGet("tools", out var tools) && tools.ValueKind == JsonValueKind.Array && tools.GetArrayLength() > 0)
             {
                 w.WriteStartArray("tools");
