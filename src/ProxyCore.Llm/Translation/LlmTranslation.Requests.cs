@@ -95,21 +95,7 @@ public static partial class LlmTranslation
                     {
                         continue; // non-function tools (web search…) have no Messages counterpart here
                     }
-                    w.WriteStartObject();
-                    w.WriteString("name", function.GetString("name") ?? throw new LlmTranslationException("a tool has no function name"));
-                    Copy(function, "description", w, "description");
-                    w.WritePropertyName("input_schema");
-                    if (function.TryGet("parameters", out var parameters))
-                    {
-                        parameters.WriteTo(w);
-                    }
-                    else
-                    {
-                        w.WriteStartObject();
-                        w.WriteString("type", "object");
-                        w.WriteEndObject();
-                    }
-                    w.WriteEndObject();
+                    WriteAnthropicTool(w, function.GetString("name") ?? throw new LlmTranslationException("a tool has no function name"), function);
                 }
                 w.WriteEndArray();
             }
@@ -168,6 +154,26 @@ public static partial class LlmTranslation
         Copy(root, "temperature", w, "temperature");
         Copy(root, "top_p", w, "top_p");
         Copy(root, "stream", w, "stream");
+    }
+
+    /// <summary>One Messages tool: name, the description and the JSON Schema (<c>parameters</c>) of <paramref name="spec"/>; no schema: any object.</summary>
+    private static void WriteAnthropicTool(Utf8JsonWriter w, string name, JsonElement spec)
+    {
+        w.WriteStartObject();
+        w.WriteString("name", name);
+        Copy(spec, "description", w, "description");
+        w.WritePropertyName("input_schema");
+        if (spec.TryGet("parameters", out var parameters))
+        {
+            parameters.WriteTo(w);
+        }
+        else
+        {
+            w.WriteStartObject();
+            w.WriteString("type", "object");
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
     }
 
     private static void AddTurn(List<Turn> turns, string role, List<Action<Utf8JsonWriter>> blocks)

@@ -57,21 +57,7 @@ public static partial class LlmTranslation
                     {
                         throw new LlmTranslationException($"tool type '{tool.GetString("type")}' cannot be translated to Anthropic (function tools only)");
                     }
-                    w.WriteStartObject();
-                    w.WriteString("name", tool.GetString("name") ?? throw new LlmTranslationException("a function tool has no name"));
-                    Copy(tool, "description", w, "description");
-                    w.WritePropertyName("input_schema");
-                    if (tool.TryGet("parameters", out var parameters))
-                    {
-                        parameters.WriteTo(w);
-                    }
-                    else
-                    {
-                        w.WriteStartObject();
-                        w.WriteString("type", "object");
-                        w.WriteEndObject();
-                    }
-                    w.WriteEndObject();
+                    WriteAnthropicTool(w, tool.GetString("name") ?? throw new LlmTranslationException("a function tool has no name"), tool);
                 }
                 w.WriteEndArray();
             }
