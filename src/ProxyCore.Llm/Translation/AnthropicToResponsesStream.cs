@@ -184,13 +184,6 @@ public sealed class AnthropicToResponsesStream : AnthropicStreamTranslator
                     _done = true;
                     break;
                 }
-            case "error":
-                {
-                    var error = root.TryGet("error", out var er) ? er : default;
-                    WriteError(output, error.GetString("message") ?? "upstream error", error.GetString("type") ?? "api_error");
-                    _errored = true;
-                    break;
-                }
         }
     }
 

@@ -38,7 +38,7 @@ public abstract class AnthropicStreamTranslator : IStreamTranslator
         return false;
     }
 
-    /// <summary>One Messages event (its JSON root), translated into the client's format.</summary>
+    /// <summary>One Messages event (its JSON root), translated into the client's format; <c>error</c> events are the base's.</summary>
     protected abstract void OnEvent(JsonElement root, IBufferWriter<byte> output);
 
     /// <summary>The client format's error event.</summary>
@@ -66,7 +66,16 @@ public abstract class AnthropicStreamTranslator : IStreamTranslator
         }
         using (document)
         {
-            OnEvent(document.RootElement, output);
+            var root = document.RootElement;
+            if (root.GetString("type") == "error")
+            {
+                // The provider's own error event: the client's format says it, and the stream ends without a clean finish.
+                var error = root.TryGet("error", out var er) ? er : default;
+                WriteError(output, error.GetString("message") ?? "upstream error", error.GetString("type") ?? "api_error");
+                _errored = true;
+                return;
+            }
+            OnEvent(root, output);
         }
     }
 
@@ -204,13 +213,6 @@ public sealed class AnthropicToOpenAIStream : AnthropicStreamTranslator
                 output.Write("data: [DONE]\n\n"u8);
                 _done = true;
                 break;
-            case "error":
-                {
-                    var error = root.TryGet("error", out var er) ? er : default;
-                    WriteError(output, error.GetString("message") ?? "upstream error", error.GetString("type") ?? "api_error");
-                    _errored = true;
-                    break;
-                }
         }
     }
 
