@@ -193,7 +193,7 @@ fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- results
-declare -A RPS P50 P99 CPU USR SYS ALLOC VALID VER
+declare -A RPS P50 P99 CPU USR SYS ALLOC STEADY VALID VER
 set_invalid() { VALID[$1]="no: $2"; log "$1: $2"; }
 
 # In --h2 mode every peer listens h2c only (nginx's "listen ... http2" on a plain port takes no HTTP/1.1);
@@ -241,6 +241,28 @@ core_ticks() {      # "busy total" ticks of one CPU from /proc/stat
 alloc_bytes() {     # ProxyCore's dotnet_gc_allocated_bytes_total, or empty
   curl -s --max-time 2 "$ADMIN_URL" 2>/dev/null |
     awk '$1 ~ /^dotnet_gc_allocated_bytes_total(\{.*\})?$/ { s += $2; n++ } END { if (n) printf "%.0f\n", s }' || true
+}
+
+alloc_and_requests() { # "allocated-bytes requests" from one scrape of ProxyCore's /metrics, or empty
+  curl -s --max-time 2 "$ADMIN_URL" 2>/dev/null |
+    awk '$1 ~ /^dotnet_gc_allocated_bytes_total(\{.*\})?$/ { a += $2; n++ }
+         $1 ~ /^proxycore_requests_total(\{.*\})?$/ { r += $2; m++ }
+         END { if (n && m) printf "%.0f %.0f\n", a, r }' || true
+}
+
+# Allocation in steady state: two scrapes inside the run (at 1/4 and 3/4 of it), so the load generator's
+# connection set-up (a few KB per accepted connection) and the scrapes before/after do not count; the
+# requests between them come from the proxy's own counter. Between two readings lies about one scrape's
+# own rendering (tens of KB), so a third scrape right after the second measures that and it is taken out.
+# Writes "bytes requests" to $1.
+steady_alloc() {
+  sleep "$(awk -v d="$DUR_S" 'BEGIN { print d / 4 }')"
+  local a0 r0 a1 r1 a2 r2
+  read -r a0 r0 < <(alloc_and_requests)
+  sleep "$(awk -v d="$DUR_S" 'BEGIN { print d / 2 }')"
+  read -r a1 r1 < <(alloc_and_requests)
+  read -r a2 r2 < <(alloc_and_requests)
+  [[ -n "$a0" && -n "$a1" && -n "$a2" ]] && echo "$((a1 - a0 - (a2 - a1))) $((r1 - r0))" >"$1"
 }
 
 to_ms() {           # wrk latency "850.00us" / "1.23ms" / "1.02s" -> milliseconds
@@ -463,13 +485,16 @@ EOF
   read -r cb0 ct0 < <(core_ticks "$CLIENT_CPU")
   read -r u0 s0 < <(ticks "${pids[@]}")
   log "$name: $LOAD_DESC (processes: ${pids[*]})"
-  local rc=0
+  local rc=0 steady_pid=""
+  rm -f "$WORK/$name.steady"
+  [[ "$name" == proxycore* ]] && { steady_alloc "$WORK/$name.steady" & steady_pid=$!; }
   if ((H2)); then
     H2LOAD "$DURATION" "$DUR_S" "$port" "$WORK/$name.h2log" >"$WORK/$name.wrk" 2>&1 || rc=$?
   else
     WRK "$DURATION" "$DUR_S" "$port" >"$WORK/$name.wrk" 2>&1 || rc=$?
   fi
   read -r u1 s1 < <(ticks "${pids[@]}")
+  [[ -n "$steady_pid" ]] && wait "$steady_pid" 2>/dev/null
   read -r pb1 pt1 < <(core_ticks "$PROXY_CPU")
   read -r cb1 ct1 < <(core_ticks "$CLIENT_CPU")
   [[ "$name" == proxycore* ]] && a1=$(alloc_bytes)
@@ -507,6 +532,9 @@ EOF
     'BEGIN { printf "%.2f %.2f %.2f\n", (u + s) / t / n * 1e6, u / t / n * 1e6, s / t / n * 1e6 }')
   if [[ -n "$a0" && -n "$a1" ]]; then
     ALLOC[$name]=$(awk -v a="$a0" -v b="$a1" -v n="$reqs" 'BEGIN { printf "%.1f", (b - a) / n }')
+    if [[ -s "$WORK/$name.steady" ]]; then
+      STEADY[$name]=$(awk '$2 > 0 { printf "%.2f", $1 / $2 }' "$WORK/$name.steady")
+    fi
   elif [[ "$name" == proxycore* ]]; then
     ALLOC[$name]="n/a"; log "proxycore: no dotnet_gc_allocated_bytes_total at $ADMIN_URL"
   fi
@@ -532,16 +560,16 @@ for p in nginx haproxy; do
 done
 
 table() {
-  echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | user µs | sys µs | CPU/req ÷ min(nginx, HAProxy) | alloc B/req | valid |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | user µs | sys µs | CPU/req ÷ min(nginx, HAProxy) | alloc B/req | steady alloc B/req | valid |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   local p ratio
   for p in "${PEER_LIST[@]}"; do
     ratio=""
     if [[ -n "$base" && -n "${CPU[$p]:-}" ]]; then
       ratio=$(awk -v a="${CPU[$p]}" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
     fi
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "${RPS[$p]:-—}" "${P50[$p]:-—}" \
-      "${P99[$p]:-—}" "${CPU[$p]:-—}" "${USR[$p]:-—}" "${SYS[$p]:-—}" "${ratio:-—}" "${ALLOC[$p]:-}" "${VALID[$p]:-no}"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "${RPS[$p]:-—}" "${P50[$p]:-—}" \
+      "${P99[$p]:-—}" "${CPU[$p]:-—}" "${USR[$p]:-—}" "${SYS[$p]:-—}" "${ratio:-—}" "${ALLOC[$p]:-}" "${STEADY[$p]:-}" "${VALID[$p]:-no}"
   done
 }
 
