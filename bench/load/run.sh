@@ -19,6 +19,7 @@ TLS=0
 STREAMS=8
 WARMUP="3s"
 QUICK=0
+RATE=0
 OUT=""
 
 usage() {
@@ -26,6 +27,9 @@ usage() {
 usage: bash bench/load/run.sh [--peers nginx,haproxy,yarp,proxycore,proxycore-policies] [--duration 10s]
                               [--connections 64] [--warmup 3s] [--quick] [--out FILE]
   --quick         3s smoke run (1s warm-up); result file gets a -quick suffix
+  --rate N        HTTP/1.1 at a fixed N requests/s (spread over the connections) with h2load --h1 --rps instead
+                  of wrk at full speed: every peer carries the same load, so p99 and CPU per request compare at
+                  equal load (N must be below every peer's top rate, or the run says the rate was not reached)
   --h2            HTTP/2 (h2c, prior knowledge) with h2load instead of wrk; peers nginx,proxycore;
                   --connections defaults to 8, each with --streams (default 8) concurrent streams
   --tls           with --h2: HTTP/2 over TLS (ALPN h2) instead of h2c; both peers terminate TLS with
@@ -55,6 +59,8 @@ while (($#)); do
     --tls) TLS=1; shift ;;
     --streams|-m) STREAMS=${2:?}; shift 2 ;;
     --streams=*) STREAMS=${1#*=}; shift ;;
+    --rate) RATE=${2:?}; shift 2 ;;
+    --rate=*) RATE=${1#*=}; shift ;;
     --out) OUT=${2:?}; shift 2 ;;
     --out=*) OUT=${1#*=}; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -63,6 +69,10 @@ while (($#)); do
 done
 if ((QUICK)); then DURATION=3s; WARMUP=1s; fi
 if ((TLS && !H2)); then echo "--tls needs --h2 (the HTTP/1.1 rig is plaintext only)" >&2; exit 2; fi
+[[ "$RATE" =~ ^[0-9]+$ ]] || { echo "bad --rate $RATE" >&2; exit 2; }
+if ((RATE && H2)); then echo "--rate is for the HTTP/1.1 rig" >&2; exit 2; fi
+# The load generator: wrk at full speed, or h2load (HTTP/2, or HTTP/1.1 at a fixed rate).
+USE_H2LOAD=$(( H2 || RATE > 0 ))
 if ((H2)); then
   PEERS=${PEERS:-nginx,proxycore}; CONNS=${CONNS:-8}
 else
@@ -160,7 +170,7 @@ install_deps() {
   command -v haproxy >/dev/null || need+=(haproxy)
   command -v wrk >/dev/null || need+=(wrk)
   command -v curl >/dev/null || need+=(curl)
-  ((H2)) && { command -v h2load >/dev/null || need+=(nghttp2-client); }
+  ((USE_H2LOAD)) && { command -v h2load >/dev/null || need+=(nghttp2-client); }
   command -v taskset >/dev/null || need+=(util-linux)
   command -v pgrep >/dev/null || need+=(procps)
   ((${#need[@]})) || return 0
@@ -282,7 +292,9 @@ WRK() { timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$1" --la
 H2LOAD() {
   local log=()
   [[ -n "${4:-}" ]] && log=(--log-file="$4")
-  timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" h2load -t1 -c"$CONNS" -m"$STREAMS" -D"$2" "${log[@]}" "$SCHEME://$HOST:$3/"
+  local mode=(-m"$STREAMS")
+  ((RATE)) && mode=(--h1 -m1 --rps="$(( (RATE + CONNS - 1) / CONNS ))")
+  timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" h2load -t1 -c"$CONNS" "${mode[@]}" -D"$2" "${log[@]}" "${PEER_HEADERS[@]}" "$SCHEME://$HOST:$3/"
 }
 
 # percentile P FILE: the P-th percentile of h2load's per-request durations, in milliseconds.
@@ -293,6 +305,7 @@ percentile() {
 }
 LOAD_DESC="wrk -t1 -c$CONNS -d$DURATION --latency"
 ((H2)) && LOAD_DESC="h2load -t1 -c$CONNS -m$STREAMS -D$DUR_S (h2c prior knowledge; p50/p99 from --log-file)"
+((RATE)) && LOAD_DESC="h2load --h1 -t1 -c$CONNS -m1 --rps=$(( (RATE + CONNS - 1) / CONNS )) per connection (about $RATE req/s in all) -D$DUR_S (p50/p99 from --log-file)"
 ((TLS)) && LOAD_DESC="h2load -t1 -c$CONNS -m$STREAMS -D$DUR_S (TLS, ALPN h2, self-signed ECDSA P-256; p50/p99 from --log-file)"
 
 # ---------------------------------------------------------------- builds
@@ -467,7 +480,7 @@ EOF
   fi
 
   log "$name: warm-up $WARMUP"
-  if ((H2)); then
+  if ((USE_H2LOAD)); then
     H2LOAD "$WARMUP" "$WARM_S" "$port" >"$WORK/$name.warmup" 2>&1 || true
   else
     WRK "$WARMUP" "$WARM_S" "$port" >"$WORK/$name.warmup" 2>&1 || true
@@ -488,7 +501,7 @@ EOF
   local rc=0 steady_pid=""
   rm -f "$WORK/$name.steady"
   [[ "$name" == proxycore* ]] && { steady_alloc "$WORK/$name.steady" & steady_pid=$!; }
-  if ((H2)); then
+  if ((USE_H2LOAD)); then
     H2LOAD "$DURATION" "$DUR_S" "$port" "$WORK/$name.h2log" >"$WORK/$name.wrk" 2>&1 || rc=$?
   else
     WRK "$DURATION" "$DUR_S" "$port" >"$WORK/$name.wrk" 2>&1 || rc=$?
@@ -502,7 +515,7 @@ EOF
   PEER_HEADERS=()
 
   local out=$WORK/$name.wrk reqs non2xx sockerr
-  if ((H2)); then
+  if ((USE_H2LOAD)); then
     # "requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout"
     reqs=$(awk '/^requests:/ { gsub(/,/, ""); print $8 }' "$out")
     non2xx=$(awk '/^status codes:/ { gsub(/,/, ""); print $5 + $7 + $9 }' "$out")
@@ -541,6 +554,9 @@ EOF
   local why=()
   [[ -n "$non2xx" && "$non2xx" != 0 ]] && why+=("$non2xx non-2xx/3xx")
   [[ -n "$sockerr" && "$sockerr" != 0 ]] && why+=("$sockerr socket errors (h2load: failed + errored + timeout)")
+  if ((RATE)) && awk -v r="${RPS[$name]}" -v t="$RATE" 'BEGIN { exit !(r < 0.95 * t) }'; then
+    why+=("the fixed rate was not reached (${RPS[$name]} of $RATE req/s)")
+  fi
   if ((${#why[@]})); then VALID[$name]="no: ${why[*]}"; else VALID[$name]="yes"; fi
   log "$name: ${RPS[$name]} req/s, ${CPU[$name]} CPU µs/req, valid: ${VALID[$name]}"
   log "${NOISE_NOTES[-1]}"
@@ -586,7 +602,7 @@ done
 if [[ -z "$OUT" ]]; then
   mkdir -p "$REPO/perf-results"
   SUFFIX=""; if ((QUICK)); then SUFFIX="-quick"; fi
-  MODE="h$((H2 ? 2 : 1))"; ((TLS)) && MODE="h2-tls"
+  MODE="h$((H2 ? 2 : 1))"; ((TLS)) && MODE="h2-tls"; ((RATE)) && MODE="h1-rate$RATE"
   OUT="$REPO/perf-results/$DATE-load-$MODE-$SHA$DIRTY$SUFFIX.md"
 fi
 mkdir -p "$(dirname "$OUT")"
