@@ -27,7 +27,8 @@ for bin in "${BINS[@]}"; do
   sed "s/127.0.0.1:19000/127.0.0.1:$up_port/" "$SCRIPT_DIR/upstream-nginx.conf" >"$work/up.conf"
   nginx -p "$work/up/" -c "$work/up.conf" -e "$work/up/error.log" -g 'daemon off;' & up=$!
   # valgrind cannot read the AOT build's separate .dbg file (it gives up on the whole run): hide it.
-  dbg="${bin}.dbg"; [[ -f "$dbg" ]] && mv "$dbg" "$dbg.hidden"
+  dbg="${bin}.dbg"
+  if [[ -f "$dbg" ]]; then mv "$dbg" "$dbg.hidden"; trap 'mv "$dbg.hidden" "$dbg" 2>/dev/null' EXIT; fi
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/cg.out" \
     "$bin" --listen "127.0.0.1:$px_port" --upstream "http://127.0.0.1:$up_port" --admin off >"$work/proxy.log" 2>&1 & px=$!
   for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$px_port/" && break; sleep 0.2; done
@@ -38,7 +39,7 @@ for bin in "${BINS[@]}"; do
   callgrind_control -d "$px" >/dev/null 2>&1
   sleep 1
   kill "$px" "$up" 2>/dev/null || true; wait "$px" "$up" 2>/dev/null || true
-  [[ -f "$dbg.hidden" ]] && mv "$dbg.hidden" "$dbg"
+  if [[ -f "$dbg.hidden" ]]; then mv "$dbg.hidden" "$dbg"; trap - EXIT; fi
   total=0
   for f in "$work"/cg.out*; do
     t=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }' || true)

@@ -79,6 +79,8 @@ else
   PEERS=${PEERS:-nginx,haproxy,yarp,proxycore,proxycore-policies}; CONNS=${CONNS:-64}
 fi
 [[ "$STREAMS" =~ ^[0-9]+$ ]] && ((STREAMS > 0)) || { echo "bad --streams $STREAMS" >&2; exit 2; }
+# --rate: h2load paces each connection, so the total is spread over them (rounded up).
+RPS_PER_CONN=$(( RATE ? (RATE + CONNS - 1) / CONNS : 0 ))
 
 # Seconds in a wrk duration (N, Ns, Nm, Nh) - used only to bound wrk with timeout(1).
 to_seconds() {
@@ -248,17 +250,15 @@ core_ticks() {      # "busy total" ticks of one CPU from /proc/stat
   awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat
 }
 
-alloc_bytes() {     # ProxyCore's dotnet_gc_allocated_bytes_total, or empty
-  curl -s --max-time 2 "$ADMIN_URL" 2>/dev/null |
-    awk '$1 ~ /^dotnet_gc_allocated_bytes_total(\{.*\})?$/ { s += $2; n++ } END { if (n) printf "%.0f\n", s }' || true
-}
-
-alloc_and_requests() { # "allocated-bytes requests" from one scrape of ProxyCore's /metrics, or empty
+# "allocated-bytes requests" from one scrape of ProxyCore's /metrics (dotnet_gc_allocated_bytes_total and
+# proxycore_requests_total, summed over their labels; requests 0 if absent), or empty without the first.
+alloc_and_requests() {
   curl -s --max-time 2 "$ADMIN_URL" 2>/dev/null |
     awk '$1 ~ /^dotnet_gc_allocated_bytes_total(\{.*\})?$/ { a += $2; n++ }
-         $1 ~ /^proxycore_requests_total(\{.*\})?$/ { r += $2; m++ }
-         END { if (n && m) printf "%.0f %.0f\n", a, r }' || true
+         $1 ~ /^proxycore_requests_total(\{.*\})?$/ { r += $2 }
+         END { if (n) printf "%.0f %.0f\n", a, r }' || true
 }
+alloc_bytes() { local a r; read -r a r < <(alloc_and_requests) || true; echo "${a:-}"; }
 
 # Allocation in steady state: two scrapes inside the run (at 1/4 and 3/4 of it), so the load generator's
 # connection set-up (a few KB per accepted connection) and the scrapes before/after do not count; the
@@ -267,11 +267,11 @@ alloc_and_requests() { # "allocated-bytes requests" from one scrape of ProxyCore
 # Writes "bytes requests" to $1.
 steady_alloc() {
   sleep "$(awk -v d="$DUR_S" 'BEGIN { print d / 4 }')"
-  local a0 r0 a1 r1 a2 r2
+  local a0 r0 a1 r1 a2 _
   read -r a0 r0 < <(alloc_and_requests)
   sleep "$(awk -v d="$DUR_S" 'BEGIN { print d / 2 }')"
   read -r a1 r1 < <(alloc_and_requests)
-  read -r a2 r2 < <(alloc_and_requests)
+  read -r a2 _ < <(alloc_and_requests)
   [[ -n "$a0" && -n "$a1" && -n "$a2" ]] && echo "$((a1 - a0 - (a2 - a1))) $((r1 - r0))" >"$1"
 }
 
@@ -293,7 +293,7 @@ H2LOAD() {
   local log=()
   [[ -n "${4:-}" ]] && log=(--log-file="$4")
   local mode=(-m"$STREAMS")
-  ((RATE)) && mode=(--h1 -m1 --rps="$(( (RATE + CONNS - 1) / CONNS ))")
+  ((RATE)) && mode=(--h1 -m1 --rps="$RPS_PER_CONN")
   timeout $(( $2 + 30 )) "${PIN_CLIENT[@]}" h2load -t1 -c"$CONNS" "${mode[@]}" -D"$2" "${log[@]}" "${PEER_HEADERS[@]}" "$SCHEME://$HOST:$3/"
 }
 
@@ -305,7 +305,7 @@ percentile() {
 }
 LOAD_DESC="wrk -t1 -c$CONNS -d$DURATION --latency"
 ((H2)) && LOAD_DESC="h2load -t1 -c$CONNS -m$STREAMS -D$DUR_S (h2c prior knowledge; p50/p99 from --log-file)"
-((RATE)) && LOAD_DESC="h2load --h1 -t1 -c$CONNS -m1 --rps=$(( (RATE + CONNS - 1) / CONNS )) per connection (about $RATE req/s in all) -D$DUR_S (p50/p99 from --log-file)"
+((RATE)) && LOAD_DESC="h2load --h1 -t1 -c$CONNS -m1 --rps=$RPS_PER_CONN per connection (about $RATE req/s in all) -D$DUR_S (p50/p99 from --log-file)"
 ((TLS)) && LOAD_DESC="h2load -t1 -c$CONNS -m$STREAMS -D$DUR_S (TLS, ALPN h2, self-signed ECDSA P-256; p50/p99 from --log-file)"
 
 # ---------------------------------------------------------------- builds
