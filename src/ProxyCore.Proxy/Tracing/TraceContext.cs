@@ -1,4 +1,6 @@
 using System.Buffers.Text;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace ProxyCore.Proxy.Tracing;
 
@@ -60,13 +62,22 @@ internal struct TraceContext
         return true;
     }
 
+    /// <summary>Lowercase hex (the spec's HEXDIGLC) of <paramref name="bytes"/>, two digits each, into <paramref name="destination"/>.</summary>
     public static void Hex(ReadOnlySpan<byte> bytes, Span<byte> destination)
     {
-        const string digits = "0123456789abcdef";
+        // One length check, then no bounds checks: callgrind put the indexed loop at ~21 instructions a byte and
+        // Convert.TryToHexStringLower at ~57 (the AOT build's x86-64 baseline has no SSSE3 shuffle: its vector path is emulated).
+        if (destination.Length < 2 * bytes.Length)
+        {
+            throw new ArgumentException("The destination is shorter than two digits per byte.", nameof(destination));
+        }
+        ref byte digits = ref MemoryMarshal.GetReference("0123456789abcdef"u8);
+        ref byte to = ref MemoryMarshal.GetReference(destination);
         for (int i = 0; i < bytes.Length; i++)
         {
-            destination[2 * i] = (byte)digits[bytes[i] >> 4];
-            destination[2 * i + 1] = (byte)digits[bytes[i] & 0xF];
+            int b = bytes[i];
+            Unsafe.Add(ref to, 2 * i) = Unsafe.Add(ref digits, b >> 4);
+            Unsafe.Add(ref to, (2 * i) + 1) = Unsafe.Add(ref digits, b & 0xF);
         }
     }
 
