@@ -17,7 +17,7 @@ namespace ProxyCore.Transport.Epoll;
 /// - Send: the send loop's read of the output pipe completes inline in the app's FlushAsync, so a flush is
 ///   a send()/writev() on the flushing thread; only EAGAIN makes it wait for an EPOLLOUT edge.
 /// </summary>
-internal sealed class EpollConnection : ConnectionContext, IEpollHandler
+internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuplexPipe
 {
     private const uint Events = Native.EPOLLIN | Native.EPOLLOUT | Native.EPOLLRDHUP | Native.EPOLLET;
     private const int MaxIoVecs = 16;
@@ -29,11 +29,10 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
     private readonly long _id;
     private readonly Pipe _input;
     private readonly Pipe _output;
-    private readonly IDuplexPipe _originalTransport;
     private readonly CancellationTokenSource _closedCts = new();
     private readonly IoSignal _readable = new();
     private readonly IoSignal _writable = new();
-    private readonly IPEndPoint? _localEndPoint;
+    private IPEndPoint? _localEndPoint; // on first use: nothing on the request path reads it
     private IPEndPoint? _remoteEndPoint;
 
     private nint _registration;
@@ -57,9 +56,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
         _id = Interlocked.Increment(ref _lastId);
         _input = new Pipe(settings.Input);
         _output = new Pipe(settings.Output);
-        _originalTransport = new DuplexPipe(_input.Reader, _output.Writer);
-        Transport = _originalTransport;
-        _localEndPoint = SockAddr.Query(fd.Fd, peer: false);
+        Transport = this; // the connection is its own original duplex pipe: one object less per connection
         _remoteEndPoint = remote ?? SockAddr.Query(fd.Fd, peer: true);
         TransportMetrics.Opened(side);
     }
@@ -68,7 +65,12 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
 
     public override IDuplexPipe Transport { get; set; }
 
-    public override EndPoint? LocalEndPoint => _localEndPoint;
+    /// <summary>getsockname on first use (null once the socket is closed, if it was never asked before).</summary>
+    public override EndPoint? LocalEndPoint => _localEndPoint ??= QueryLocalEndPoint();
+
+    PipeReader IDuplexPipe.Input => _input.Reader;
+
+    PipeWriter IDuplexPipe.Output => _output.Writer;
 
     public override EndPoint? RemoteEndPoint => _remoteEndPoint;
 
@@ -182,8 +184,8 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
             return;
         }
 
-        _originalTransport.Input.Complete();
-        _originalTransport.Output.Complete();
+        _input.Reader.Complete();
+        _output.Writer.Complete();
 
         // The send loop drains what the app wrote, then sends the FIN; only then may the socket close.
         await _sendTask.ConfigureAwait(false);
@@ -429,6 +431,27 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
             for (int i = 0; i < count; i++)
             {
                 handles[i].Dispose();
+            }
+        }
+    }
+
+    private IPEndPoint? QueryLocalEndPoint()
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            return SockAddr.Query(_fd.Fd, peer: false);
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
             }
         }
     }
