@@ -34,8 +34,9 @@ public sealed class Http1Connection : HttpExchange
 {
     private static readonly Action<object?> s_onStopping = static state => ((Http1Connection)state!).OnStopping();
 
-    // One registration per connection tells the application state of a close, so the relay need not register
-    // (and unregister) on the connection's token for every exchange it serves.
+    // One callback per connection tells the application state of a close, so the relay need not register
+    // (and unregister) on the connection's token for every exchange it serves. The transport's close-callback slot
+    // where it has one (no registration kept on the token's source), else a registration on ConnectionClosed.
     private static readonly Action<object?> s_onClosed = static state =>
     {
         var self = (Http1Connection)state!;
@@ -114,7 +115,8 @@ public sealed class Http1Connection : HttpExchange
     public async Task RunAsync()
     {
         using var stoppingRegistration = _stopping.UnsafeRegister(s_onStopping, this);
-        var closedRegistration = _connection.ConnectionClosed.UnsafeRegister(s_onClosed, this);
+        bool closeSlot = _connection.TrySetCloseCallback(s_onClosed, this);
+        var closedRegistration = closeSlot ? default : _connection.ConnectionClosed.UnsafeRegister(s_onClosed, this);
         try
         {
             while (true)
@@ -242,6 +244,10 @@ public sealed class Http1Connection : HttpExchange
         }
         finally
         {
+            if (closeSlot)
+            {
+                _connection.ClearCloseCallback();
+            }
             closedRegistration.Unregister(); // not Dispose: that would wait for a close callback running on another thread
             (ApplicationState as IDisposable)?.Dispose();
             _timeout.Dispose();

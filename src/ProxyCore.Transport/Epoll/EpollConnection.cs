@@ -45,6 +45,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
     private int _aborted;
     private int _socketClosed;
     private int _closedFired;
+    private CloseCallbackSlot _closeCallback;
     private int _loopsRunning = 2;
     private int _disposed;
 
@@ -75,6 +76,10 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
     public override EndPoint? RemoteEndPoint => _remoteEndPoint;
 
     public override CancellationToken ConnectionClosed => _closedCts.Token;
+
+    internal override bool TrySetCloseCallback(Action<object?> callback, object? state) => _closeCallback.TrySet(callback, state, ref _closedFired);
+
+    internal override void ClearCloseCallback() => _closeCallback.Clear();
 
     internal override object? Affinity => _reactor;
 
@@ -513,7 +518,17 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
         }
 
         // Cancel runs the callbacks synchronously; keep them off the reactor thread that noticed the close.
-        ThreadPool.UnsafeQueueUserWorkItem(static cts => cts.Cancel(), _closedCts, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self =>
+        {
+            try
+            {
+                self._closedCts.Cancel();
+            }
+            finally
+            {
+                self._closeCallback.Run();
+            }
+        }, this, preferLocal: false);
     }
 
     [StructLayout(LayoutKind.Sequential)]
