@@ -253,7 +253,7 @@ public sealed class Http1Connection : HttpExchange
             _timeout.Dispose();
             Request.ReleaseMemory();
             Response.ReleaseMemory();
-            RequestTrailers.ReleaseMemory();
+            ReleaseRequestTrailersMemory();
             if (!_detached)
             {
                 await _output.CompleteAsync().ConfigureAwait(false);
@@ -318,7 +318,7 @@ public sealed class Http1Connection : HttpExchange
     {
         Request.ReleaseMemory();
         Response.ReleaseMemory();
-        RequestTrailers.ReleaseMemory();
+        ReleaseRequestTrailersMemory();
         if (ApplicationState is IIdleAware state && state.OnIdle())
         {
             ApplicationState = null;
@@ -338,7 +338,7 @@ public sealed class Http1Connection : HttpExchange
     {
         Request.Reset();
         Response.Reset();
-        RequestTrailers.Reset();
+        ResetRequestTrailers();
         _chunked.Reset();
         _requestBodyRemaining = 0;
         _requestBodyDone = true;

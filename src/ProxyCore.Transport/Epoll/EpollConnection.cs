@@ -290,32 +290,18 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
                     break; // Abort.
                 }
 
-                var buffer = result.Buffer;
-                while (!buffer.IsEmpty)
+                // Only what the next line needs lives across its await: this loop's box is what an idle connection
+                // keeps, so the socket-full wait is a method of its own (pooled box, so still no allocation).
+                var end = result.Buffer.End;
+                bool completed = result.IsCompleted;
+                var rest = result.Buffer;
+                if (!TrySendAll(ref rest))
                 {
-                    nint sent = Send(buffer, out int errno);
-                    if (sent >= 0)
-                    {
-                        buffer = buffer.Slice(sent);
-                        continue;
-                    }
-                    if (errno == Native.EAGAIN)
-                    {
-                        await _writable.WaitAsync().ConfigureAwait(false);
-                        if (_writable.IsClosed)
-                        {
-                            throw new ObjectDisposedException(nameof(EpollConnection));
-                        }
-                        continue;
-                    }
-                    if (errno != Native.EINTR)
-                    {
-                        throw Native.Error(errno);
-                    }
+                    await SendWhenWritableAsync(rest).ConfigureAwait(false);
                 }
-                reader.AdvanceTo(result.Buffer.End);
+                reader.AdvanceTo(end);
 
-                if (result.IsCompleted)
+                if (completed)
                 {
                     break;
                 }
@@ -351,6 +337,43 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
             }
             LoopEnded();
         }
+    }
+
+    /// <summary>Sends until done (true) or the socket is full (false: <paramref name="buffer"/> is what is left).</summary>
+    private bool TrySendAll(ref ReadOnlySequence<byte> buffer)
+    {
+        while (!buffer.IsEmpty)
+        {
+            nint sent = Send(buffer, out int errno);
+            if (sent >= 0)
+            {
+                buffer = buffer.Slice(sent);
+                continue;
+            }
+            if (errno == Native.EAGAIN)
+            {
+                return false;
+            }
+            if (errno != Native.EINTR)
+            {
+                throw Native.Error(errno);
+            }
+        }
+        return true;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask SendWhenWritableAsync(ReadOnlySequence<byte> buffer)
+    {
+        do
+        {
+            await _writable.WaitAsync().ConfigureAwait(false);
+            if (_writable.IsClosed)
+            {
+                throw new ObjectDisposedException(nameof(EpollConnection));
+            }
+        }
+        while (!TrySendAll(ref buffer));
     }
 
     private unsafe nint Receive(Span<byte> span, out int errno)
