@@ -62,7 +62,19 @@ public abstract class HttpExchange
     public ResponseHead Response { get; } = new();
 
     /// <summary>Trailer fields of the request body (chunked or HTTP/2), filled once the body completed.</summary>
-    public HttpHead RequestTrailers { get; } = new ResponseHead();
+    public HttpHead RequestTrailers => _requestTrailers ??= new ResponseHead();
+
+    /// <summary>True when <see cref="RequestTrailers"/> holds fields (without creating it).</summary>
+    public bool HasRequestTrailers => _requestTrailers is { HeaderCount: > 0 };
+
+    // Created on first use (a chunked or HTTP/2 request body): an idle keep-alive connection holds none (64 B).
+    private HttpHead? _requestTrailers;
+
+    /// <summary>Resets the trailer fields for the next exchange, if they were ever used.</summary>
+    protected void ResetRequestTrailers() => _requestTrailers?.Reset();
+
+    /// <summary>Gives the trailer fields' buffers back, if they were ever used.</summary>
+    protected void ReleaseRequestTrailersMemory() => _requestTrailers?.ReleaseMemory();
 
     public abstract ConnectionContext Connection { get; }
 

@@ -185,7 +185,7 @@ internal sealed class MockUpstream : IHttpApplication
                 break;
             }
         }
-        await exchange.CompleteResponseAsync(exchange.RequestTrailers.HeaderCount > 0 ? exchange.RequestTrailers : null).ConfigureAwait(false);
+        await exchange.CompleteResponseAsync(exchange.HasRequestTrailers ? exchange.RequestTrailers : null).ConfigureAwait(false);
     }
 
     private static async ValueTask SendWithTrailersAsync(HttpExchange exchange)

@@ -226,7 +226,11 @@ public sealed class ProxyHost : IAsyncDisposable
     /// Picks the protocol: over TLS, what ALPN agreed on ("h2" → HTTP/2; "http/1.1" or no ALPN → HTTP/1.1,
     /// unless the listener serves HTTP/2 only); in plaintext, the h2c preface decides.
     /// </summary>
-    private static async Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options,
+    /// <remarks>
+    /// Not async itself when the protocol is known at once (no HTTP/2, ALPN, or the first bytes already there): it
+    /// returns the protocol loop's task, so an idle connection holds no state-machine box of its own (~160 B each).
+    /// </remarks>
+    private static Task ServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options,
         Http2ConnectionOptions? http2, bool allowHttp1, ConnectionServer server)
     {
         bool useHttp2 = false;
@@ -238,18 +242,43 @@ public sealed class ProxyHost : IAsyncDisposable
             }
             else
             {
-                var protocol = await PeekProtocolAsync(connection, options.HeaderReadTimeout).ConfigureAwait(false);
-                if (protocol == Http2PrefaceStatus.Incomplete || (protocol == Http2PrefaceStatus.Mismatch && !allowHttp1))
+                var input = connection.Transport.Input;
+                if (!input.TryRead(out var result))
                 {
-                    connection.Abort(); // Silent (or too slow) to say which protocol, or one this listener does not serve.
-                    return;
+                    return PeekThenServeAsync(connection, application, options, http2, allowHttp1, server);
                 }
-                useHttp2 = protocol == Http2PrefaceStatus.Match;
+                var status = result.IsCanceled ? Http2PrefaceStatus.Incomplete : Http2Preface.Check(result.Buffer, out _);
+                input.AdvanceTo(result.Buffer.Start, result.Buffer.Start); // nothing examined: a read sees these bytes again
+                if (status == Http2PrefaceStatus.Incomplete)
+                {
+                    return PeekThenServeAsync(connection, application, options, http2, allowHttp1, server);
+                }
+                if (status == Http2PrefaceStatus.Mismatch && !allowHttp1)
+                {
+                    connection.Abort(); // A protocol this listener does not serve.
+                    return Task.CompletedTask;
+                }
+                useHttp2 = status == Http2PrefaceStatus.Match;
             }
         }
-        if (useHttp2)
+        return useHttp2
+            ? new Http2Connection(connection, application, http2!, server.Stopping).RunAsync()
+            : new Http1Connection(connection, application, options, server.Stopping).RunAsync();
+    }
+
+    /// <summary>The h2c preface check of <see cref="ServeAsync"/> when the first bytes are not there yet.</summary>
+    private static async Task PeekThenServeAsync(ConnectionContext connection, IHttpApplication application, Http1ConnectionOptions options,
+        Http2ConnectionOptions http2, bool allowHttp1, ConnectionServer server)
+    {
+        var protocol = await PeekProtocolAsync(connection, options.HeaderReadTimeout).ConfigureAwait(false);
+        if (protocol == Http2PrefaceStatus.Incomplete || (protocol == Http2PrefaceStatus.Mismatch && !allowHttp1))
         {
-            var h2 = new Http2Connection(connection, application, http2!, server.Stopping);
+            connection.Abort(); // Silent (or too slow) to say which protocol, or one this listener does not serve.
+            return;
+        }
+        if (protocol == Http2PrefaceStatus.Match)
+        {
+            var h2 = new Http2Connection(connection, application, http2, server.Stopping);
             await h2.RunAsync().ConfigureAwait(false);
             return;
         }

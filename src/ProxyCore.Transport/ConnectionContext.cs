@@ -36,6 +36,20 @@ public abstract class ConnectionContext : IAsyncDisposable
     /// </summary>
     internal virtual object? Affinity => null;
 
+    /// <summary>
+    /// Sets this connection's one close callback: <paramref name="callback"/>(<paramref name="state"/>) runs once, on the
+    /// thread pool, after <see cref="ConnectionClosed"/> was cancelled, as a registration on it would (the last of them,
+    /// as the first one registered), but without the registration table and node the token's source keeps for good (~140 B
+    /// per connection). One caller per connection (the HTTP/1.1 connection). False when the transport has no such slot
+    /// or the connection already closed: the caller registers on <see cref="ConnectionClosed"/> instead.
+    /// </summary>
+    internal virtual bool TrySetCloseCallback(Action<object?> callback, object? state) => false;
+
+    /// <summary>Clears the callback set by <see cref="TrySetCloseCallback"/>; one already running still runs (as after Unregister).</summary>
+    internal virtual void ClearCloseCallback()
+    {
+    }
+
     /// <summary>Closes the connection at once, discarding unsent data.</summary>
     public abstract void Abort(Exception? reason = null);
 
@@ -62,4 +76,29 @@ public interface IConnectionListener : IAsyncDisposable
 public interface IConnectionFactory
 {
     ValueTask<ConnectionContext> ConnectAsync(EndPoint endPoint, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The slot behind <see cref="ConnectionContext.TrySetCloseCallback"/> for transports that fire their close themselves.</summary>
+internal struct CloseCallbackSlot
+{
+    private Action<object?>? _callback;
+    private object? _state;
+
+    /// <param name="closedFired">The transport's flag, set (with a full fence) before it queues <see cref="Run"/>.</param>
+    public bool TrySet(Action<object?> callback, object? state, ref int closedFired)
+    {
+        if (Volatile.Read(ref _callback) is not null)
+        {
+            return false;
+        }
+        _state = state;
+        Interlocked.Exchange(ref _callback, callback);
+        // Closed meanwhile: take it back unless the close already took it (then it runs, or ran).
+        return Volatile.Read(ref closedFired) == 0 || Interlocked.CompareExchange(ref _callback, null, callback) != callback;
+    }
+
+    public void Clear() => Volatile.Write(ref _callback, null);
+
+    /// <summary>After the close token was cancelled.</summary>
+    public void Run() => Interlocked.Exchange(ref _callback, null)?.Invoke(_state);
 }

@@ -25,9 +25,10 @@ public sealed class ConnectionServer : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly List<IConnectionListener> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
-    private readonly HashSet<TrackedConnection> _connections = [];
+    private readonly HashSet<ConnectionContext> _connections = []; // no wrapper object per connection
     private Task? _stopTask;
     private int _activeConnections;
+    private TaskCompletionSource? _drained; // set by StopAsync; completed when the last handler returned
 
     /// <param name="handler">Runs once per connection; the server disposes the connection when it returns.</param>
     /// <param name="onError">Receives where it happened ("connection c12", "accept on 127.0.0.1:8080") and the
@@ -112,8 +113,14 @@ public sealed class ConnectionServer : IAsyncDisposable
             Report("a Stopping callback", ex);
         }
 
-        // Step 3: wait for them, up to the drain timeout.
-        var draining = Task.WhenAll(SnapshotTasks());
+        // Step 3: wait for them, up to the drain timeout. No new connection comes now (step 1), so the count only falls.
+        var drainedSource = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _drained, drainedSource); // a full fence: the last handler's decrement sees it, or we see its zero
+        if (Volatile.Read(ref _activeConnections) == 0)
+        {
+            drainedSource.TrySetResult();
+        }
+        var draining = drainedSource.Task;
         try
         {
             await draining.WaitAsync(drainTimeout, _timeProvider).ConfigureAwait(false);
@@ -122,9 +129,9 @@ public sealed class ConnectionServer : IAsyncDisposable
         {
             // Step 4: abort the rest and wait for their handlers to notice.
             var reason = new ConnectionAbortedException("The server is stopping and the drain timeout elapsed.");
-            foreach (var tracked in SnapshotConnections())
+            foreach (var connection in SnapshotConnections())
             {
-                tracked.Connection.Abort(reason);
+                connection.Abort(reason);
             }
             await draining.ConfigureAwait(false);
         }
@@ -171,22 +178,20 @@ public sealed class ConnectionServer : IAsyncDisposable
                 return; // Unbound.
             }
 
-            var tracked = new TrackedConnection(connection);
             lock (_lock)
             {
-                _connections.Add(tracked);
+                _connections.Add(connection);
             }
             Interlocked.Increment(ref _activeConnections);
-            tracked.Task = RunAsync(tracked, handler);
+            _ = RunAsync(connection, handler);
         }
     }
 
-    private async Task RunAsync(TrackedConnection tracked, ConnectionDelegate handler)
+    private async Task RunAsync(ConnectionContext connection, ConnectionDelegate handler)
     {
         // The handler runs on the thread pool, not inline on the accept loop: its synchronous
         // prefix (parsing a first request already received) must not delay the next accept.
         await Task.Yield();
-        var connection = tracked.Connection;
         try
         {
             await handler(connection).ConfigureAwait(false);
@@ -208,27 +213,16 @@ public sealed class ConnectionServer : IAsyncDisposable
         {
             lock (_lock)
             {
-                _connections.Remove(tracked);
+                _connections.Remove(connection);
             }
-            Interlocked.Decrement(ref _activeConnections);
-        }
-    }
-
-    private Task[] SnapshotTasks()
-    {
-        lock (_lock)
-        {
-            var tasks = new Task[_connections.Count];
-            int i = 0;
-            foreach (var tracked in _connections)
+            if (Interlocked.Decrement(ref _activeConnections) == 0)
             {
-                tasks[i++] = tracked.Task;
+                Volatile.Read(ref _drained)?.TrySetResult();
             }
-            return tasks;
         }
     }
 
-    private TrackedConnection[] SnapshotConnections()
+    private ConnectionContext[] SnapshotConnections()
     {
         lock (_lock)
         {
@@ -246,12 +240,5 @@ public sealed class ConnectionServer : IAsyncDisposable
         {
             // A failing error sink must not take the server down with it.
         }
-    }
-
-    private sealed class TrackedConnection(ConnectionContext connection)
-    {
-        public ConnectionContext Connection { get; } = connection;
-
-        public Task Task { get; set; } = Task.CompletedTask;
     }
 }

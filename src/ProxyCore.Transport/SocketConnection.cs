@@ -36,6 +36,7 @@ internal sealed class SocketConnection : ConnectionContext
     private int _aborted;
     private int _socketClosed;
     private int _closedFired;
+    private CloseCallbackSlot _closeCallback;
     private int _loopsRunning = 2;
     private int _disposed;
 
@@ -63,6 +64,10 @@ internal sealed class SocketConnection : ConnectionContext
     public override EndPoint? RemoteEndPoint => _remoteEndPoint;
 
     public override CancellationToken ConnectionClosed => _closedCts.Token;
+
+    internal override bool TrySetCloseCallback(Action<object?> callback, object? state) => _closeCallback.TrySet(callback, state, ref _closedFired);
+
+    internal override void ClearCloseCallback() => _closeCallback.Clear();
 
     /// <summary>Starts both loops. They run synchronously up to their first pending socket operation.</summary>
     public void Start()
@@ -309,6 +314,16 @@ internal sealed class SocketConnection : ConnectionContext
         }
 
         // Cancel runs the callbacks synchronously; keep them off the I/O loop that noticed the close.
-        ThreadPool.UnsafeQueueUserWorkItem(static cts => cts.Cancel(), _closedCts, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self =>
+        {
+            try
+            {
+                self._closedCts.Cancel();
+            }
+            finally
+            {
+                self._closeCallback.Run();
+            }
+        }, this, preferLocal: false);
     }
 }

@@ -316,6 +316,58 @@ public sealed class Http1ProxyTests
         Assert.StartsWith("HTTP/1.1 408", answer);
     }
 
+    [Theory]
+    [InlineData("epoll")]
+    [InlineData("sockets")]
+    public async Task SlowHead_Gets408_OnEitherEngine_AfterAnAnsweredRequest(string engine)
+    {
+        // The head-read deadline cancels the pending read (no token): the 408 still comes, also on a connection
+        // that had served a request, and only once.
+        await using var host = TestHost.Start(url => TestHost.DefaultConfig(url, b =>
+        {
+            b.Limits = new LimitsConfig { HeaderReadTimeout = TimeSpan.FromMilliseconds(300) };
+            b.Transport = new TransportConfig { Engine = engine };
+        }));
+        string answer = await host.SendRawAsync("GET /bytes/2 HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n", TimeSpan.FromSeconds(10));
+        Assert.StartsWith("HTTP/1.1 200", answer);
+        int second = answer.IndexOf("HTTP/1.1 408", StringComparison.Ordinal);
+        Assert.True(second > 0, answer);
+        Assert.Equal(-1, answer.IndexOf("HTTP/1.1 ", second + 1, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("epoll")]
+    [InlineData("sockets")]
+    public async Task IdleKeepAlive_ClosesQuietlyAtItsTimeout_AndRequestsBeforeItAreServed(string engine)
+    {
+        await using var host = TestHost.Start(url => TestHost.DefaultConfig(url, b =>
+        {
+            b.Limits = new LimitsConfig { KeepAliveTimeout = TimeSpan.FromMilliseconds(400) };
+            b.Transport = new TransportConfig { Engine = engine };
+        }));
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(host.ProxyEndPoint);
+        var buffer = new byte[4096];
+        for (int i = 0; i < 5; i++)
+        {
+            // Each wait re-arms the deadline: requests 100 ms apart are all served on the one connection.
+            await socket.SendAsync("GET /bytes/2 HTTP/1.1\r\nHost: a\r\n\r\n"u8.ToArray());
+            var text = new StringBuilder();
+            while (!text.ToString().EndsWith("\r\n\r\nab", StringComparison.Ordinal))
+            {
+                int n = await socket.ReceiveAsync(buffer).WaitAsync(TimeSpan.FromSeconds(10));
+                Assert.True(n > 0, $"closed after {i} answers: {text}");
+                text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+            }
+            Assert.StartsWith("HTTP/1.1 200", text.ToString());
+            await Task.Delay(100);
+        }
+        var idleSince = System.Diagnostics.Stopwatch.StartNew();
+        string rest = await TestHost.ReadToCloseAsync(socket, TimeSpan.FromSeconds(10));
+        Assert.Equal("", rest); // quiet: no 408 to a client that sent nothing
+        Assert.InRange(idleSince.Elapsed, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(5));
+    }
+
     [Fact]
     public async Task Head_204_304_HaveNoBody_AndConnectionStaysUsable()
     {

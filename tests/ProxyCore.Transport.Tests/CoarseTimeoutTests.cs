@@ -46,6 +46,44 @@ public sealed class CoarseTimeoutTests
     }
 
     [Fact]
+    public async Task CallbackMode_FiresOnThePool_NotEarly_AndResetRearms()
+    {
+        var fired = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var timeout = new CoarseTimeout(static s => ((TaskCompletionSource<bool>)s!).TrySetResult(Thread.CurrentThread.IsThreadPoolThread), fired);
+        Assert.False(timeout.Token.CanBeCanceled); // no token source behind it
+        long start = Stopwatch.GetTimestamp();
+        timeout.CancelAfter(TimeSpan.FromMilliseconds(100));
+
+        Assert.True(await fired.Task.WaitAsync(Bound));
+        Assert.True(Stopwatch.GetElapsedTime(start) >= TimeSpan.FromMilliseconds(100));
+        Assert.True(timeout.HasFired);
+        Assert.True(timeout.IsCancellationRequested);
+
+        // Reset clears the fire; a reset deadline does not fire; a new one does.
+        timeout.Reset();
+        Assert.False(timeout.HasFired);
+        int calls = 0;
+        using var second = new CoarseTimeout(_ => Interlocked.Increment(ref calls), null);
+        second.CancelAfter(TimeSpan.FromMilliseconds(60));
+        second.Reset();
+        await Task.Delay(CoarseTimeout.Resolution * 6);
+        Assert.Equal(0, Volatile.Read(ref calls));
+        second.CancelAfter(TimeSpan.Zero);
+        await Eventually(() => Volatile.Read(ref calls) == 1);
+        Assert.True(second.HasFired);
+    }
+
+    private static async Task Eventually(Func<bool> condition)
+    {
+        long start = Stopwatch.GetTimestamp();
+        while (!condition())
+        {
+            Assert.True(Stopwatch.GetElapsedTime(start) < Bound, "condition not met in time");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
     public async Task Reset_AfterFire_GivesFreshTokenThatCanFireAgain()
     {
         using var timeout = new CoarseTimeout();

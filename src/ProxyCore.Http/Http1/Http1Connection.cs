@@ -34,8 +34,9 @@ public sealed class Http1Connection : HttpExchange
 {
     private static readonly Action<object?> s_onStopping = static state => ((Http1Connection)state!).OnStopping();
 
-    // One registration per connection tells the application state of a close, so the relay need not register
-    // (and unregister) on the connection's token for every exchange it serves.
+    // One callback per connection tells the application state of a close, so the relay need not register
+    // (and unregister) on the connection's token for every exchange it serves. The transport's close-callback slot
+    // where it has one (no registration kept on the token's source), else a registration on ConnectionClosed.
     private static readonly Action<object?> s_onClosed = static state =>
     {
         var self = (Http1Connection)state!;
@@ -48,11 +49,23 @@ public sealed class Http1Connection : HttpExchange
     private readonly CancellationToken _stopping;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
-    private readonly CoarseTimeout _timeout = new(); // re-armed twice per request: no runtime timer per arm
+    // The keep-alive and head-read deadline, re-armed twice per request (no runtime timer per arm). Callback mode: a
+    // fire cancels the pending head read (CancelPendingRead) instead of a token the read would register on, so an idle
+    // connection holds no CancellationTokenSource, registration node or registrations table for it.
+    private readonly CoarseTimeout _timeout;
     private byte[]? _clientAddress;
 
     private volatile bool _isStopping;
     private volatile bool _waitingForHead;
+
+    // The head read and the timeout's fire (which runs on the thread pool, maybe late: after the read it was meant for):
+    // HeadIdle between reads; HeadReading while one may be cut short; HeadTimedOut once the fire claimed it and
+    // cancelled the read: a cancel that the loop takes for the timeout, or consumes when it leaves the head read by
+    // another way, so that no later read (a body, the next head, a tunnel) sees it. The fire sets HeadTimedOut and
+    // cancels under a monitor on _timeout, and the loop looks at HeadTimedOut under it, so it never sees the state
+    // without the cancel. (A monitor on an existing object: no lock object per connection.)
+    private const int HeadIdle = 0, HeadReading = 1, HeadTimedOut = 2;
+    private int _headRead;
 
     // Request body state.
     private long _requestBodyRemaining;
@@ -81,7 +94,10 @@ public sealed class Http1Connection : HttpExchange
         _stopping = stopping;
         _input = connection.Transport.Input;
         _output = connection.Transport.Output;
+        _timeout = new CoarseTimeout(s_onHeadTimeout, this);
     }
+
+    private static readonly Action<object?> s_onHeadTimeout = static state => ((Http1Connection)state!).OnHeadTimeout();
 
     public override ConnectionContext Connection => _connection;
 
@@ -99,7 +115,8 @@ public sealed class Http1Connection : HttpExchange
     public async Task RunAsync()
     {
         using var stoppingRegistration = _stopping.UnsafeRegister(s_onStopping, this);
-        var closedRegistration = _connection.ConnectionClosed.UnsafeRegister(s_onClosed, this);
+        bool closeSlot = _connection.TrySetCloseCallback(s_onClosed, this);
+        var closedRegistration = closeSlot ? default : _connection.ConnectionClosed.UnsafeRegister(s_onClosed, this);
         try
         {
             while (true)
@@ -111,6 +128,7 @@ public sealed class Http1Connection : HttpExchange
                 bool gotHead = false;
                 bool sawBytes = false;
                 _timeout.CancelAfter(_options.KeepAliveTimeout);
+                Volatile.Write(ref _headRead, HeadReading);
                 _waitingForHead = true;
                 if (_isStopping)
                 {
@@ -122,30 +140,29 @@ public sealed class Http1Connection : HttpExchange
                     while (true)
                     {
                         ReadResult result;
-                        try
+                        if (sawBytes || !_input.TryRead(out result))
                         {
-                            if (sawBytes || !_input.TryRead(out result))
+                            if (!sawBytes)
                             {
-                                if (!sawBytes)
-                                {
-                                    // Nothing of the next request yet: the connection may stay idle for its
-                                    // whole keep-alive timeout, so it gives its head buffers back first
-                                    // (rented again when bytes come; the pools make that cheap).
-                                    ReleaseIdleMemory();
-                                }
-                                result = await _input.ReadAsync(_timeout.Token).ConfigureAwait(false);
+                                // Nothing of the next request yet: the connection may stay idle for its
+                                // whole keep-alive timeout, so it gives its head buffers back first
+                                // (rented again when bytes come; the pools make that cheap).
+                                ReleaseIdleMemory();
                             }
+                            result = await _input.ReadAsync().ConfigureAwait(false);
                         }
-                        catch (OperationCanceledException) when (_timeout.IsCancellationRequested)
+
+                        var buffer = result.Buffer;
+                        if (result.IsCanceled && TakeHeadTimeout())
                         {
+                            // The timeout cut this read short.
+                            _input.AdvanceTo(buffer.Start, buffer.End);
                             if (sawBytes)
                             {
                                 await RespondErrorAsync(408, "request-head-timeout", "The request head did not arrive in time.").ConfigureAwait(false);
                             }
                             break;
                         }
-
-                        var buffer = result.Buffer;
                         if (result.IsCanceled && buffer.IsEmpty)
                         {
                             // Server stopping: an idle connection closes; a request already arriving is still served.
@@ -184,6 +201,7 @@ public sealed class Http1Connection : HttpExchange
                 finally
                 {
                     _waitingForHead = false;
+                    EndHeadRead();
                     _timeout.Reset();
                 }
                 if (!gotHead)
@@ -226,12 +244,16 @@ public sealed class Http1Connection : HttpExchange
         }
         finally
         {
+            if (closeSlot)
+            {
+                _connection.ClearCloseCallback();
+            }
             closedRegistration.Unregister(); // not Dispose: that would wait for a close callback running on another thread
             (ApplicationState as IDisposable)?.Dispose();
             _timeout.Dispose();
             Request.ReleaseMemory();
             Response.ReleaseMemory();
-            RequestTrailers.ReleaseMemory();
+            ReleaseRequestTrailersMemory();
             if (!_detached)
             {
                 await _output.CompleteAsync().ConfigureAwait(false);
@@ -240,11 +262,63 @@ public sealed class Http1Connection : HttpExchange
         }
     }
 
+    /// <summary>The timeout's fire, on the thread pool: cancels the head read it was armed for, if that is still going on.</summary>
+    private void OnHeadTimeout()
+    {
+        lock (_timeout)
+        {
+            // Not fired: a fire queued for an earlier head read whose Reset cleared it before this ran.
+            if (!_timeout.HasFired || Interlocked.CompareExchange(ref _headRead, HeadTimedOut, HeadReading) != HeadReading)
+            {
+                return; // (or between head reads, or the loop already left this one)
+            }
+            _input.CancelPendingRead(); // the loop may resume inline, right here (the monitor is re-entrant)
+        }
+    }
+
+    /// <summary>After a cancelled read: true when it was the timeout's cancel (the head read then ends).</summary>
+    private bool TakeHeadTimeout()
+    {
+        lock (_timeout)
+        {
+            if (_headRead != HeadTimedOut)
+            {
+                return false; // the server stopping
+            }
+            _headRead = HeadIdle;
+            return true;
+        }
+    }
+
+    /// <summary>Leaves the head read; a timeout cancel that came after its last read is consumed, so no later read sees it.</summary>
+    private void EndHeadRead()
+    {
+        if (Interlocked.CompareExchange(ref _headRead, HeadIdle, HeadReading) != HeadTimedOut)
+        {
+            return; // the usual way: no fire, or one that will now find the read over
+        }
+        lock (_timeout)
+        {
+            _headRead = HeadIdle;
+            try
+            {
+                if (_input.TryRead(out var stale))
+                {
+                    _input.AdvanceTo(stale.Buffer.Start, stale.Buffer.Start);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // The reader was completed: nothing will read again.
+            }
+        }
+    }
+
     private void ReleaseIdleMemory()
     {
         Request.ReleaseMemory();
         Response.ReleaseMemory();
-        RequestTrailers.ReleaseMemory();
+        ReleaseRequestTrailersMemory();
         if (ApplicationState is IIdleAware state && state.OnIdle())
         {
             ApplicationState = null;
@@ -264,7 +338,7 @@ public sealed class Http1Connection : HttpExchange
     {
         Request.Reset();
         Response.Reset();
-        RequestTrailers.Reset();
+        ResetRequestTrailers();
         _chunked.Reset();
         _requestBodyRemaining = 0;
         _requestBodyDone = true;

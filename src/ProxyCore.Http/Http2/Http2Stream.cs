@@ -88,7 +88,7 @@ internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem, IValueTas
         Request.Reset();
         Request.Version = HttpVersion.Http2;
         Response.Reset();
-        RequestTrailers.Reset();
+        ResetRequestTrailers();
         RequestEnded = false;
         IsReset = false;
         ResetByUs = false;
@@ -184,7 +184,7 @@ internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem, IValueTas
         ApplicationState = null;
         Request.ReleaseMemory();
         Response.ReleaseMemory();
-        RequestTrailers.ReleaseMemory();
+        ReleaseRequestTrailersMemory();
     }
 
     // ---- the application's task ----

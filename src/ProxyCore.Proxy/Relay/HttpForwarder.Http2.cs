@@ -327,14 +327,14 @@ public sealed partial class HttpForwarder
                     exchange.AdvanceRequestBody();
                     return ForwarderError.RequestBodyTooLarge;
                 }
-                var trailers = exchange.RequestTrailers;
-                bool withTrailers = read.IsCompleted && trailers.HeaderCount > 0;
+                bool withTrailers = read.IsCompleted && exchange.HasRequestTrailers;
                 await connection.SendDataAsync(stream, data, endStream: read.IsCompleted && !withTrailers, cancellationToken).ConfigureAwait(false);
                 exchange.AdvanceRequestBody();
                 if (read.IsCompleted)
                 {
                     if (withTrailers)
                     {
+                        var trailers = exchange.RequestTrailers;
                         StripForbiddenTrailers(trailers);
                         await connection.SendTrailersAsync(stream, trailers, cancellationToken).ConfigureAwait(false);
                     }

@@ -17,7 +17,7 @@ namespace ProxyCore.Transport.Epoll;
 /// - Send: the send loop's read of the output pipe completes inline in the app's FlushAsync, so a flush is
 ///   a send()/writev() on the flushing thread; only EAGAIN makes it wait for an EPOLLOUT edge.
 /// </summary>
-internal sealed class EpollConnection : ConnectionContext, IEpollHandler
+internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuplexPipe
 {
     private const uint Events = Native.EPOLLIN | Native.EPOLLOUT | Native.EPOLLRDHUP | Native.EPOLLET;
     private const int MaxIoVecs = 16;
@@ -29,11 +29,10 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
     private readonly long _id;
     private readonly Pipe _input;
     private readonly Pipe _output;
-    private readonly IDuplexPipe _originalTransport;
     private readonly CancellationTokenSource _closedCts = new();
     private readonly IoSignal _readable = new();
     private readonly IoSignal _writable = new();
-    private readonly IPEndPoint? _localEndPoint;
+    private IPEndPoint? _localEndPoint; // on first use: nothing on the request path reads it
     private IPEndPoint? _remoteEndPoint;
 
     private nint _registration;
@@ -46,6 +45,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
     private int _aborted;
     private int _socketClosed;
     private int _closedFired;
+    private CloseCallbackSlot _closeCallback;
     private int _loopsRunning = 2;
     private int _disposed;
 
@@ -57,9 +57,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
         _id = Interlocked.Increment(ref _lastId);
         _input = new Pipe(settings.Input);
         _output = new Pipe(settings.Output);
-        _originalTransport = new DuplexPipe(_input.Reader, _output.Writer);
-        Transport = _originalTransport;
-        _localEndPoint = SockAddr.Query(fd.Fd, peer: false);
+        Transport = this; // the connection is its own original duplex pipe: one object less per connection
         _remoteEndPoint = remote ?? SockAddr.Query(fd.Fd, peer: true);
         TransportMetrics.Opened(side);
     }
@@ -68,11 +66,20 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
 
     public override IDuplexPipe Transport { get; set; }
 
-    public override EndPoint? LocalEndPoint => _localEndPoint;
+    /// <summary>getsockname on first use (null once the socket is closed, if it was never asked before).</summary>
+    public override EndPoint? LocalEndPoint => _localEndPoint ??= QueryLocalEndPoint();
+
+    PipeReader IDuplexPipe.Input => _input.Reader;
+
+    PipeWriter IDuplexPipe.Output => _output.Writer;
 
     public override EndPoint? RemoteEndPoint => _remoteEndPoint;
 
     public override CancellationToken ConnectionClosed => _closedCts.Token;
+
+    internal override bool TrySetCloseCallback(Action<object?> callback, object? state) => _closeCallback.TrySet(callback, state, ref _closedFired);
+
+    internal override void ClearCloseCallback() => _closeCallback.Clear();
 
     internal override object? Affinity => _reactor;
 
@@ -182,8 +189,8 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
             return;
         }
 
-        _originalTransport.Input.Complete();
-        _originalTransport.Output.Complete();
+        _input.Reader.Complete();
+        _output.Writer.Complete();
 
         // The send loop drains what the app wrote, then sends the FIN; only then may the socket close.
         await _sendTask.ConfigureAwait(false);
@@ -283,32 +290,18 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
                     break; // Abort.
                 }
 
-                var buffer = result.Buffer;
-                while (!buffer.IsEmpty)
+                // Only what the next line needs lives across its await: this loop's box is what an idle connection
+                // keeps, so the socket-full wait is a method of its own (pooled box, so still no allocation).
+                var end = result.Buffer.End;
+                bool completed = result.IsCompleted;
+                var rest = result.Buffer;
+                if (!TrySendAll(ref rest))
                 {
-                    nint sent = Send(buffer, out int errno);
-                    if (sent >= 0)
-                    {
-                        buffer = buffer.Slice(sent);
-                        continue;
-                    }
-                    if (errno == Native.EAGAIN)
-                    {
-                        await _writable.WaitAsync().ConfigureAwait(false);
-                        if (_writable.IsClosed)
-                        {
-                            throw new ObjectDisposedException(nameof(EpollConnection));
-                        }
-                        continue;
-                    }
-                    if (errno != Native.EINTR)
-                    {
-                        throw Native.Error(errno);
-                    }
+                    await SendWhenWritableAsync(rest).ConfigureAwait(false);
                 }
-                reader.AdvanceTo(result.Buffer.End);
+                reader.AdvanceTo(end);
 
-                if (result.IsCompleted)
+                if (completed)
                 {
                     break;
                 }
@@ -344,6 +337,43 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
             }
             LoopEnded();
         }
+    }
+
+    /// <summary>Sends until done (true) or the socket is full (false: <paramref name="buffer"/> is what is left).</summary>
+    private bool TrySendAll(ref ReadOnlySequence<byte> buffer)
+    {
+        while (!buffer.IsEmpty)
+        {
+            nint sent = Send(buffer, out int errno);
+            if (sent >= 0)
+            {
+                buffer = buffer.Slice(sent);
+                continue;
+            }
+            if (errno == Native.EAGAIN)
+            {
+                return false;
+            }
+            if (errno != Native.EINTR)
+            {
+                throw Native.Error(errno);
+            }
+        }
+        return true;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask SendWhenWritableAsync(ReadOnlySequence<byte> buffer)
+    {
+        do
+        {
+            await _writable.WaitAsync().ConfigureAwait(false);
+            if (_writable.IsClosed)
+            {
+                throw new ObjectDisposedException(nameof(EpollConnection));
+            }
+        }
+        while (!TrySendAll(ref buffer));
     }
 
     private unsafe nint Receive(Span<byte> span, out int errno)
@@ -433,6 +463,27 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
         }
     }
 
+    private IPEndPoint? QueryLocalEndPoint()
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            return SockAddr.Query(_fd.Fd, peer: false);
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
     private Exception? MapError(Exception ex)
     {
         if (Volatile.Read(ref _aborted) != 0)
@@ -490,7 +541,17 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler
         }
 
         // Cancel runs the callbacks synchronously; keep them off the reactor thread that noticed the close.
-        ThreadPool.UnsafeQueueUserWorkItem(static cts => cts.Cancel(), _closedCts, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self =>
+        {
+            try
+            {
+                self._closedCts.Cancel();
+            }
+            finally
+            {
+                self._closeCallback.Run();
+            }
+        }, this, preferLocal: false);
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -83,14 +83,14 @@ internal sealed class EpollConnectionListener : IConnectionListener, IEpollHandl
             {
                 return null;
             }
-            int fd = Accept(out int errno);
+            int fd = Accept(out int errno, out var remote);
             if (fd >= 0)
             {
                 if (_settings.Options.NoDelay)
                 {
                     Native.SetInt(fd, Native.IPPROTO_TCP, Native.TCP_NODELAY, 1);
                 }
-                var connection = new EpollConnection(new FdHandle(fd), _reactors.Next(), _settings, ConnectionSide.Client, remote: null);
+                var connection = new EpollConnection(new FdHandle(fd), _reactors.Next(), _settings, ConnectionSide.Client, remote);
                 connection.Register();
                 connection.Start();
                 return connection;
@@ -133,14 +133,22 @@ internal sealed class EpollConnectionListener : IConnectionListener, IEpollHandl
         }
     }
 
-    private unsafe int Accept(out int errno)
+    // The peer's address comes with the accept (no getpeername per connection).
+    private unsafe int Accept(out int errno, out IPEndPoint? remote)
     {
         bool added = false;
+        remote = null;
         try
         {
             _fd.DangerousAddRef(ref added);
-            int fd = Native.accept4(_fd.Fd, null, null, Native.SOCK_NONBLOCK | Native.SOCK_CLOEXEC);
+            byte* addr = stackalloc byte[SockAddr.MaxSize];
+            int length = SockAddr.MaxSize;
+            int fd = Native.accept4(_fd.Fd, addr, &length, Native.SOCK_NONBLOCK | Native.SOCK_CLOEXEC);
             errno = fd < 0 ? Marshal.GetLastPInvokeError() : 0;
+            if (fd >= 0)
+            {
+                remote = SockAddr.Read(addr, length);
+            }
             return fd;
         }
         catch (ObjectDisposedException)

@@ -57,6 +57,10 @@ internal sealed class TlsConnection : ConnectionContext
 
     public override CancellationToken ConnectionClosed => _inner.ConnectionClosed;
 
+    internal override bool TrySetCloseCallback(Action<object?> callback, object? state) => _inner.TrySetCloseCallback(callback, state);
+
+    internal override void ClearCloseCallback() => _inner.ClearCloseCallback();
+
     public override bool IsTls { get => true; set { } }
 
     /// <summary>"h2", "http/1.1" or another ALPN id the peer agreed to; null without ALPN.</summary>
