@@ -262,7 +262,9 @@ public class LlmStreamMeterTests
     {
         var text = new StringBuilder();
         var body = new StringBuilder();
-        for (int i = 0; i < 200; i++)
+        // Enough text for at least three forced cuts in either build (the window is 128 B in Debug, 16 KiB in Release).
+        int pieces = Math.Max(200, 4 * LlmStreamMeter.TextWindowHardLimit / 33);
+        for (int i = 0; i < pieces; i++)
         {
             string piece = "布拉格的伏尔塔瓦河流经城市中心"[(i % 5)..];
             text.Append(piece);
