@@ -779,8 +779,8 @@ public sealed partial class HttpForwarder
         foreach (var range in value.Split((byte)','))
         {
             var token = value[range].Trim(" \t"u8);
-            if (!token.IsEmpty && !System.Text.Ascii.EqualsIgnoreCase(token, "close"u8) &&
-                !System.Text.Ascii.EqualsIgnoreCase(token, "keep-alive"u8) && !System.Text.Ascii.EqualsIgnoreCase(token, "upgrade"u8))
+            if (!token.IsEmpty && !KnownHeaders.EqualsLowercase(token, "close"u8) &&
+                !KnownHeaders.EqualsLowercase(token, "keep-alive"u8) && !KnownHeaders.EqualsLowercase(token, "upgrade"u8))
             {
                 return true;
             }
