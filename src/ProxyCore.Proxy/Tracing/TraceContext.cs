@@ -60,13 +60,13 @@ internal struct TraceContext
         return true;
     }
 
+    /// <summary>Lowercase hex of <paramref name="bytes"/> into the first 2 × length bytes of <paramref name="destination"/>.</summary>
     public static void Hex(ReadOnlySpan<byte> bytes, Span<byte> destination)
     {
-        const string digits = "0123456789abcdef";
-        for (int i = 0; i < bytes.Length; i++)
+        // The runtime's (vectorized) encoder: a byte-at-a-time loop here was ~530 instructions per proxied request (callgrind).
+        if (!Convert.TryToHexStringLower(bytes, destination, out _))
         {
-            destination[2 * i] = (byte)digits[bytes[i] >> 4];
-            destination[2 * i + 1] = (byte)digits[bytes[i] & 0xF];
+            throw new ArgumentException("The destination is shorter than twice the bytes.", nameof(destination));
         }
     }
 
