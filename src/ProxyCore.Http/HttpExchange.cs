@@ -81,10 +81,7 @@ public abstract class HttpExchange
     /// </summary>
     public object? ApplicationState { get; set; }
 
-    /// <summary>
-    /// Protocol-level timestamp of when the request head was complete (Stopwatch ticks); on an epoll reactor, of the
-    /// start of the reactor batch in which it completed (behind by at most that batch's run).
-    /// </summary>
+    /// <summary>Protocol-level timestamp of when the request head was complete (Stopwatch ticks).</summary>
     public long StartTimestamp { get; protected set; }
 
     // ---- request body ----

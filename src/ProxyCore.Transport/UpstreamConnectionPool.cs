@@ -112,12 +112,9 @@ public sealed class UpstreamConnectionPool : IAsyncDisposable
             return;
         }
 
-        // The idle deadline is coarse (the sweep runs every EvictionInterval): on a reactor thread the batch's clock
-        // (read once per epoll_wait) does instead of a clock read per returned connection.
-        long now = ReferenceEquals(_timeProvider, TimeProvider.System) ? Epoll.EpollReactor.BatchTimestampOrNow() : _timeProvider.GetTimestamp();
         long deadline = options.IdleTimeout == Timeout.InfiniteTimeSpan
             ? long.MaxValue
-            : now + (long)(options.IdleTimeout.TotalSeconds * _timeProvider.TimestampFrequency);
+            : _timeProvider.GetTimestamp() + (long)(options.IdleTimeout.TotalSeconds * _timeProvider.TimestampFrequency);
         var evicted = pool.Push(connection, deadline, options.MaxIdlePerEndpoint);
         if (evicted is not null)
         {

@@ -191,9 +191,7 @@ public sealed class Http1Connection : HttpExchange
                     break;
                 }
 
-                // On an epoll reactor: when this batch's epoll_wait returned, i.e. when the reactor learned of the
-                // bytes that completed the head (no later than now, no earlier than the batch began): one clock read fewer.
-                StartTimestamp = ProxyCore.Transport.Epoll.EpollReactor.BatchTimestampOrNow();
+                StartTimestamp = Stopwatch.GetTimestamp();
                 PrepareRequestBody();
                 try
                 {

@@ -57,12 +57,6 @@ internal sealed unsafe class EpollReactor
         return t_current is not null;
     }
 
-    /// <summary>
-    /// On a reactor thread the batch's timestamp (see <see cref="TryGetBatchTimestamp"/>), elsewhere a fresh
-    /// <see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>. Never ahead of the clock; behind it by at most the batch's run.
-    /// </summary>
-    public static long BatchTimestampOrNow() => t_current is not null ? t_batchTimestamp : System.Diagnostics.Stopwatch.GetTimestamp();
-
     /// <summary>Adds <paramref name="fd"/> for <paramref name="events"/>; returns the registration to pass to <see cref="Unregister"/>.</summary>
     public nint Register(FdHandle fd, IEpollHandler handler, uint events)
     {
