@@ -51,12 +51,8 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, SetLastError = true)]
     public static partial int epoll_ctl(int epfd, int op, int fd, byte* ev);
 
-    [LibraryImport(Libc, EntryPoint = "epoll_wait", SetLastError = true)]
-    private static partial int libc_epoll_wait(int epfd, byte* events, int maxevents, int timeout);
-
-    /// <summary>epoll_wait as epoll_pwait with no signal mask (arm64 has only that one), through syscall(2): see below.</summary>
-    public static int epoll_wait(int epfd, byte* events, int maxevents, int timeout)
-        => SysEpollPwait >= 0 ? (int)syscall(SysEpollPwait, epfd, (nint)events, maxevents, timeout, 0, 8) : libc_epoll_wait(epfd, events, maxevents, timeout);
+    [LibraryImport(Libc, SetLastError = true)]
+    public static partial int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
 
     [LibraryImport(Libc, SetLastError = true)]
     public static partial int socket(int domain, int type, int protocol);
@@ -73,61 +69,14 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, SetLastError = true)]
     public static partial int connect(int fd, byte* addr, int len);
 
-    // recv, send, writev and epoll_wait go through syscall(2) where its numbers are known: glibc's own wrappers are
-    // thread-cancellation points, and each call toggles the thread's async-cancel state on the way in and out
-    // (two atomic read-modify-writes per call, ~0.6% of the proxy's CPU in perf). Nothing here uses
-    // pthread_cancel. syscall() returns -1 and sets errno like the wrappers.
-    private static readonly nint SysRecvFrom = RuntimeInformation.ProcessArchitecture switch
-    {
-        Architecture.X64 => 45,
-        Architecture.Arm64 => 207,
-        _ => -1,
-    };
+    [LibraryImport(Libc, SetLastError = true)]
+    public static partial nint recv(int fd, byte* buf, nint len, int flags);
 
-    private static readonly nint SysSendTo = RuntimeInformation.ProcessArchitecture switch
-    {
-        Architecture.X64 => 44,
-        Architecture.Arm64 => 206,
-        _ => -1,
-    };
+    [LibraryImport(Libc, SetLastError = true)]
+    public static partial nint send(int fd, byte* buf, nint len, int flags);
 
-    private static readonly nint SysEpollPwait = RuntimeInformation.ProcessArchitecture switch
-    {
-        Architecture.X64 => 281,
-        Architecture.Arm64 => 22,
-        _ => -1,
-    };
-
-    private static readonly nint SysWritev = RuntimeInformation.ProcessArchitecture switch
-    {
-        Architecture.X64 => 20,
-        Architecture.Arm64 => 66,
-        _ => -1,
-    };
-
-    public static nint recv(int fd, byte* buf, nint len, int flags)
-        => SysRecvFrom >= 0 ? syscall(SysRecvFrom, fd, (nint)buf, len, flags, 0, 0) : libc_recv(fd, buf, len, flags);
-
-    public static nint send(int fd, byte* buf, nint len, int flags)
-        => SysSendTo >= 0 ? syscall(SysSendTo, fd, (nint)buf, len, flags, 0, 0) : libc_send(fd, buf, len, flags);
-
-    public static nint writev(int fd, IoVec* iov, int count)
-        => SysWritev >= 0 ? syscall(SysWritev, fd, (nint)iov, count, 0, 0, 0) : libc_writev(fd, iov, count);
-
-    // Variadic in C; on x86-64 and arm64 Linux integer arguments travel in the same registers (and, for the
-    // seventh on x86-64, the same stack slot) as a fixed-argument call's, and glibc's syscall is assembly
-    // that only moves them into place.
-    [LibraryImport(Libc, EntryPoint = "syscall", SetLastError = true)]
-    private static partial nint syscall(nint number, nint a1, nint a2, nint a3, nint a4, nint a5, nint a6);
-
-    [LibraryImport(Libc, EntryPoint = "recv", SetLastError = true)]
-    private static partial nint libc_recv(int fd, byte* buf, nint len, int flags);
-
-    [LibraryImport(Libc, EntryPoint = "send", SetLastError = true)]
-    private static partial nint libc_send(int fd, byte* buf, nint len, int flags);
-
-    [LibraryImport(Libc, EntryPoint = "writev", SetLastError = true)]
-    private static partial nint libc_writev(int fd, IoVec* iov, int count);
+    [LibraryImport(Libc, SetLastError = true)]
+    public static partial nint writev(int fd, IoVec* iov, int count);
 
     [LibraryImport(Libc, SetLastError = true)]
     public static partial int getsockopt(int fd, int level, int name, void* value, int* len);
