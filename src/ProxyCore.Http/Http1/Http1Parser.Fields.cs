@@ -107,15 +107,15 @@ public static partial class Http1Parser
             int comma = value.IndexOf(Comma);
             var token = TrimOws(comma < 0 ? value : value.Slice(0, comma));
             value = comma < 0 ? default : value.Slice(comma + 1);
-            if (KnownHeaders.EqualsLowercase(token, "close"u8))
+            if (Ascii.EqualsIgnoreCase(token, "close"u8))
             {
                 options |= ConnectionOptions.Close;
             }
-            else if (KnownHeaders.EqualsLowercase(token, "keep-alive"u8))
+            else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8))
             {
                 options |= ConnectionOptions.KeepAlive;
             }
-            else if (KnownHeaders.EqualsLowercase(token, "upgrade"u8))
+            else if (Ascii.EqualsIgnoreCase(token, "upgrade"u8))
             {
                 options |= ConnectionOptions.Upgrade;
             }

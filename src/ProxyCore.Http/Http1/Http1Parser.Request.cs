@@ -121,7 +121,7 @@ public static partial class Http1Parser
                     // RFC 9112 §6.1: a sender MUST NOT apply chunked more than once. We go further
                     // and accept only the single coding "chunked": the proxy does not decode other
                     // codings, and every other spelling is a known desync gadget.
-                    if (hasTransferEncoding || !KnownHeaders.EqualsLowercase(value, "chunked"u8))
+                    if (hasTransferEncoding || !Ascii.EqualsIgnoreCase(value, "chunked"u8))
                     {
                         error = HttpParseError.UnsupportedTransferEncoding;
                         return Http1ParseResult.Error;
@@ -143,7 +143,7 @@ public static partial class Http1Parser
                     break;
                 case KnownHeader.Expect:
                     // RFC 9110 §10.1.1: the only expectation defined is "100-continue" (case-insensitive).
-                    expectContinue |= KnownHeaders.EqualsLowercase(value, "100-continue"u8);
+                    expectContinue |= Ascii.EqualsIgnoreCase(value, "100-continue"u8);
                     break;
                 case KnownHeader.Upgrade:
                     hasUpgrade = true;

@@ -85,7 +85,7 @@ public static partial class Http1Parser
                     var last = LastCoding(value);
                     if (!last.IsEmpty)
                     {
-                        chunkedLast = KnownHeaders.EqualsLowercase(last, "chunked"u8);
+                        chunkedLast = Ascii.EqualsIgnoreCase(last, "chunked"u8);
                     }
                     if (head.Version == HttpVersion.Http10)
                     {
