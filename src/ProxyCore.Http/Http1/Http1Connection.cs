@@ -612,6 +612,12 @@ public sealed class Http1Connection : HttpExchange
             Http1BodyWriter.WriteLastChunk(_output, trailers);
         }
         _responseCompleted = true;
+        if (_output.CanGetUnflushedBytes && _output.UnflushedBytes == 0)
+        {
+            // All of it left with the last body write (the usual Content-Length answer, flushed as it was relayed):
+            // a flush of nothing would cost an async call and the pipe's lock per request (callgrind) for no bytes.
+            return ValueTask.CompletedTask;
+        }
         return FlushAsync(cancellationToken);
     }
 

@@ -409,9 +409,10 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
             nint n;
             if (buffer.IsSingleSegment)
             {
-                fixed (byte* p = buffer.FirstSpan)
+                var span = buffer.FirstSpan; // one read of it: each one type-checks the sequence's segments
+                fixed (byte* p = span)
                 {
-                    n = Native.send(_fd.Fd, p, buffer.FirstSpan.Length, Native.MSG_NOSIGNAL);
+                    n = Native.send(_fd.Fd, p, span.Length, Native.MSG_NOSIGNAL);
                 }
             }
             else
