@@ -32,6 +32,9 @@ internal sealed class Http2WriteLock
     private Waiter? _tail;
     private PooledWaiter? _free;  // under _gate: pooled waiters of WaitAsync
 
+    /// <summary>The holder plus everyone waiting or about to wait (tests wait for a queue to form).</summary>
+    internal int Contenders => Volatile.Read(ref _count);
+
     /// <summary>Takes the lock if it is free, without waiting.</summary>
     public bool TryEnter() => Interlocked.CompareExchange(ref _count, 1, 0) == 0;
 
