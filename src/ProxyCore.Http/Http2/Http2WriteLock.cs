@@ -20,8 +20,9 @@ namespace ProxyCore.Http.Http2;
 /// <see cref="EnterOrQueue"/> (a stream's <see cref="Http2QueuedWrite"/>): an async method that suspends
 /// here costs a state-machine box, and PoolingAsyncValueTaskMethodBuilder keeps only one per thread and
 /// one per core, so a burst of streams queued on one connection's writer allocated boxes beyond that.</para>
-/// <para>Waits are not cancellable: the lock is held for one write and its flush, and a flush is
-/// bounded by the connection's stall timeout, so a cancelled caller notices right after.</para>
+/// <para>Waits are not cancellable: the lock is held for one write and its flush (bounded by the
+/// stall timeout on a client connection; on an upstream connection by the PING timeout once the
+/// upstream goes silent), so a cancelled caller notices right after.</para>
 /// </remarks>
 internal sealed class Http2WriteLock
 {
