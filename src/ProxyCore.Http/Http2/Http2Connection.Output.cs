@@ -34,9 +34,6 @@ public sealed partial class Http2Connection
     // table changes in the order the blocks reach the wire. An async lock, since flushing waits on the socket;
     // the common case (free lock, flush done at once) takes it and writes synchronously, allocating nothing.
     private readonly Http2WriteLock _writeLock = new();
-
-    /// <summary>The writer's lock, for tests that hold it while streams queue behind it.</summary>
-    internal Http2WriteLock WriteLock => _writeLock;
     private readonly HpackEncoder _encoder;
     private readonly ArrayBufferWriter<byte> _headerBlock = new(1024);
     private bool _outputClosed;
@@ -52,6 +49,9 @@ public sealed partial class Http2Connection
     private readonly ConcurrentQueue<ControlItem> _controlQueue = new();
     private readonly ControlFrameSender _controlSender;
     private int _controlScheduled;
+
+    /// <summary>The writer's lock, for tests that hold it while streams queue behind it.</summary>
+    internal Http2WriteLock WriteLock => _writeLock;
 
     private async Task WriteServerPrefaceAsync()
     {

@@ -43,9 +43,6 @@ public sealed class Http2ClientConnection
 
     // Writing: one frame run at a time.
     private readonly Http2WriteLock _writeLock = new();
-
-    /// <summary>The writer's lock, for tests that hold it while streams queue behind it.</summary>
-    internal Http2WriteLock WriteLock => _writeLock;
     private readonly HpackEncoder _encoder = new();
     private readonly ArrayBufferWriter<byte> _headerBlock = new(1024);
     private bool _outputClosed;
@@ -99,6 +96,9 @@ public sealed class Http2ClientConnection
     }
 
     public ConnectionContext Context => _context;
+
+    /// <summary>The writer's lock, for tests that hold it while streams queue behind it.</summary>
+    internal Http2WriteLock WriteLock => _writeLock;
 
     public Http2ClientOptions Options => _options;
 
