@@ -23,10 +23,9 @@ public sealed class SteadyStateAllocationHttp2ServerTests
 
     [Theory]
     [InlineData(1)]                 // one stream at a time: the writer is never contended
-    [InlineData(StreamsPerBatch)]   // eight at once: streams queue for the writer
-    // Measured (2 cores, shared machine): 0.3 B with one stream, 1.6 B with eight; 110 and 115 B before
-    // the per-object stream loop and the pooled writer lock (a state-machine box per request).
-    public async Task H2cGets_ToHttp1Upstream_AllocateUnder16BytesPerRequest(int streams)
+    [InlineData(StreamsPerBatch)]   // eight at once: streams queue for the writer (often, not every time:
+                                    // Http2WriterContentionAllocationTests forces it)
+    public async Task H2cGets_ToHttp1Upstream_AllocateUnder2BytesPerRequest(int streams)
     {
         using var upstream = new TcpListener(IPAddress.Loopback, 0);
         upstream.Start();
@@ -48,13 +47,15 @@ public sealed class SteadyStateAllocationHttp2ServerTests
             await RunAsync(clients, batches);   // warm-up: stream and relay pools fill, the JIT settles
             await RunAsync(clients, batches);
             long requests = (long)Connections * batches * streams;
-            double perRequest = await Allocations.PerCallAsync(() => RunAsync(clients, batches), requests, bound: 64);
-            // 0.3 B (1 stream) and 1.6 B (8 streams) on the branch that removed the per-request Task box; 8 streams
-            // show 2-37 B in some runs. The cause (GCAllocationTick events): the contended write paths
-            // (WriteHeadersLockedAsync / WriteDataLockedAsync) use PoolingAsyncValueTaskMethodBuilder, whose box
-            // cache holds one per thread and one per core, so a burst of streams waiting on one connection's
-            // writer allocates a box or two beyond it. The bound still catches the old 110-115 B per request.
-            Assert.True(perRequest < 64, $"{perRequest:F1} B allocated per proxied HTTP/2 request ({streams} streams per connection)");
+            double perRequest = await Allocations.PerCallAsync(() => RunAsync(clients, batches), requests, bound: 2);
+            // Measured (2 cores, shared machine, 5 runs; the window the test takes, then the fewest of 3):
+            // 0.17-0.58 B (0.17-0.34) with one stream, 0.22-1.35 B (0.16-0.82) with eight: this harness's own
+            // per-window cost (Task.WhenAll, WaitAsync's timer, a state machine per client, ~3 KB per 16,000
+            // requests) and the odd thread-pool thread. Before: 110-115 B until the per-object stream loop and
+            // the pooled writer lock, then 0.3-36 B with eight streams (0.15-7.6) until a contended write waited
+            // as the stream's Http2QueuedWrite instead of an async box (GCAllocationTick: WriteHeadersLockedAsync
+            // and WriteDataLockedAsync boxes past PoolingAsyncValueTaskMethodBuilder's per-thread and per-core cache).
+            Assert.True(perRequest < 2, $"{perRequest:F2} B allocated per proxied HTTP/2 request ({streams} streams per connection)");
         }
         finally
         {

@@ -50,6 +50,9 @@ public sealed partial class Http2Connection
     private readonly ControlFrameSender _controlSender;
     private int _controlScheduled;
 
+    /// <summary>The writer's lock, for tests that hold it while streams queue behind it.</summary>
+    internal Http2WriteLock WriteLock => _writeLock;
+
     private async Task WriteServerPrefaceAsync()
     {
         await _writeLock.WaitAsync().ConfigureAwait(false);
@@ -252,7 +255,10 @@ public sealed partial class Http2Connection
     {
         if (!_writeLock.TryEnter())
         {
-            return WriteHeadersLockedAsync(stream, head, status, contentLength, endStream, flush);
+            // Contended: the stream's own queued write waits for the writer without allocating.
+            return stream.Writer.IsBusy
+                ? WriteHeadersLockedAsync(stream, head, status, contentLength, endStream, flush)
+                : stream.Writer.WriteHeaders(head, status, contentLength, endStream, flush);
         }
         ValueTask pending = default;
         try
@@ -363,32 +369,49 @@ public sealed partial class Http2Connection
     /// </summary>
     internal ValueTask WriteDataAsync(Http2Stream stream, ReadOnlySequence<byte> data, bool endStream, bool flush, CancellationToken cancellationToken)
     {
-        // The common case without waiting: a free lock, and window for all of it in one turn.
-        if (data.Length <= MaxDataPerWrite && !cancellationToken.IsCancellationRequested && _writeLock.TryEnter())
+        // The common case without an async method: window for all of it in one turn, and a free lock
+        // (written here) or a taken one (the stream's queued write waits for it without allocating).
+        if (data.Length > MaxDataPerWrite || cancellationToken.IsCancellationRequested)
         {
-            ValueTask pending = default;
-            try
+            return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
+        }
+        bool locked = _writeLock.TryEnter();
+        if (!locked && stream.Writer.IsBusy)
+        {
+            return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
+        }
+        ValueTask pending = default;
+        try
+        {
+            if (!data.IsEmpty && !TryTakeWindow(stream, (int)data.Length))
             {
-                if (!data.IsEmpty && !TryTakeWindow(stream, (int)data.Length))
+                if (locked)
                 {
                     _writeLock.Release();
-                    return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
                 }
-                ThrowIfCannotWrite(stream);
-                Http2FrameWriter.WriteData(_output, stream.StreamId, data, endStream, _peerMaxFrameSize);
-                if (flush || endStream)
-                {
-                    pending = FlushOutputAsync();
-                }
+                return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
             }
-            catch (Exception e)
+            if (!locked)
+            {
+                // The window is taken first, as the slow path does: only the lock is waited for.
+                return stream.Writer.WriteData(data, endStream, flush, cancellationToken);
+            }
+            ThrowIfCannotWrite(stream);
+            Http2FrameWriter.WriteData(_output, stream.StreamId, data, endStream, _peerMaxFrameSize);
+            if (flush || endStream)
+            {
+                pending = FlushOutputAsync();
+            }
+        }
+        catch (Exception e)
+        {
+            if (locked)
             {
                 _writeLock.Release();
-                return ValueTask.FromException(e);
             }
-            return ReleaseAfter(pending);
+            return ValueTask.FromException(e);
         }
-        return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
+        return ReleaseAfter(pending);
     }
 
     /// <summary>All of <paramref name="length"/> from both send windows, or nothing (then the slow path waits for window).</summary>
@@ -532,6 +555,69 @@ public sealed partial class Http2Connection
         var waiter = stream.WindowWaiter;
         stream.WindowWaiter = null;
         waiter?.TrySetResult();
+    }
+
+    /// <summary>
+    /// A stream's HEADERS or DATA that found the writer taken: the same frames the uncontended paths of
+    /// <see cref="WriteHeadersAsync"/> and <see cref="WriteDataAsync"/> write (DATA here always within
+    /// window already taken, and at most <see cref="MaxDataPerWrite"/>), written once the lock is its.
+    /// </summary>
+    internal sealed class StreamWriter(Http2Connection connection, Http2Stream stream) : Http2QueuedWrite(connection._writeLock)
+    {
+        private bool _isHeaders;
+        private HttpHead? _head;
+        private int _status;
+        private long _contentLength;
+        private ReadOnlySequence<byte> _data;
+        private bool _endStream;
+        private bool _flush;
+        private CancellationToken _cancellationToken;
+
+        public ValueTask WriteHeaders(HttpHead head, int status, long contentLength, bool endStream, bool flush)
+        {
+            _isHeaders = true;
+            _head = head;
+            _status = status;
+            _contentLength = contentLength;
+            _endStream = endStream;
+            _flush = flush;
+            return new ValueTask(this, Start());
+        }
+
+        public ValueTask WriteData(ReadOnlySequence<byte> data, bool endStream, bool flush, CancellationToken cancellationToken)
+        {
+            _isHeaders = false;
+            _data = data;
+            _endStream = endStream;
+            _flush = flush;
+            _cancellationToken = cancellationToken;
+            return new ValueTask(this, Start());
+        }
+
+        protected override ValueTask WriteLocked(out bool result)
+        {
+            result = true;
+            var c = connection;
+            if (_isHeaders)
+            {
+                c.ThrowIfCannotWrite(stream);
+                c.EncodeHead(_head!, _status, _contentLength);
+                Http2FrameWriter.WriteHeaders(c._output, stream.StreamId, c._headerBlock.WrittenSpan, _endStream, c._peerMaxFrameSize);
+                return _flush ? c.FlushOutputAsync() : default;
+            }
+            _cancellationToken.ThrowIfCancellationRequested();
+            c.ThrowIfCannotWrite(stream);
+            Http2FrameWriter.WriteData(c._output, stream.StreamId, _data, _endStream, c._peerMaxFrameSize);
+            // END_STREAM alone (empty DATA) is always flushed, as the slow path does.
+            return _flush || _endStream || _data.IsEmpty ? c.FlushOutputAsync() : default;
+        }
+
+        protected override void Clear()
+        {
+            _head = null;
+            _data = default;
+            _cancellationToken = default;
+        }
     }
 
     private void ThrowIfCannotWrite(Http2Stream stream)

@@ -39,7 +39,11 @@ internal sealed class Http2Stream : HttpExchange, IThreadPoolWorkItem, IValueTas
     public Http2Stream(Http2Connection connection)
     {
         _connection = connection;
+        Writer = new Http2Connection.StreamWriter(connection, this);
     }
+
+    /// <summary>This stream's writes that find the connection's writer taken (one at a time, reused).</summary>
+    internal Http2Connection.StreamWriter Writer { get; }
 
     public int StreamId { get; private set; }
 

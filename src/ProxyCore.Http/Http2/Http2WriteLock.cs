@@ -16,8 +16,13 @@ namespace ProxyCore.Http.Http2;
 /// goes on with its own work instead of running another stream's write (and what follows it) on its
 /// stack. Awaited directly by an async method, that hop allocates nothing either (the runtime queues
 /// the awaiting state machine itself).</para>
-/// <para>Waits are not cancellable: the lock is held for one write and its flush, and a flush is
-/// bounded by the connection's stall timeout, so a cancelled caller notices right after.</para>
+/// <para>A caller that would rather not be an async method queues its own <see cref="Waiter"/> with
+/// <see cref="EnterOrQueue"/> (a stream's <see cref="Http2QueuedWrite"/>): an async method that suspends
+/// here costs a state-machine box, and PoolingAsyncValueTaskMethodBuilder keeps only one per thread and
+/// one per core, so a burst of streams queued on one connection's writer allocated boxes beyond that.</para>
+/// <para>Waits are not cancellable: the lock is held for one write and its flush (bounded by the
+/// stall timeout on a client connection; on an upstream connection by the PING timeout once the
+/// upstream goes silent), so a cancelled caller notices right after.</para>
 /// </remarks>
 internal sealed class Http2WriteLock
 {
@@ -26,7 +31,10 @@ internal sealed class Http2WriteLock
     private int _grants;          // under _gate
     private Waiter? _head;        // under _gate: FIFO of waiters
     private Waiter? _tail;
-    private Waiter? _free;        // under _gate: pooled waiters
+    private PooledWaiter? _free;  // under _gate: pooled waiters of WaitAsync
+
+    /// <summary>The holder plus everyone waiting or about to wait (tests wait for a queue to form).</summary>
+    internal int Contenders => Volatile.Read(ref _count);
 
     /// <summary>Takes the lock if it is free, without waiting.</summary>
     public bool TryEnter() => Interlocked.CompareExchange(ref _count, 1, 0) == 0;
@@ -48,24 +56,51 @@ internal sealed class Http2WriteLock
             var waiter = _free;
             if (waiter is null)
             {
-                waiter = new Waiter(this);
+                waiter = new PooledWaiter(this);
             }
             else
             {
-                _free = waiter.Next;
+                _free = (PooledWaiter?)waiter.Next;
             }
-            waiter.Next = null;
-            if (_tail is null)
-            {
-                _head = waiter;
-            }
-            else
-            {
-                _tail.Next = waiter;
-            }
-            _tail = waiter;
+            EnqueueLocked(waiter);
             return new ValueTask(waiter, waiter.Version);
         }
+    }
+
+    /// <summary>
+    /// Takes the lock if it is free (true: it is ours now), or queues <paramref name="waiter"/> (false:
+    /// its <see cref="Waiter.Grant"/> runs once the lock is its). The waiter must not be queued already.
+    /// </summary>
+    public bool EnterOrQueue(Waiter waiter)
+    {
+        if (Interlocked.Increment(ref _count) == 1)
+        {
+            return true;
+        }
+        lock (_gate)
+        {
+            if (_grants > 0)
+            {
+                _grants--;
+                return true;
+            }
+            EnqueueLocked(waiter);
+            return false;
+        }
+    }
+
+    private void EnqueueLocked(Waiter waiter)
+    {
+        waiter.Next = null;
+        if (_tail is null)
+        {
+            _head = waiter;
+        }
+        else
+        {
+            _tail.Next = waiter;
+        }
+        _tail = waiter;
     }
 
     /// <summary>Gives the lock up, to the oldest waiter if there is one.</summary>
@@ -94,7 +129,7 @@ internal sealed class Http2WriteLock
         next.Grant();
     }
 
-    private void Return(Waiter waiter)
+    private void Return(PooledWaiter waiter)
     {
         lock (_gate)
         {
@@ -103,15 +138,21 @@ internal sealed class Http2WriteLock
         }
     }
 
-    private sealed class Waiter(Http2WriteLock owner) : IValueTaskSource
+    /// <summary>One place in the queue. <see cref="Grant"/> is called once the lock is the waiter's, inside <see cref="Release"/>: it must only schedule the waiter's work, not run it.</summary>
+    public abstract class Waiter
+    {
+        internal Waiter? Next;
+
+        public abstract void Grant();
+    }
+
+    private sealed class PooledWaiter(Http2WriteLock owner) : Waiter, IValueTaskSource
     {
         private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
 
-        public Waiter? Next;
-
         public short Version => _core.Version;
 
-        public void Grant() => _core.SetResult(true);
+        public override void Grant() => _core.SetResult(true);
 
         public void GetResult(short token)
         {

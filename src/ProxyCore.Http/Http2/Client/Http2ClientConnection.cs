@@ -20,8 +20,12 @@ namespace ProxyCore.Http.Http2.Client;
 /// windows; received DATA is given back with WINDOW_UPDATE only as the relay consumes it
 /// (<see cref="ConsumedAsync"/>), so a slow client slows the upstream instead of being buffered.</para>
 /// <para>Allocations: none per stream in steady state (streams and their pipes are pooled, the head
-/// wait is a reusable source). A stream that waits for send window allocates a TaskCompletionSource;
-/// contended write-lock waits allocate inside SemaphoreSlim.</para>
+/// wait is a reusable source, and a HEADERS or DATA write that finds the writer taken waits as the
+/// stream's own <see cref="Http2QueuedWrite"/>). A stream that waits for send window allocates a
+/// TaskCompletionSource; the rarer writes (trailers, WINDOW_UPDATE, control frames) that wait for the
+/// writer cost an async state-machine box.</para>
+/// <para>Waits for the writer (<see cref="Http2WriteLock"/>) are not cancellable: a cancelled write
+/// finds out once the lock is its, after the holder's one write and flush.</para>
 /// </remarks>
 public sealed class Http2ClientConnection
 {
@@ -38,7 +42,7 @@ public sealed class Http2ClientConnection
     private readonly PipeWriter _output;
 
     // Writing: one frame run at a time.
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Http2WriteLock _writeLock = new();
     private readonly HpackEncoder _encoder = new();
     private readonly ArrayBufferWriter<byte> _headerBlock = new(1024);
     private bool _outputClosed;
@@ -93,6 +97,9 @@ public sealed class Http2ClientConnection
 
     public ConnectionContext Context => _context;
 
+    /// <summary>The writer's lock, for tests that hold it while streams queue behind it.</summary>
+    internal Http2WriteLock WriteLock => _writeLock;
+
     public Http2ClientOptions Options => _options;
 
     /// <summary>The read loop: ends when the connection does.</summary>
@@ -132,7 +139,8 @@ public sealed class Http2ClientConnection
     /// </summary>
     public async Task StartAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
             _output.Write(Http2Preface.ClientPreface);
@@ -260,37 +268,45 @@ public sealed class Http2ClientConnection
     /// first, as the caller built it) as HEADERS + CONTINUATION. False when the connection can no longer
     /// open streams (GOAWAY arrived, closed): nothing was sent, the request may go elsewhere.
     /// </summary>
-    public async ValueTask<bool> SendHeadersAsync(Http2ClientStream stream, HttpHead head, bool endStream, CancellationToken cancellationToken)
+    public ValueTask<bool> SendHeadersAsync(Http2ClientStream stream, HttpHead head, bool endStream, CancellationToken cancellationToken)
     {
-        // Not cancellable while queued for the writer: the wait is one frame run long, and a cancellable
-        // SemaphoreSlim wait allocates a promise per contended call (measured under 32 concurrent streams).
-        cancellationToken.ThrowIfCancellationRequested();
-        await _writeLock.WaitAsync().ConfigureAwait(false);
+        // Not cancellable while queued for the writer: the wait is one frame run long.
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<bool>(cancellationToken);
+        }
+        if (!_writeLock.TryEnter())
+        {
+            // Contended (many streams open at once): the stream's own queued write waits without allocating.
+            return stream.Writer.IsBusy ? SendHeadersQueuedAsync(stream, head, endStream) : stream.Writer.SendHeaders(head, endStream);
+        }
+        ValueTask flush;
         try
         {
-            lock (_lock)
+            if (!TryWriteHeadersLocked(stream, head, endStream, out flush))
             {
-                if (_goAway || _closed || _outputClosed || stream.Failed)
-                {
-                    return false;
-                }
-                // §5.1.1: identifiers increase in the order streams open on the wire, hence under the write lock.
-                stream.StreamId = _nextStreamId;
-                _nextStreamId += 2;
-                stream.SendWindow = _peerInitialWindow;
-                stream.Registered = true;
-                stream.LocalEnded = endStream;
-                _streams.Add(stream.StreamId, stream);
+                _writeLock.Release();
+                return new ValueTask<bool>(false);
             }
-            _headerBlock.ResetWrittenCount();
-            _encoder.BeginBlock(_headerBlock);
-            var headers = head.Headers;
-            for (int i = 0; i < headers.Length; i++)
-            {
-                _encoder.Encode(head.Get(headers[i].Name), head.Get(headers[i].Value), _headerBlock);
-            }
-            Http2FrameWriter.WriteHeaders(_output, stream.StreamId, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
-            await FlushLockedAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _writeLock.Release();
+            return ValueTask.FromException<bool>(e);
+        }
+        if (flush.IsCompletedSuccessfully)
+        {
+            _writeLock.Release();
+            return new ValueTask<bool>(true);
+        }
+        return AwaitHeadersFlushAsync(flush);
+    }
+
+    private async ValueTask<bool> AwaitHeadersFlushAsync(ValueTask flush)
+    {
+        try
+        {
+            await flush.ConfigureAwait(false);
             return true;
         }
         finally
@@ -299,12 +315,61 @@ public sealed class Http2ClientConnection
         }
     }
 
+    private async ValueTask<bool> SendHeadersQueuedAsync(Http2ClientStream stream, HttpHead head, bool endStream)
+    {
+        await _writeLock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!TryWriteHeadersLocked(stream, head, endStream, out var flush))
+            {
+                return false;
+            }
+            await flush.ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Holding the write lock: opens the stream and writes its HEADERS (+ CONTINUATION); false when the connection can open no more.</summary>
+    private bool TryWriteHeadersLocked(Http2ClientStream stream, HttpHead head, bool endStream, out ValueTask flush)
+    {
+        lock (_lock)
+        {
+            if (_goAway || _closed || _outputClosed || stream.Failed)
+            {
+                flush = default;
+                return false;
+            }
+            // §5.1.1: identifiers increase in the order streams open on the wire, hence under the write lock.
+            stream.StreamId = _nextStreamId;
+            _nextStreamId += 2;
+            stream.SendWindow = _peerInitialWindow;
+            stream.Registered = true;
+            stream.LocalEnded = endStream;
+            _streams.Add(stream.StreamId, stream);
+        }
+        _headerBlock.ResetWrittenCount();
+        _encoder.BeginBlock(_headerBlock);
+        var headers = head.Headers;
+        for (int i = 0; i < headers.Length; i++)
+        {
+            _encoder.Encode(head.Get(headers[i].Name), head.Get(headers[i].Value), _headerBlock);
+        }
+        Http2FrameWriter.WriteHeaders(_output, stream.StreamId, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
+        flush = FlushLockedAsync();
+        return true;
+    }
+
     /// <summary>Request trailers (§8.1): a HEADERS frame with END_STREAM after the body.</summary>
     public async ValueTask SendTrailersAsync(Http2ClientStream stream, HttpHead trailers, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
+            cancellationToken.ThrowIfCancellationRequested();
             ThrowIfCannotWrite(stream);
             _headerBlock.ResetWrittenCount();
             _encoder.BeginBlock(_headerBlock);
@@ -328,17 +393,108 @@ public sealed class Http2ClientConnection
     }
 
     /// <summary>Request body octets as DATA, within the peer's stream and connection windows (§6.9).</summary>
-    public async ValueTask SendDataAsync(Http2ClientStream stream, ReadOnlySequence<byte> data, bool endStream, CancellationToken cancellationToken)
+    public ValueTask SendDataAsync(Http2ClientStream stream, ReadOnlySequence<byte> data, bool endStream, CancellationToken cancellationToken)
+    {
+        if (data.IsEmpty && !endStream)
+        {
+            return default;
+        }
+        // The common case without an async method: window for all of it in one turn, and a free lock
+        // (written here) or a taken one (the stream's queued write waits for it without allocating).
+        if (data.Length > MaxDataPerWrite || cancellationToken.IsCancellationRequested)
+        {
+            return SendDataSlowAsync(stream, data, endStream, cancellationToken);
+        }
+        bool locked = _writeLock.TryEnter();
+        if (!locked && stream.Writer.IsBusy)
+        {
+            return SendDataSlowAsync(stream, data, endStream, cancellationToken);
+        }
+        ValueTask flush;
+        try
+        {
+            if (!data.IsEmpty && !TryTakeWindow(stream, (int)data.Length))
+            {
+                if (locked)
+                {
+                    _writeLock.Release();
+                }
+                return SendDataSlowAsync(stream, data, endStream, cancellationToken);
+            }
+            if (!locked)
+            {
+                // The window is taken first, as the slow path does: only the lock is waited for.
+                return stream.Writer.SendData(data, endStream, cancellationToken);
+            }
+            flush = WriteDataLocked(stream, data, endStream);
+        }
+        catch (Exception e)
+        {
+            if (locked)
+            {
+                _writeLock.Release();
+            }
+            return ValueTask.FromException(e);
+        }
+        if (flush.IsCompletedSuccessfully)
+        {
+            _writeLock.Release();
+            return default;
+        }
+        return AwaitFlushThenReleaseAsync(flush);
+    }
+
+    private async ValueTask AwaitFlushThenReleaseAsync(ValueTask flush)
+    {
+        try
+        {
+            await flush.ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>All of <paramref name="length"/> from both send windows, or nothing (then the slow path waits for window).</summary>
+    private bool TryTakeWindow(Http2ClientStream stream, int length)
+    {
+        lock (_lock)
+        {
+            if (stream.Failed || _closed)
+            {
+                ThrowStreamGone();
+            }
+            if (stream.SendWindow < length || _connectionSendWindow < length)
+            {
+                return false;
+            }
+            stream.SendWindow -= length;
+            _connectionSendWindow -= length;
+            return true;
+        }
+    }
+
+    /// <summary>Holding the write lock: one DATA frame run within window already taken, and its flush.</summary>
+    private ValueTask WriteDataLocked(Http2ClientStream stream, ReadOnlySequence<byte> data, bool endStream)
+    {
+        ThrowIfCannotWrite(stream);
+        if (endStream)
+        {
+            stream.LocalEnded = true;
+        }
+        Http2FrameWriter.WriteData(_output, stream.StreamId, data, endStream, _peerMaxFrameSize);
+        return FlushLockedAsync();
+    }
+
+    private async ValueTask SendDataSlowAsync(Http2ClientStream stream, ReadOnlySequence<byte> data, bool endStream, CancellationToken cancellationToken)
     {
         if (data.IsEmpty)
         {
-            if (!endStream)
-            {
-                return;
-            }
-            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync().ConfigureAwait(false);
             try
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 ThrowIfCannotWrite(stream);
                 stream.LocalEnded = true;
                 Http2FrameWriter.WriteData(_output, stream.StreamId, ReadOnlySpan<byte>.Empty, endStream: true, _peerMaxFrameSize);
@@ -384,9 +540,10 @@ public sealed class Http2ClientConnection
                 continue;
             }
             bool last = granted == data.Length;
-            await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await _writeLock.WaitAsync().ConfigureAwait(false);
             try
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 ThrowIfCannotWrite(stream);
                 if (last && endStream)
                 {
@@ -549,6 +706,56 @@ public sealed class Http2ClientConnection
         {
             _outputClosed = true;
             throw new IOException("The upstream HTTP/2 connection closed while frames were being written.");
+        }
+    }
+
+    /// <summary>
+    /// A stream's HEADERS or DATA that found the writer taken: the same frames as the uncontended paths
+    /// of <see cref="SendHeadersAsync"/> and <see cref="SendDataAsync"/> (DATA within window already
+    /// taken, at most <see cref="MaxDataPerWrite"/>), written once the lock is its.
+    /// </summary>
+    internal sealed class StreamWriter(Http2ClientConnection connection, Http2ClientStream stream) : Http2QueuedWrite(connection._writeLock)
+    {
+        private bool _isHeaders;
+        private HttpHead? _head;
+        private ReadOnlySequence<byte> _data;
+        private bool _endStream;
+        private CancellationToken _cancellationToken;
+
+        public ValueTask<bool> SendHeaders(HttpHead head, bool endStream)
+        {
+            _isHeaders = true;
+            _head = head;
+            _endStream = endStream;
+            return new ValueTask<bool>(this, Start());
+        }
+
+        public ValueTask SendData(ReadOnlySequence<byte> data, bool endStream, CancellationToken cancellationToken)
+        {
+            _isHeaders = false;
+            _data = data;
+            _endStream = endStream;
+            _cancellationToken = cancellationToken;
+            return new ValueTask(this, Start());
+        }
+
+        protected override ValueTask WriteLocked(out bool result)
+        {
+            if (_isHeaders)
+            {
+                result = connection.TryWriteHeadersLocked(stream, _head!, _endStream, out var flush);
+                return flush;
+            }
+            result = true;
+            _cancellationToken.ThrowIfCancellationRequested();
+            return connection.WriteDataLocked(stream, _data, _endStream);
+        }
+
+        protected override void Clear()
+        {
+            _head = null;
+            _data = default;
+            _cancellationToken = default;
         }
     }
 

@@ -46,7 +46,14 @@ public sealed class Http2ClientStream : IValueTaskSource<Http2StreamOutcome>
     private int _signaled;
     private bool _used;
 
-    internal Http2ClientStream(Http2ClientConnection connection) => Connection = connection;
+    internal Http2ClientStream(Http2ClientConnection connection)
+    {
+        Connection = connection;
+        Writer = new Http2ClientConnection.StreamWriter(connection, this);
+    }
+
+    /// <summary>This stream's writes that find the connection's writer taken (one at a time, reused).</summary>
+    internal Http2ClientConnection.StreamWriter Writer { get; }
 
     public Http2ClientConnection Connection { get; }
 

@@ -56,6 +56,84 @@ public sealed class Http2ClientConnectionTests
     }
 
     [Fact]
+    public async Task SendHeadersAndData_WhileWriterHeld_QueueThenGoOutInCallOrder()
+    {
+        await using var peer = await ScriptedUpstream.StartAsync();
+        const int count = 8;
+        var streams = new Http2ClientStream[count];
+        for (int i = 0; i < count; i++)
+        {
+            streams[i] = peer.Rent().Stream;
+        }
+        var writeLock = peer.Client.WriteLock;
+
+        // Every HEADERS waits behind the held writer (the stream's queued write, no async method).
+        Assert.True(writeLock.TryEnter());
+        var heads = new ValueTask<bool>[count];
+        for (int i = 0; i < count; i++)
+        {
+            heads[i] = peer.Client.SendHeadersAsync(streams[i], ScriptedUpstream.RequestHead("POST", $"/{i}"), endStream: false, default);
+        }
+        Assert.All(heads, h => Assert.False(h.IsCompleted));
+        Assert.Equal(1 + count, writeLock.Contenders);
+        writeLock.Release();
+        for (int i = 0; i < count; i++)
+        {
+            Assert.True(await heads[i].AsTask().WaitAsync(ScriptedUpstream.Timeout));
+        }
+        // §5.1.1: identifiers in the order the blocks reach the wire, which is the order of the calls.
+        for (int i = 0; i < count; i++)
+        {
+            var frame = await peer.ReadUntilAsync(f => f.Type == Http2FrameType.HEADERS);   // past the start's WINDOW_UPDATE
+            Assert.True((frame.Flags & Http2FrameFlags.END_HEADERS) != 0);
+            Assert.Equal(2 * i + 1, frame.StreamId);
+            Assert.Equal(2 * i + 1, streams[i].StreamId);
+            Assert.Contains((":path", $"/{i}"), peer.Decode(frame.Payload));
+        }
+
+        // DATA within window queues the same way; a write cancelled while queued fails and sends nothing.
+        using var cancelled = new CancellationTokenSource();
+        Assert.True(writeLock.TryEnter());
+        var bodies = new ValueTask[count];
+        for (int i = 0; i < count; i++)
+        {
+            bodies[i] = peer.Client.SendDataAsync(streams[i], new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes($"body{i}")), endStream: true,
+                i == 3 ? cancelled.Token : default);
+        }
+        Assert.All(bodies, b => Assert.False(b.IsCompleted));
+        cancelled.Cancel();
+        writeLock.Release();
+        for (int i = 0; i < count; i++)
+        {
+            if (i == 3)
+            {
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => bodies[i].AsTask().WaitAsync(ScriptedUpstream.Timeout));
+            }
+            else
+            {
+                await bodies[i].AsTask().WaitAsync(ScriptedUpstream.Timeout);
+            }
+        }
+        for (int i = 0; i < count; i++)
+        {
+            if (i == 3)
+            {
+                continue;
+            }
+            var frame = await peer.ReadFrameAsync();
+            Assert.Equal(Http2FrameType.DATA, frame.Type);   // nothing but DATA: stream 7's cancelled write sent no frame
+            Assert.Equal(2 * i + 1, frame.StreamId);
+            Assert.True(frame.EndStream);
+            Assert.Equal($"body{i}", Encoding.ASCII.GetString(frame.Payload));
+        }
+        for (int i = 0; i < count; i++)
+        {
+            peer.Client.Release(streams[i]);
+        }
+        Assert.Equal(0, peer.Client.ActiveStreams);
+    }
+
+    [Fact]
     public async Task GoAway_StreamsAboveLastStreamId_RefusedOthersFinish()
     {
         await using var peer = await ScriptedUpstream.StartAsync();

@@ -39,6 +39,43 @@ public sealed class Http2WriteLockTests
         writeLock.Release();
     }
 
+    [Fact]
+    public async Task EnterOrQueue_SharesOneFifoWithWaitAsync_AndGrantsOnlyWhenOwned()
+    {
+        var writeLock = new Http2WriteLock();
+        var free = new RecordingWaiter();
+        Assert.True(writeLock.EnterOrQueue(free));     // free: ours at once, nothing queued
+        Assert.Equal(0, free.Grants);
+        var first = writeLock.WaitAsync();
+        var queued = new RecordingWaiter();
+        Assert.False(writeLock.EnterOrQueue(queued));
+        var last = writeLock.WaitAsync();
+        Assert.Equal(4, writeLock.Contenders);
+
+        writeLock.Release();
+        await first.AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, queued.Grants);                 // FIFO: behind the first
+        Assert.False(last.IsCompleted);
+
+        writeLock.Release();
+        Assert.Equal(1, queued.Grants);
+        Assert.False(last.IsCompleted);                 // the queued waiter owns it until it releases
+
+        writeLock.Release();
+        await last.AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        writeLock.Release();
+        Assert.Equal(0, writeLock.Contenders);
+        Assert.True(writeLock.TryEnter());
+        writeLock.Release();
+    }
+
+    private sealed class RecordingWaiter : Http2WriteLock.Waiter
+    {
+        public int Grants;
+
+        public override void Grant() => Grants++;
+    }
+
     [Theory]
     [InlineData(2, 20_000)]
     [InlineData(16, 2_000)]
