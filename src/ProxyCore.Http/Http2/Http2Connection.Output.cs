@@ -276,30 +276,7 @@ public sealed partial class Http2Connection
             _writeLock.Release();
             return ValueTask.FromException(e);
         }
-        return ReleaseAfter(pending);
-    }
-
-    /// <summary>Releases the write lock once <paramref name="pending"/> (a flush under it) is done: at once when it already is.</summary>
-    private ValueTask ReleaseAfter(ValueTask pending)
-    {
-        if (pending.IsCompletedSuccessfully)
-        {
-            _writeLock.Release();
-            return default;
-        }
-        return AwaitThenReleaseAsync(pending);
-    }
-
-    private async ValueTask AwaitThenReleaseAsync(ValueTask pending)
-    {
-        try
-        {
-            await pending.ConfigureAwait(false);
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
+        return _writeLock.ReleaseAfter(pending);
     }
 
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
@@ -411,7 +388,7 @@ public sealed partial class Http2Connection
             }
             return ValueTask.FromException(e);
         }
-        return ReleaseAfter(pending);
+        return _writeLock.ReleaseAfter(pending);
     }
 
     /// <summary>All of <paramref name="length"/> from both send windows, or nothing (then the slow path waits for window).</summary>

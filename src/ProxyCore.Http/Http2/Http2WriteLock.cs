@@ -129,6 +129,33 @@ internal sealed class Http2WriteLock
         next.Grant();
     }
 
+    /// <summary>
+    /// Releases the lock once <paramref name="pending"/> (a flush made under it) is done: at once, with no async state,
+    /// when it already is; a failure still releases, and reaches the caller.
+    /// </summary>
+    public ValueTask ReleaseAfter(ValueTask pending)
+    {
+        if (pending.IsCompletedSuccessfully)
+        {
+            pending.GetAwaiter().GetResult(); // a pooled source is told its result was taken
+            Release();
+            return default;
+        }
+        return AwaitThenReleaseAsync(pending);
+    }
+
+    private async ValueTask AwaitThenReleaseAsync(ValueTask pending)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            Release();
+        }
+    }
+
     private void Return(PooledWaiter waiter)
     {
         lock (_gate)

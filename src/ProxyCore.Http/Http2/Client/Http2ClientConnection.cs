@@ -436,24 +436,7 @@ public sealed class Http2ClientConnection
             }
             return ValueTask.FromException(e);
         }
-        if (flush.IsCompletedSuccessfully)
-        {
-            _writeLock.Release();
-            return default;
-        }
-        return AwaitFlushThenReleaseAsync(flush);
-    }
-
-    private async ValueTask AwaitFlushThenReleaseAsync(ValueTask flush)
-    {
-        try
-        {
-            await flush.ConfigureAwait(false);
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
+        return _writeLock.ReleaseAfter(flush);
     }
 
     /// <summary>All of <paramref name="length"/> from both send windows, or nothing (then the slow path waits for window).</summary>
