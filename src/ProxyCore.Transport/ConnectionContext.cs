@@ -101,4 +101,17 @@ internal struct CloseCallbackSlot
 
     /// <summary>After the close token was cancelled.</summary>
     public void Run() => Interlocked.Exchange(ref _callback, null)?.Invoke(_state);
+
+    /// <summary>A transport's close notification, on the thread pool: the close token first, then the slot's callback (even if a token callback threw).</summary>
+    public static void CancelThenRun(CancellationTokenSource closed, ref CloseCallbackSlot slot)
+    {
+        try
+        {
+            closed.Cancel();
+        }
+        finally
+        {
+            slot.Run();
+        }
+    }
 }

@@ -314,16 +314,6 @@ internal sealed class SocketConnection : ConnectionContext
         }
 
         // Cancel runs the callbacks synchronously; keep them off the I/O loop that noticed the close.
-        ThreadPool.UnsafeQueueUserWorkItem(static self =>
-        {
-            try
-            {
-                self._closedCts.Cancel();
-            }
-            finally
-            {
-                self._closeCallback.Run();
-            }
-        }, this, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self => CloseCallbackSlot.CancelThenRun(self._closedCts, ref self._closeCallback), this, preferLocal: false);
     }
 }

@@ -260,16 +260,10 @@ public sealed partial class Http2Connection
                 ? WriteHeadersLockedAsync(stream, head, status, contentLength, endStream, flush)
                 : stream.Writer.WriteHeaders(head, status, contentLength, endStream, flush);
         }
-        ValueTask pending = default;
+        ValueTask pending;
         try
         {
-            ThrowIfCannotWrite(stream);
-            EncodeHead(head, status, contentLength);
-            Http2FrameWriter.WriteHeaders(_output, stream.StreamId, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
-            if (flush)
-            {
-                pending = FlushOutputAsync();
-            }
+            pending = WriteHeadersLocked(stream, head, status, contentLength, endStream, flush);
         }
         catch (Exception e)
         {
@@ -279,19 +273,30 @@ public sealed partial class Http2Connection
         return _writeLock.ReleaseAfter(pending);
     }
 
+    /// <summary>Holding the write lock: the head as one HEADERS (+ CONTINUATION) run; the flush to wait for when asked (else default).</summary>
+    private ValueTask WriteHeadersLocked(Http2Stream stream, HttpHead head, int status, long contentLength, bool endStream, bool flush)
+    {
+        ThrowIfCannotWrite(stream);
+        EncodeHead(head, status, contentLength);
+        Http2FrameWriter.WriteHeaders(_output, stream.StreamId, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
+        return flush ? FlushOutputAsync() : default;
+    }
+
+    /// <summary>Holding the write lock, window already taken: <paramref name="data"/> as DATA; the flush to wait for (asked, or END_STREAM) else default.</summary>
+    private ValueTask WriteDataLocked(Http2Stream stream, in ReadOnlySequence<byte> data, bool endStream, bool flush)
+    {
+        ThrowIfCannotWrite(stream);
+        Http2FrameWriter.WriteData(_output, stream.StreamId, data, endStream, _peerMaxFrameSize);
+        return flush || endStream ? FlushOutputAsync() : default;
+    }
+
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WriteHeadersLockedAsync(Http2Stream stream, HttpHead head, int status, long contentLength, bool endStream, bool flush)
     {
         await _writeLock.WaitAsync().ConfigureAwait(false);
         try
         {
-            ThrowIfCannotWrite(stream);
-            EncodeHead(head, status, contentLength);
-            Http2FrameWriter.WriteHeaders(_output, stream.StreamId, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
-            if (flush)
-            {
-                await FlushOutputAsync().ConfigureAwait(false);
-            }
+            await WriteHeadersLocked(stream, head, status, contentLength, endStream, flush).ConfigureAwait(false);
         }
         finally
         {
@@ -357,7 +362,7 @@ public sealed partial class Http2Connection
         {
             return WriteDataLockedAsync(stream, data, endStream, flush, cancellationToken);
         }
-        ValueTask pending = default;
+        ValueTask pending;
         try
         {
             if (!data.IsEmpty && !TryTakeWindow(stream, (int)data.Length))
@@ -373,12 +378,7 @@ public sealed partial class Http2Connection
                 // The window is taken first, as the slow path does: only the lock is waited for.
                 return stream.Writer.WriteData(data, endStream, flush, cancellationToken);
             }
-            ThrowIfCannotWrite(stream);
-            Http2FrameWriter.WriteData(_output, stream.StreamId, data, endStream, _peerMaxFrameSize);
-            if (flush || endStream)
-            {
-                pending = FlushOutputAsync();
-            }
+            pending = WriteDataLocked(stream, data, endStream, flush);
         }
         catch (Exception e)
         {
@@ -574,19 +574,13 @@ public sealed partial class Http2Connection
         protected override ValueTask WriteLocked(out bool result)
         {
             result = true;
-            var c = connection;
             if (_isHeaders)
             {
-                c.ThrowIfCannotWrite(stream);
-                c.EncodeHead(_head!, _status, _contentLength);
-                Http2FrameWriter.WriteHeaders(c._output, stream.StreamId, c._headerBlock.WrittenSpan, _endStream, c._peerMaxFrameSize);
-                return _flush ? c.FlushOutputAsync() : default;
+                return connection.WriteHeadersLocked(stream, _head!, _status, _contentLength, _endStream, _flush);
             }
             _cancellationToken.ThrowIfCancellationRequested();
-            c.ThrowIfCannotWrite(stream);
-            Http2FrameWriter.WriteData(c._output, stream.StreamId, _data, _endStream, c._peerMaxFrameSize);
             // END_STREAM alone (empty DATA) is always flushed, as the slow path does.
-            return _flush || _endStream || _data.IsEmpty ? c.FlushOutputAsync() : default;
+            return connection.WriteDataLocked(stream, _data, _endStream, _flush || _data.IsEmpty);
         }
 
         protected override void Clear()

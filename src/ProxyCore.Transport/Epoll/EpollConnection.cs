@@ -542,17 +542,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
         }
 
         // Cancel runs the callbacks synchronously; keep them off the reactor thread that noticed the close.
-        ThreadPool.UnsafeQueueUserWorkItem(static self =>
-        {
-            try
-            {
-                self._closedCts.Cancel();
-            }
-            finally
-            {
-                self._closeCallback.Run();
-            }
-        }, this, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static self => CloseCallbackSlot.CancelThenRun(self._closedCts, ref self._closeCallback), this, preferLocal: false);
     }
 
     [StructLayout(LayoutKind.Sequential)]
