@@ -192,12 +192,6 @@ public sealed class SteadyStateAllocationHttp2ServerTests
     }
 
     private static void WriteFrameHeader(Span<byte> destination, int length, byte type, byte flags, int streamId)
-    {
-        destination[0] = (byte)(length >> 16);
-        destination[1] = (byte)(length >> 8);
-        destination[2] = (byte)length;
-        destination[3] = type;
-        destination[4] = flags;
-        BinaryPrimitives.WriteUInt32BigEndian(destination[5..], (uint)streamId);
-    }
+        => ProxyCore.Http.Http2.Http2FrameWriter.WriteFrameHeader(destination, length, (ProxyCore.Http.Http2.Http2FrameType)type,
+            (ProxyCore.Http.Http2.Http2FrameFlags)flags, streamId);
 }
