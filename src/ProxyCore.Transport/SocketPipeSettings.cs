@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 
 namespace ProxyCore.Transport;
@@ -12,7 +13,7 @@ internal sealed class SocketPipeSettings
     public SocketPipeSettings(SocketTransportOptions options, bool inlineApp = false)
     {
         Options = options;
-        var pool = options.MemoryPool ?? BlockMemoryPool.Shared;
+        var pool = Pool = options.MemoryPool ?? BlockMemoryPool.Shared;
         var appScheduler = options.InlineCompletions || inlineApp ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
 
         // Input: the receive loop writes, the app reads. The receive loop's own continuation (resuming
@@ -42,6 +43,9 @@ internal sealed class SocketPipeSettings
     }
 
     public SocketTransportOptions Options { get; }
+
+    /// <summary>Where buffers come from (the epoll engine's reader and writer take them straight from here).</summary>
+    public MemoryPool<byte> Pool { get; }
 
     public PipeOptions Input { get; }
 

@@ -9,26 +9,22 @@ namespace ProxyCore.Transport.Epoll;
 
 /// <summary>
 /// A connected non-blocking socket driven by one <see cref="EpollReactor"/> (edge-triggered). Same contract as
-/// <see cref="SocketConnection"/>; what differs is who runs what:
-/// - Receive: the reactor's edge resumes the receive loop on the reactor thread; it recv()s into the input
-///   pipe and flushes with an inline reader scheduler, so the application parses and forwards right there.
-///   A read shorter than the buffer means the socket is drained: no further recv (that would only say
-///   EAGAIN) until the next edge. A buffer is rented only once an edge said data is there.
-/// - Send: the send loop's read of the output pipe completes inline in the app's FlushAsync, so a flush is
-///   a send()/writev() on the flushing thread; only EAGAIN makes it wait for an EPOLLOUT edge.
+/// <see cref="SocketConnection"/>, but no pipes and no loops: the connection's input and output are a reader and a
+/// writer that make the syscalls themselves, on the thread that reads or flushes (<see cref="Receiver"/>,
+/// <see cref="Sender"/>). The reactor's edges only wake a read or flush that found the socket drained or full,
+/// inline on the reactor thread, so the application parses and forwards right there.
 /// </summary>
-internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuplexPipe
+internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler, IDuplexPipe
 {
     private const uint Events = Native.EPOLLIN | Native.EPOLLOUT | Native.EPOLLRDHUP | Native.EPOLLET;
-    private const int MaxIoVecs = 16;
     private static long _lastId;
 
     private readonly FdHandle _fd;
     private readonly EpollReactor _reactor;
     private readonly ConnectionSide _side;
     private readonly long _id;
-    private readonly Pipe _input;
-    private readonly Pipe _output;
+    private readonly Receiver _receiver;
+    private readonly Sender _sender;
     private readonly CancellationTokenSource _closedCts = new();
     private readonly IoSignal _readable = new();
     private readonly IoSignal _writable = new();
@@ -37,8 +33,6 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
 
     private nint _registration;
     private string? _connectionId;
-    private Task _receiveTask = Task.CompletedTask;
-    private Task _sendTask = Task.CompletedTask;
     private Exception? _abortReason;
     private volatile bool _peerHalfClosed;
     private volatile bool _connectCanceled;
@@ -46,7 +40,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
     private int _socketClosed;
     private int _closedFired;
     private CloseCallbackSlot _closeCallback;
-    private int _loopsRunning = 2;
+    private int _loopsRunning = 2; // the reader and the writer, until the app completes them
     private int _disposed;
 
     public EpollConnection(FdHandle fd, EpollReactor reactor, SocketPipeSettings settings, ConnectionSide side, IPEndPoint? remote)
@@ -55,8 +49,8 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
         _reactor = reactor;
         _side = side;
         _id = Interlocked.Increment(ref _lastId);
-        _input = new Pipe(settings.Input);
-        _output = new Pipe(settings.Output);
+        _receiver = new Receiver(this, settings.Pool);
+        _sender = new Sender(this, settings.Pool);
         Transport = this; // the connection is its own original duplex pipe: one object less per connection
         _remoteEndPoint = remote ?? SockAddr.Query(fd.Fd, peer: true);
         TransportMetrics.Opened(side);
@@ -69,9 +63,9 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
     /// <summary>getsockname on first use (null once the socket is closed, if it was never asked before).</summary>
     public override EndPoint? LocalEndPoint => _localEndPoint ??= QueryLocalEndPoint();
 
-    PipeReader IDuplexPipe.Input => _input.Reader;
+    PipeReader IDuplexPipe.Input => _receiver;
 
-    PipeWriter IDuplexPipe.Output => _output.Writer;
+    PipeWriter IDuplexPipe.Output => _sender;
 
     public override EndPoint? RemoteEndPoint => _remoteEndPoint;
 
@@ -83,21 +77,17 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
 
     internal override object? Affinity => _reactor;
 
-    /// <summary>Adds the fd to the reactor; edges that come before the loops start are remembered.</summary>
+    /// <summary>Adds the fd to the reactor; edges that come before the first read or flush are remembered.</summary>
     public void Register() => _registration = _reactor.Register(_fd, this, Events);
-
-    /// <summary>Starts both loops; they run synchronously up to their first wait.</summary>
-    public void Start()
-    {
-        _receiveTask = ReceiveLoopAsync();
-        _sendTask = SendLoopAsync();
-    }
 
     public void OnEvents(uint events)
     {
         if ((events & (Native.EPOLLRDHUP | Native.EPOLLHUP | Native.EPOLLERR)) != 0)
         {
+            // The peer's FIN (or an error). Nothing may be reading (an idle pooled upstream, a request being
+            // forwarded): the close is told now, as when a read sees it; like nginx, a FIN means the peer left.
             _peerHalfClosed = true;
+            FireConnectionClosed();
         }
         if ((events & (Native.EPOLLIN | Native.EPOLLRDHUP | Native.EPOLLHUP | Native.EPOLLERR)) != 0)
         {
@@ -173,10 +163,9 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
             }
         }
 
-        _output.Reader.CancelPendingRead();
         CloseSocket();
 
-        // The loops parked on an edge resume inline where they are woken; not here, inside the caller's Abort
+        // A read or flush parked on an edge resume inline where they are woken; not here, inside the caller's Abort
         // (which may be a timer or the app holding its own state), but on the thread pool, as a socket's would.
         ThreadPool.UnsafeQueueUserWorkItem(static self => self.WakeLoops(), this, preferLocal: false);
         FireConnectionClosed();
@@ -189,191 +178,17 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
             return;
         }
 
-        _input.Reader.Complete();
-        _output.Writer.Complete();
+        _receiver.Complete();
+        _sender.Complete();
 
-        // The send loop drains what the app wrote, then sends the FIN; only then may the socket close.
-        await _sendTask.ConfigureAwait(false);
+        // The writer sends what the app left, then the FIN; only then may the socket close.
+        if (_sender.Draining is { } draining)
+        {
+            await draining.ConfigureAwait(false);
+        }
         CloseSocket();
         WakeLoops();
-        await _receiveTask.ConfigureAwait(false);
         FireConnectionClosed();
-    }
-
-    private async Task ReceiveLoopAsync()
-    {
-        Exception? error = null;
-        var writer = _input.Writer;
-        try
-        {
-            // Nothing is read before the first edge: a fresh connection holds no buffer until data is there.
-            bool drained = true;
-            bool streaming = false;
-            while (true)
-            {
-                if (drained)
-                {
-                    await _readable.WaitAsync().ConfigureAwait(false);
-                    if (_readable.IsClosed)
-                    {
-                        throw new ObjectDisposedException(nameof(EpollConnection));
-                    }
-                }
-
-                var memory = writer.GetMemory(streaming ? SocketTransportOptions.StreamingSegmentSize : SocketTransportOptions.MinimumSegmentSize);
-                nint received = Receive(memory.Span, out int errno);
-                if (received < 0)
-                {
-                    writer.Advance(0);
-                    if (errno == Native.EAGAIN)
-                    {
-                        drained = true; // An edge we had already read the data of.
-                        continue;
-                    }
-                    if (errno == Native.EINTR)
-                    {
-                        continue;
-                    }
-                    throw Native.Error(errno);
-                }
-                if (received == 0)
-                {
-                    break; // FIN.
-                }
-                writer.Advance((int)received);
-
-                // Short read: the kernel had no more. Read on only when the peer's FIN (or an error) is pending,
-                // so the next recv reports it; the edge that announced both may have been the last one.
-                drained = received < memory.Length && !_peerHalfClosed;
-                streaming = received == memory.Length; // A full buffer: more is likely queued, read bigger.
-
-                var flush = await writer.FlushAsync().ConfigureAwait(false);
-                if (flush.IsCompleted || flush.IsCanceled)
-                {
-                    break;
-                }
-            }
-        }
-        catch (Exception ex)
-        {
-            error = MapError(ex);
-        }
-        finally
-        {
-            writer.Complete(error);
-            FireConnectionClosed();
-            LoopEnded();
-        }
-    }
-
-    private async Task SendLoopAsync()
-    {
-        Exception? error = null;
-        var reader = _output.Reader;
-        try
-        {
-            while (true)
-            {
-                ReadResult result;
-                try
-                {
-                    result = await reader.ReadAsync().ConfigureAwait(false);
-                }
-                catch (Exception appError)
-                {
-                    // The app completed Output with an error: reset, so the peer cannot take a truncated stream for a whole one.
-                    Abort(appError);
-                    break;
-                }
-                if (result.IsCanceled)
-                {
-                    break; // Abort.
-                }
-
-                // Only what the next line needs lives across its await: this loop's box is what an idle connection
-                // keeps, so the socket-full wait is a method of its own (pooled box, so still no allocation).
-                var end = result.Buffer.End;
-                bool completed = result.IsCompleted;
-                var rest = result.Buffer;
-                if (!TrySendAll(ref rest))
-                {
-                    await SendWhenWritableAsync(rest).ConfigureAwait(false);
-                }
-                reader.AdvanceTo(end);
-
-                if (completed)
-                {
-                    break;
-                }
-            }
-        }
-        catch (Exception ex)
-        {
-            error = MapError(ex);
-            FireConnectionClosed();
-        }
-        finally
-        {
-            reader.Complete(error);
-            if (error is null && Volatile.Read(ref _aborted) == 0)
-            {
-                // The app completed Output: a FIN; the receive side stays open.
-                bool added = false;
-                try
-                {
-                    _fd.DangerousAddRef(ref added);
-                    Native.shutdown(_fd.Fd, Native.SHUT_WR);
-                }
-                catch (ObjectDisposedException)
-                {
-                }
-                finally
-                {
-                    if (added)
-                    {
-                        _fd.DangerousRelease();
-                    }
-                }
-            }
-            LoopEnded();
-        }
-    }
-
-    /// <summary>Sends until done (true) or the socket is full (false: <paramref name="buffer"/> is what is left).</summary>
-    private bool TrySendAll(ref ReadOnlySequence<byte> buffer)
-    {
-        while (!buffer.IsEmpty)
-        {
-            nint sent = Send(buffer, out int errno);
-            if (sent >= 0)
-            {
-                buffer = buffer.Slice(sent);
-                continue;
-            }
-            if (errno == Native.EAGAIN)
-            {
-                return false;
-            }
-            if (errno != Native.EINTR)
-            {
-                throw Native.Error(errno);
-            }
-        }
-        return true;
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask SendWhenWritableAsync(ReadOnlySequence<byte> buffer)
-    {
-        do
-        {
-            await _writable.WaitAsync().ConfigureAwait(false);
-            if (_writable.IsClosed)
-            {
-                throw new ObjectDisposedException(nameof(EpollConnection));
-            }
-        }
-        while (!TrySendAll(ref buffer));
     }
 
     private unsafe nint Receive(Span<byte> span, out int errno)
@@ -381,7 +196,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
         bool added = false;
         try
         {
-            _fd.DangerousAddRef(ref added); // ObjectDisposedException once closed: the loops map it.
+            _fd.DangerousAddRef(ref added); // ObjectDisposedException once closed: the reader maps it.
             fixed (byte* p = span)
             {
                 nint n = Native.recv(_fd.Fd, p, span.Length, 0);
@@ -398,68 +213,23 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
         }
     }
 
-    // One send() for a single segment, one writev() for up to 16: a response head and body chunk written
-    // as separate segments still leave in one syscall.
-    private unsafe nint Send(in ReadOnlySequence<byte> buffer, out int errno)
+    /// <summary>The app completed its output: a FIN; the receive side stays open.</summary>
+    private void ShutdownSend()
     {
         bool added = false;
         try
         {
             _fd.DangerousAddRef(ref added);
-            nint n;
-            if (buffer.IsSingleSegment)
-            {
-                var span = buffer.FirstSpan; // one read of it: each one type-checks the sequence's segments
-                fixed (byte* p = span)
-                {
-                    n = Native.send(_fd.Fd, p, span.Length, Native.MSG_NOSIGNAL);
-                }
-            }
-            else
-            {
-                n = SendGather(buffer);
-            }
-            errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
-            return n;
+            Native.shutdown(_fd.Fd, Native.SHUT_WR);
+        }
+        catch (ObjectDisposedException)
+        {
         }
         finally
         {
             if (added)
             {
                 _fd.DangerousRelease();
-            }
-        }
-    }
-
-    private unsafe nint SendGather(in ReadOnlySequence<byte> buffer)
-    {
-        var handles = new PinnedHandles();
-        Native.IoVec* iov = stackalloc Native.IoVec[MaxIoVecs];
-        int count = 0;
-        try
-        {
-            foreach (var segment in buffer)
-            {
-                if (segment.IsEmpty)
-                {
-                    continue;
-                }
-                handles[count] = segment.Pin();
-                iov[count].Base = (byte*)handles[count].Pointer;
-                iov[count].Length = segment.Length;
-                if (++count == MaxIoVecs)
-                {
-                    break;
-                }
-            }
-            // writev has no MSG_NOSIGNAL: the runtime ignores SIGPIPE process-wide, so EPIPE comes back as an error.
-            return Native.writev(_fd.Fd, iov, count);
-        }
-        finally
-        {
-            for (int i = 0; i < count; i++)
-            {
-                handles[i].Dispose();
             }
         }
     }
@@ -511,6 +281,7 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
         _writable.Close();
     }
 
+    /// <summary>The reader or the writer completed; once both have, the socket closes.</summary>
     private void LoopEnded()
     {
         if (Interlocked.Decrement(ref _loopsRunning) == 0)
@@ -550,11 +321,5 @@ internal sealed class EpollConnection : ConnectionContext, IEpollHandler, IDuple
     {
         public int OnOff;
         public int Seconds;
-    }
-
-    [InlineArray(MaxIoVecs)]
-    private struct PinnedHandles
-    {
-        private MemoryHandle _first;
     }
 }

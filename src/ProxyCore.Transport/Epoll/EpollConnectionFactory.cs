@@ -67,7 +67,6 @@ internal sealed class EpollConnectionFactory : IConnectionFactory
             connection.CloseSocket();
             throw;
         }
-        connection.Start();
         return connection;
     }
 

@@ -14,6 +14,7 @@ internal sealed class IoSignal : IValueTaskSource
     private const int Idle = 0, Ready = 1, Waiting = 2, Closed = 3;
 
     private ManualResetValueTaskSourceCore<bool> _core; // RunContinuationsAsynchronously = false: inline
+    private IIoWaiter? _waiter; // set by Arm: the edge calls it instead of completing _core
     private int _state;
 
     public bool IsClosed => Volatile.Read(ref _state) == Closed;
@@ -31,7 +32,7 @@ internal sealed class IoSignal : IValueTaskSource
                 case Waiting:
                     if (Interlocked.CompareExchange(ref _state, Idle, Waiting) == Waiting)
                     {
-                        _core.SetResult(true);
+                        Wake();
                         return;
                     }
                     break;
@@ -45,12 +46,63 @@ internal sealed class IoSignal : IValueTaskSource
         }
     }
 
+    /// <summary>Consumes a remembered edge without waiting: true when one was pending (or the signal is closed).</summary>
+    public bool TryTake()
+    {
+        int state = Volatile.Read(ref _state);
+        return state == Closed || (state == Ready && Interlocked.CompareExchange(ref _state, Idle, Ready) == Ready);
+    }
+
     /// <summary>Ends waiting for good (the fd is closed); a parked waiter resumes and sees <see cref="IsClosed"/>.</summary>
     public void Close()
     {
         if (Interlocked.Exchange(ref _state, Closed) == Waiting)
         {
-            _core.SetResult(false);
+            Wake();
+        }
+    }
+
+    /// <summary>
+    /// Waits for the next edge by callback: false when one is pending (consumed) or the signal is closed, so the
+    /// caller handles it now; true when <paramref name="waiter"/> is parked and its <see cref="IIoWaiter.OnReady"/>
+    /// will run, inline, on the thread of the next <see cref="Set"/> or <see cref="Close"/>. No ValueTask, no box.
+    /// </summary>
+    public bool Arm(IIoWaiter waiter)
+    {
+        while (true)
+        {
+            int state = Volatile.Read(ref _state);
+            if (state == Closed)
+            {
+                return false;
+            }
+            if (state == Ready)
+            {
+                if (Interlocked.CompareExchange(ref _state, Idle, Ready) == Ready)
+                {
+                    return false;
+                }
+                continue;
+            }
+            _waiter = waiter; // Idle: only the waiting side touches _waiter now
+            if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
+            {
+                return true;
+            }
+        }
+    }
+
+    private void Wake()
+    {
+        var waiter = _waiter;
+        if (waiter is not null)
+        {
+            _waiter = null;
+            waiter.OnReady();
+        }
+        else
+        {
+            _core.SetResult(true);
         }
     }
 
@@ -73,6 +125,7 @@ internal sealed class IoSignal : IValueTaskSource
                 continue;
             }
             // Idle: only this loop touches the core now (Set and Close touch it only in Waiting).
+            _waiter = null;
             _core.Reset();
             if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
             {
@@ -87,4 +140,10 @@ internal sealed class IoSignal : IValueTaskSource
 
     void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
         => _core.OnCompleted(continuation, state, token, flags);
+}
+
+/// <summary>What <see cref="IoSignal.Arm"/> parks: told of the edge (or the close) inline, on the thread that saw it.</summary>
+internal interface IIoWaiter
+{
+    void OnReady();
 }
