@@ -30,10 +30,17 @@ internal sealed class BufferSegment : ReadOnlySequenceSegment<byte>
     public void Attach(IMemoryOwner<byte> owner, long runningIndex)
     {
         _owner = owner;
-        var memory = owner.Memory;
 
         // An array-backed Memory makes each Span a field read; the pool's block would make it a virtual call.
-        _buffer = MemoryMarshal.TryGetArray<byte>(memory, out var array) ? array.AsMemory() : memory;
+        if (owner is BlockMemoryPool.Block block)
+        {
+            _buffer = block.ArrayMemory;
+        }
+        else
+        {
+            var memory = owner.Memory;
+            _buffer = MemoryMarshal.TryGetArray<byte>(memory, out var array) ? array.AsMemory() : memory;
+        }
         _length = 0;
         RunningIndex = runningIndex;
         Memory = default;
