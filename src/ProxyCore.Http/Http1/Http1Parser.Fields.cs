@@ -36,7 +36,7 @@ public static partial class Http1Parser
         }
 
         // RFC 9110 §5.1: field-name = token.
-        int colon = line.IndexOfAnyExcept(TChar);
+        int colon = IndexOfNonTChar(line);
         if (colon < 0)
         {
             return HttpParseError.InvalidHeaderName;
@@ -78,7 +78,7 @@ public static partial class Http1Parser
         // value does not include leading or trailing whitespace (RFC 9112 §5.1: OWS around it).
         // "Field values containing CR, LF, or NUL characters are invalid and dangerous".
         var rest = line.Slice(colon + 1);
-        int bad = rest.IndexOfAny(InvalidFieldValue);
+        int bad = IndexOfInvalidFieldValue(rest);
         if (bad >= 0)
         {
             return rest[bad] == CR ? HttpParseError.BareCR : HttpParseError.InvalidHeaderValue;

@@ -237,7 +237,7 @@ public static partial class Http1Parser
         emptyAbsolutePath = false;
 
         // RFC 9110 §9.1: method = token.
-        int sp = line.IndexOfAnyExcept(TChar);
+        int sp = IndexOfNonTChar(line);
         if (sp < 0)
         {
             return HttpParseError.InvalidRequestLine;

@@ -204,7 +204,7 @@ public static partial class Http1Parser
             return HttpParseError.InvalidStatusCode;
         }
         var reason = line.Slice(13);
-        int bad = reason.IndexOfAny(InvalidFieldValue);
+        int bad = IndexOfInvalidFieldValue(reason);
         if (bad >= 0)
         {
             return reason[bad] == CR ? HttpParseError.BareCR : HttpParseError.InvalidStatusLine;

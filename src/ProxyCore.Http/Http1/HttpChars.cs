@@ -1,4 +1,7 @@
 using System.Buffers;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace ProxyCore.Http.Http1;
 
@@ -29,6 +32,85 @@ internal static class HttpChars
     // reg-name = *( unreserved / pct-encoded / sub-delims ); IP-literal adds "[" ":" "]" and hex digits.
     public static readonly SearchValues<byte> HostChar = SearchValues.Create(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%:[]"u8);
+
+    /// <summary>
+    /// Index of the first byte that is not a tchar, or -1: what <c>IndexOfAnyExcept(TChar)</c> answers, by table. Field
+    /// names are short (a dozen bytes), where the SearchValues scan costs more in setup than it saves: under Native AOT's
+    /// default x86-64 baseline (no SSSE3) it takes its scalar fallback, ~3× the instructions of this loop (callgrind).
+    /// </summary>
+    public static int IndexOfNonTChar(ReadOnlySpan<byte> s)
+    {
+        ReadOnlySpan<byte> table = TCharTable;
+        for (int i = 0; i < s.Length; i++)
+        {
+            if (table[s[i]] == 0)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// Index of the first byte a field value may not hold (the CTLs other than HTAB, and DEL), or -1: what
+    /// <c>IndexOfAny(InvalidFieldValue)</c> answers, 16 bytes at a time with SSE2-only operations (the SearchValues scan
+    /// needs SSSE3 to vectorize, which the default AOT baseline lacks).
+    /// </summary>
+    public static int IndexOfInvalidFieldValue(ReadOnlySpan<byte> s)
+    {
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && s.Length >= Vector128<byte>.Count)
+        {
+            ref byte start = ref MemoryMarshal.GetReference(s);
+            int last = s.Length - Vector128<byte>.Count;
+            while (true)
+            {
+                var v = Vector128.LoadUnsafe(ref start, (nuint)i);
+                var control = Vector128.Equals(Vector128.Min(v, Vector128.Create((byte)0x1F)), v); // v <= 0x1F
+                var bad = Vector128.AndNot(control, Vector128.Equals(v, Vector128.Create(HTAB))) | Vector128.Equals(v, Vector128.Create((byte)0x7F));
+                uint mask = bad.ExtractMostSignificantBits();
+                if (mask != 0)
+                {
+                    return i + BitOperations.TrailingZeroCount(mask);
+                }
+                if (i == last)
+                {
+                    return -1;
+                }
+                i = Math.Min(i + Vector128<byte>.Count, last); // the last load overlaps bytes already found clean
+            }
+        }
+        for (; i < s.Length; i++)
+        {
+            byte b = s[i];
+            if (b < 0x20 ? b != HTAB : b == 0x7F)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    // 1 where the byte is a tchar (the TChar set above).
+    private static ReadOnlySpan<byte> TCharTable =>
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
 
     // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ): the same set as a field value.
 
