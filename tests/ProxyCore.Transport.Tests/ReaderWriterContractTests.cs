@@ -407,7 +407,7 @@ public class ReaderWriterContractTests
         Assert.Equal(MoreThanTheKernelHolds, await peer.ReceiveAsync(MoreThanTheKernelHolds, slowly: false).WaitAsync(Timeouts.Default));
         await peer.ExpectEofAsync();
         await dispose.WaitAsync(Timeouts.Default);
-        for (int i = 0; i < 200 && pool.Outstanding != 0; i++)
+        for (int i = 0; i < 2000 && pool.Outstanding != 0; i++)
         {
             await Task.Delay(10);
         }
@@ -479,6 +479,108 @@ public class ReaderWriterContractTests
         // Half-close: the other direction is still open.
         await server.Transport.Output.WriteAndFlushAsync("bye"u8.ToArray());
         Assert.Equal("bye"u8.ToArray(), await client.Transport.Input.ReadExactlyAsync(3));
+    }
+
+    // ---- A parked flush or read is never left hanging --------------------------------------------------------
+
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task CancelPendingFlush_WhileFlushParkedOnFullSocket_ReturnsCanceledAndNothingIsLost(TransportKind kind)
+    {
+        await using var peer = await RawPeer.ConnectAsync(kind, new CountingMemoryPool());
+        var output = peer.Server.Transport.Output;
+        output.Write(Pattern(0, MoreThanTheKernelHolds));
+        var flush = output.FlushAsync().AsTask();
+        await Task.Delay(Settle);
+        Assert.False(flush.IsCompleted);
+
+        output.CancelPendingFlush();
+
+        var canceled = await flush.WaitAsync(Timeouts.Default);
+        Assert.True(canceled.IsCanceled);
+        Assert.False(canceled.IsCompleted);
+        var received = peer.ReceiveAsync(MoreThanTheKernelHolds, slowly: true);
+        Assert.False((await output.FlushAsync().AsTask().WaitAsync(Timeouts.Default)).IsCanceled); // once only
+        Assert.Equal(MoreThanTheKernelHolds, await received.WaitAsync(Timeouts.Default));
+    }
+
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Abort_WhileFlushParkedAndReadParked_BothEndInsteadOfHanging(TransportKind kind)
+    {
+        await using var peer = await RawPeer.ConnectAsync(kind, new CountingMemoryPool());
+        var output = peer.Server.Transport.Output;
+        output.Write(new byte[MoreThanTheKernelHolds]);
+        var flush = output.FlushAsync().AsTask();
+        var read = peer.Server.Transport.Input.ReadAsync().AsTask();
+        await Task.Delay(Settle);
+        Assert.False(flush.IsCompleted);
+        Assert.False(read.IsCompleted);
+
+        peer.Server.Abort(new InvalidOperationException("timed out"));
+
+        await EndsAsync(flush);
+        await Assert.ThrowsAsync<ConnectionAbortedException>(() => read.WaitAsync(Timeouts.Default));
+        await peer.Server.ConnectionClosed.WaitAsync();
+    }
+
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task PeerResets_WhileFlushParkedOnFullSocket_FlushEndsAndLaterFlushesDoNotHang(TransportKind kind)
+    {
+        await using var peer = await RawPeer.ConnectAsync(kind, new CountingMemoryPool());
+        var output = peer.Server.Transport.Output;
+        output.Write(new byte[MoreThanTheKernelHolds]);
+        var flush = output.FlushAsync().AsTask();
+        await Task.Delay(Settle);
+        Assert.False(flush.IsCompleted);
+
+        peer.Socket.LingerState = new LingerOption(true, 0);
+        peer.Socket.Close(); // RST
+
+        await EndsAsync(flush);
+        await peer.Server.ConnectionClosed.WaitAsync();
+        output.Write(new byte[1000]);
+        await Assert.ThrowsAsync<ConnectionResetException>(async () => await output.FlushAsync().AsTask().WaitAsync(Timeouts.Default));
+    }
+
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task DisposeAsync_PeerNeverReads_WaitsUntilAbortThenEnds(TransportKind kind)
+    {
+        // DisposeAsync drains before the FIN; a peer that never reads keeps it waiting, and whoever disposes bounds
+        // that with Abort (the connection server does, after its drain timeout). Abort must end the wait.
+        await using var peer = await RawPeer.ConnectAsync(kind, new CountingMemoryPool());
+        peer.Server.Transport.Output.Write(new byte[MoreThanTheKernelHolds]);
+        var read = peer.Server.Transport.Input.ReadAsync().AsTask(); // the app's read loop, parked
+
+        var dispose = peer.Server.DisposeAsync().AsTask();
+        await Task.Delay(Settle);
+        Assert.False(dispose.IsCompleted);
+
+        peer.Server.Abort();
+
+        await dispose.WaitAsync(Timeouts.Default);
+        try
+        {
+            await read.WaitAsync(Timeouts.Default); // ends one way or another; only a hang is wrong
+        }
+        catch (Exception ex) when (ex is not TimeoutException)
+        {
+        }
+    }
+
+    /// <summary>A flush on a connection that is gone: it completes (IsCompleted) or throws, but does not hang.</summary>
+    private static async Task EndsAsync(Task<FlushResult> flush)
+    {
+        try
+        {
+            var result = await flush.WaitAsync(Timeouts.Default);
+            Assert.True(result.IsCompleted, "a flush on a closed connection reported success");
+        }
+        catch (Exception ex) when (ex is not TimeoutException and not Xunit.Sdk.XunitException)
+        {
+        }
     }
 
     // ---- helpers ------------------------------------------------------------------------------------------------
