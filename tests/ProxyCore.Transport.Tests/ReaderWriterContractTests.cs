@@ -685,6 +685,63 @@ public class ReaderWriterContractTests
         Assert.True(canceledReads > 0 && tokenCancels > 0, $"the races did not happen: {canceledReads} canceled reads, {tokenCancels} token cancels");
     }
 
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task Flush_StreamWithCancelsRacingTheEdges_LosesAndRepeatsNothing(TransportKind kind)
+    {
+        // The writer's side of the same: flushes to a slow peer, cut short by tokens and CancelPendingFlush from
+        // another thread; every byte written goes out once, in order, then the FIN.
+        const int total = 8 * 1024 * 1024;
+        await using var peer = await RawPeer.ConnectAsync(kind, new CountingMemoryPool());
+        var output = peer.Server.Transport.Output;
+        var received = peer.ReceiveAsync(total + 1, slowly: true); // +1: it must end at the FIN, short by one
+
+        using var stop = new CancellationTokenSource();
+        var canceller = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                output.CancelPendingFlush();
+                await Task.Delay(1);
+            }
+        });
+        var rng = new Random(3);
+        long offset = 0;
+        int canceled = 0, tokenCancels = 0;
+        while (offset < total)
+        {
+            int size = (int)Math.Min(rng.Next(1, 40_000), total - offset);
+            var memory = output.GetMemory(Math.Min(size, 8192));
+            size = Math.Min(size, memory.Length);
+            FillPattern(memory.Span[..size], offset);
+            output.Advance(size);
+            offset += size;
+            if (rng.Next(4) != 0)
+            {
+                continue; // several writes per flush
+            }
+            using var cts = new CancellationTokenSource();
+            cts.CancelAfter(rng.Next(0, 3));
+            try
+            {
+                var result = await output.FlushAsync(cts.Token).AsTask().WaitAsync(Timeouts.Default);
+                Assert.False(result.IsCompleted);
+                canceled += result.IsCanceled ? 1 : 0;
+            }
+            catch (OperationCanceledException)
+            {
+                tokenCancels++;
+            }
+        }
+        stop.Cancel();
+        await canceller.WaitAsync(Timeouts.Default);
+        await output.FlushAsync().AsTask().WaitAsync(Timeouts.Default);
+        await output.CompleteAsync();
+
+        Assert.Equal(total, await received.WaitAsync(Timeouts.Default));
+        Assert.True(canceled + tokenCancels > 0, "no flush was cut short: the races did not happen");
+    }
+
     // ---- helpers ------------------------------------------------------------------------------------------------
 
     /// <summary>Byte n of the stream is (n mod 251): a lost, repeated or reordered byte shows wherever it is.</summary>
