@@ -360,6 +360,33 @@ public class ReaderWriterContractTests
         Assert.Equal(100, await peer.ReceiveAsync(100, slowly: false, startOffset: offset).WaitAsync(Timeouts.Default));
     }
 
+    [Theory]
+    [MemberData(nameof(SocketEngines))]
+    public async Task EmptyWrites_BetweenAndAfterFullBuffers_FlushEverythingAndStayUsable(TransportKind kind)
+    {
+        // Writing an empty span (what copying a sequence with an empty segment does) asks for a buffer and advances
+        // 0: the chain then holds empty buffers, last or in between. Once this threw in the epoll writer's flush,
+        // after the bytes had gone, and the relay's request-body pump died with the body half sent.
+        var pool = new CountingMemoryPool();
+        await using var peer = await RawPeer.ConnectAsync(kind, pool);
+        var output = peer.Server.Transport.Output;
+        long offset = 0;
+        for (int round = 0; round < 3; round++)
+        {
+            foreach (int size in new[] { 4096, 0, 0, 4096, 0, 17, 0 })
+            {
+                var span = output.GetSpan(size == 0 ? 4096 : size);
+                FillPattern(span[..size], offset);
+                output.Advance(size);
+                offset += size;
+                output.Write(ReadOnlySpan<byte>.Empty);
+            }
+            var flushed = await output.FlushAsync().AsTask().WaitAsync(Timeouts.Default);
+            Assert.False(flushed.IsCompleted);
+        }
+        Assert.Equal(offset, await peer.ReceiveAsync(offset, slowly: false).WaitAsync(Timeouts.Default));
+    }
+
     // ---- 7. FlushAsync(token) -----------------------------------------------------------------------------------
 
     [Theory]

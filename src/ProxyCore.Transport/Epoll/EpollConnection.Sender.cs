@@ -140,6 +140,11 @@ internal sealed partial class EpollConnection
                 {
                     return 1;
                 }
+                if (head == _chain.Tail && head.Length == _chain.HeadStart)
+                {
+                    _chain.Clear(); // an empty buffer: nothing to send
+                    return 1;
+                }
                 nint sent;
                 int errno;
                 try
@@ -169,24 +174,23 @@ internal sealed partial class EpollConnection
 
         private void Consume(nint sent)
         {
-            while (true)
+            while (_chain.Head is { } head)
             {
-                var head = _chain.Head!;
                 int left = head.Length - _chain.HeadStart;
-                if (sent < left || head == _chain.Tail)
+                if (sent < left)
                 {
-                    if (sent >= left)
-                    {
-                        _chain.Clear(); // all sent: no buffer held between flushes
-                    }
-                    else
-                    {
-                        _chain.TrimTo(head, _chain.HeadStart + (int)sent);
-                    }
+                    _chain.TrimTo(head, _chain.HeadStart + (int)sent);
                     return;
                 }
                 sent -= left;
-                _chain.TrimTo(head.NextSegment!, 0);
+
+                // The chain may hold empty buffers (a GetSpan followed by Advance(0), as writing an empty segment does).
+                if (head.NextSegment is not { } next)
+                {
+                    _chain.Clear(); // all sent: no buffer held between flushes
+                    return;
+                }
+                _chain.TrimTo(next, 0);
             }
         }
 
