@@ -9,15 +9,21 @@ internal sealed partial class EpollConnection
 {
     /// <summary>
     /// The application's input: a <see cref="PipeReader"/> that reads the socket itself, when the app asks, into
-    /// pooled buffers it keeps until the app consumed them. No pipe in between: no locks, no receive loop, no copy.
+    /// pooled buffers it keeps until the app consumed them. No pipe in between: no monitor, no receive loop, no copy.
     /// - A read with nothing new to show recv()s at once unless the socket is known drained (the last read was short
     ///   and no edge came since); then it parks on the readable edge and resumes inline on the reactor thread.
-    /// - Backpressure is the app's own pace: nothing is read ahead of it, so the kernel's receive buffer fills
-    ///   and TCP slows the sender. What is held is what the app chose not to consume yet plus one read.
-    /// - One reader at a time, as every PipeReader; <see cref="CancelPendingRead"/> and the cancellation token
-    ///   may come from any thread, and so may the reactor's edge.
+    /// - Read-ahead: an edge that finds no read parked (the app is busy elsewhere, or held back: a relay waiting for
+    ///   its client's flow-control window) is read by the reactor into the buffer, up to
+    ///   <see cref="SocketTransportOptions.MaxReadBufferSize"/> unconsumed bytes, as a pipe's receive loop would. Without
+    ///   it the kernel's buffers are all there is between two peers, and an echo to a client that reads its answer
+    ///   only after sending its whole body (HttpClient's non-duplex content) deadlocks past them. Past the limit the
+    ///   kernel's receive buffer fills and TCP slows the sender.
+    /// - One reader at a time, as every PipeReader; <see cref="CancelPendingRead"/> and the cancellation token may
+    ///   come from any thread, and so may the reactor's edge. The reader's state has one owner at a time: the app's
+    ///   call, or the reactor's read-ahead (a compare-and-swap each, uncontended but for a read-ahead racing an app
+    ///   running on another thread).
     /// </summary>
-    private sealed class Receiver(EpollConnection connection, MemoryPool<byte> pool) : PipeReader, IValueTaskSource<ReadResult>, IIoWaiter
+    private sealed class Receiver(EpollConnection connection, MemoryPool<byte> pool, long maxReadAhead) : PipeReader, IValueTaskSource<ReadResult>, IIoWaiter
     {
         private const int Reading = 1, Completed = 2;
 
@@ -34,6 +40,8 @@ internal sealed partial class EpollConnection
         private Exception? _error;
         private int _cancelPending;
         private int _state;
+        private int _owned; // 1 while an app call or the read-ahead works on the state above
+        private volatile bool _started; // a dial's connect is done: before, a read would take the connect's SO_ERROR
 
         // The parked read: completed by the edge's thread, no async box (RunContinuationsAsynchronously = false: inline).
         private ManualResetValueTaskSourceCore<ReadResult> _core;
@@ -43,7 +51,15 @@ internal sealed partial class EpollConnection
         public override bool TryRead(out ReadResult result)
         {
             ThrowIfCompleted();
-            return TryReadCore(out result);
+            Own();
+            try
+            {
+                return TryReadCore(out result);
+            }
+            finally
+            {
+                Release();
+            }
         }
 
         public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
@@ -53,16 +69,100 @@ internal sealed partial class EpollConnection
             {
                 return ValueTask.FromCanceled<ReadResult>(cancellationToken);
             }
-            if (TryReadCore(out var result))
+            Own();
+            bool got;
+            ReadResult result;
+            try
             {
-                return new ValueTask<ReadResult>(result);
+                got = TryReadCore(out result);
             }
-            return ReadWhenReadableAsync(cancellationToken);
+            finally
+            {
+                Release();
+            }
+            return got ? new ValueTask<ReadResult>(result) : ReadWhenReadableAsync(cancellationToken);
         }
 
         public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
 
         public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+        {
+            Own();
+            try
+            {
+                AdvanceCore(consumed, examined);
+            }
+            finally
+            {
+                Release();
+            }
+        }
+
+        /// <summary>
+        /// The reactor saw data come while no read was parked (the edge is still pending): reads it into the buffer,
+        /// up to the read-ahead limit, unless the app is inside the reader right now (then it sees the edge itself).
+        /// </summary>
+        public void ReadAhead()
+        {
+            if (!_started || !connection._readable.IsReady || (Volatile.Read(ref _state) & Completed) != 0
+                || Interlocked.CompareExchange(ref _owned, 1, 0) != 0)
+            {
+                return;
+            }
+            bool got = false;
+            try
+            {
+                if (_ended || Buffered >= maxReadAhead || !connection._readable.TryTake())
+                {
+                    return;
+                }
+                _drained = false;
+                while (!_drained && !_ended && Buffered < maxReadAhead && ReceiveOnce())
+                {
+                    got = true;
+                }
+                if (!_drained && !_ended)
+                {
+                    connection._readable.Set(); // stopped at the limit: the kernel still holds data for the app's next read
+                }
+            }
+            finally
+            {
+                Release();
+            }
+            if (got)
+            {
+                // A read that parked between its own look and this one would wait for an edge already taken: wake it.
+                connection._readable.Set();
+            }
+        }
+
+        /// <summary>The connection is established: edges may be read ahead from now on.</summary>
+        public void Start() => _started = true;
+
+        private long Buffered => _chain.Head is { } head ? _chain.Tail!.RunningIndex + _chain.Tail.Length - head.RunningIndex - _chain.HeadStart : 0;
+
+        private void Own()
+        {
+            if (Interlocked.CompareExchange(ref _owned, 1, 0) != 0)
+            {
+                OwnSlow();
+            }
+        }
+
+        private void OwnSlow()
+        {
+            // Only a read-ahead holds it this long: a few recv() calls on the reactor.
+            var spin = new SpinWait();
+            while (Interlocked.CompareExchange(ref _owned, 1, 0) != 0)
+            {
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
+        }
+
+        private void Release() => Volatile.Write(ref _owned, 0);
+
+        private void AdvanceCore(SequencePosition consumed, SequencePosition examined)
         {
             var tail = _chain.Tail;
             if (tail is null)
@@ -96,7 +196,9 @@ internal sealed partial class EpollConnection
             }
             if ((previous & Reading) == 0)
             {
+                Own();
                 _chain.Clear();
+                Release();
             }
             // else the parked read gives the buffers back when it wakes (the close wakes it)
             connection.LoopEnded();
@@ -251,6 +353,8 @@ internal sealed partial class EpollConnection
         private bool TryCompleteWait()
         {
             ReadResult result;
+            Exception? error = null;
+            Own();
             try
             {
                 _token.ThrowIfCancellationRequested();
@@ -269,12 +373,22 @@ internal sealed partial class EpollConnection
             }
             catch (Exception ex)
             {
-                EndWait();
-                _core.SetException(ex);
-                return true;
+                error = ex;
+                result = default;
+            }
+            finally
+            {
+                Release(); // before the continuation: it runs inline and reads again
             }
             EndWait();
-            _core.SetResult(result); // runs the app's continuation inline
+            if (error is not null)
+            {
+                _core.SetException(error);
+            }
+            else
+            {
+                _core.SetResult(result); // runs the app's continuation inline
+            }
             return true;
         }
 
@@ -285,7 +399,9 @@ internal sealed partial class EpollConnection
             _token = default;
             if ((Interlocked.And(ref _state, ~Reading) & Completed) != 0)
             {
+                Own();
                 _chain.Clear();
+                Release();
             }
         }
 

@@ -49,7 +49,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _reactor = reactor;
         _side = side;
         _id = Interlocked.Increment(ref _lastId);
-        _receiver = new Receiver(this, settings.Pool);
+        _receiver = new Receiver(this, settings.Pool, settings.Options.MaxReadBufferSize);
         _sender = new Sender(this, settings.Pool);
         Transport = this; // the connection is its own original duplex pipe: one object less per connection
         _remoteEndPoint = remote ?? SockAddr.Query(fd.Fd, peer: true);
@@ -80,18 +80,19 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     /// <summary>Adds the fd to the reactor; edges that come before the first read or flush are remembered.</summary>
     public void Register() => _registration = _reactor.Register(_fd, this, Events);
 
+    /// <summary>The socket is connected (accepted, or the dial's connect completed): the reactor may read ahead.</summary>
+    public void Start() => _receiver.Start();
+
     public void OnEvents(uint events)
     {
         if ((events & (Native.EPOLLRDHUP | Native.EPOLLHUP | Native.EPOLLERR)) != 0)
         {
-            // The peer's FIN (or an error). Nothing may be reading (an idle pooled upstream, a request being
-            // forwarded): the close is told now, as when a read sees it; like nginx, a FIN means the peer left.
             _peerHalfClosed = true;
-            FireConnectionClosed();
         }
         if ((events & (Native.EPOLLIN | Native.EPOLLRDHUP | Native.EPOLLHUP | Native.EPOLLERR)) != 0)
         {
-            _readable.Set();
+            _readable.Set(); // a parked read resumes here, inline
+            _receiver.ReadAhead(); // else the edge is still pending: read it into the buffer (a FIN there fires ConnectionClosed)
         }
         if ((events & (Native.EPOLLOUT | Native.EPOLLHUP | Native.EPOLLERR)) != 0)
         {

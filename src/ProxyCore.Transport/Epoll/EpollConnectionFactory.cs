@@ -67,6 +67,7 @@ internal sealed class EpollConnectionFactory : IConnectionFactory
             connection.CloseSocket();
             throw;
         }
+        connection.Start();
         return connection;
     }
 

@@ -92,6 +92,7 @@ internal sealed class EpollConnectionListener : IConnectionListener, IEpollHandl
                 }
                 var connection = new EpollConnection(new FdHandle(fd), _reactors.Next(), _settings, ConnectionSide.Client, remote);
                 connection.Register();
+                connection.Start();
                 return connection;
             }
             switch (errno)

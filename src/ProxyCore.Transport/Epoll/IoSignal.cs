@@ -19,6 +19,9 @@ internal sealed class IoSignal : IValueTaskSource
 
     public bool IsClosed => Volatile.Read(ref _state) == Closed;
 
+    /// <summary>An edge came that nobody has taken yet.</summary>
+    public bool IsReady => Volatile.Read(ref _state) == Ready;
+
     /// <summary>An edge: wakes the waiter, or remembers it for the next wait.</summary>
     public void Set()
     {
