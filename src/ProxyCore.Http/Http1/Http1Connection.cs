@@ -585,15 +585,29 @@ public sealed class Http1Connection : HttpExchange
         return flush ? FlushAsync(cancellationToken) : ValueTask.CompletedTask;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask FlushAsync(CancellationToken cancellationToken)
+    private ValueTask FlushAsync(CancellationToken cancellationToken)
     {
-        var result = await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        // Most flushes finish at once (the epoll writer's flush is the send itself): no async method for them.
+        var flush = _output.FlushAsync(cancellationToken);
+        if (!flush.IsCompletedSuccessfully)
+        {
+            return AwaitFlushAsync(flush);
+        }
+        var result = flush.Result;
+        return result.IsCompleted || result.IsCanceled ? ValueTask.FromException(ClientClosedWhileWriting()) : default;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask AwaitFlushAsync(ValueTask<FlushResult> flush)
+    {
+        var result = await flush.ConfigureAwait(false);
         if (result.IsCompleted || result.IsCanceled)
         {
-            throw new IOException("The client connection closed while the response was being written.");
+            throw ClientClosedWhileWriting();
         }
     }
+
+    private static IOException ClientClosedWhileWriting() => new("The client connection closed while the response was being written.");
 
     public override ValueTask CompleteResponseAsync(HttpHead? trailers = null, CancellationToken cancellationToken = default)
     {
