@@ -37,6 +37,8 @@ public sealed class SocketTransportOptions
     /// (it resumes at half). Default 1 MiB per connection. This is the backpressure that makes a slow
     /// consumer slow down the sender through TCP flow control. Larger gives more throughput on fat, long
     /// links; 0 means unbounded: one client that sends faster than we forward can then grow memory without limit.
+    /// Sockets engine: the input pipe's pause threshold. Epoll engine: how far the reactor reads ahead of an app that
+    /// is not reading (the app's own reads recv() directly and are not capped by it).
     /// </summary>
     public long MaxReadBufferSize { get; init; } = 1024 * 1024;
 
@@ -44,13 +46,15 @@ public sealed class SocketTransportOptions
     /// Bytes the app wrote but the socket has not sent yet after which the app's <c>FlushAsync</c> waits
     /// (it resumes at half). Default 64 KiB per connection: enough to keep a send in flight while the app
     /// produces the next chunk. 0 means unbounded: a peer that stops reading (slowloris on the response
-    /// side) then holds everything the app writes in memory.
+    /// side) then holds everything the app writes in memory. Sockets engine only: the epoll engine's flush is the send
+    /// itself and waits until the kernel took every byte, so nothing is buffered past the kernel's send buffer.
     /// </summary>
     public long MaxWriteBufferSize { get; init; } = 64 * 1024;
 
     /// <summary>
     /// Default true: the receive loop first waits with a zero-byte receive and only rents a buffer once
-    /// data is there, so an idle keep-alive connection (most of them, at scale) holds no buffer. Costs one
+    /// data is there, so an idle keep-alive connection (most of them, at scale) holds no buffer (sockets engine;
+    /// the epoll engine always rents only after an edge said data is there). Costs one
     /// extra receive call per read burst; false saves that call where connections are never idle.
     /// </summary>
     public bool WaitForDataBeforeAllocatingBuffer { get; init; } = true;

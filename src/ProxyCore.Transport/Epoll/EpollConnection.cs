@@ -49,7 +49,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _reactor = reactor;
         _side = side;
         _id = Interlocked.Increment(ref _lastId);
-        _receiver = new Receiver(this, settings.Pool, settings.Options.MaxReadBufferSize);
+        _receiver = new Receiver(this, settings.Pool, settings.Options.MaxReadBufferSize > 0 ? settings.Options.MaxReadBufferSize : long.MaxValue); // 0: unbounded
         _sender = new Sender(this, settings.Pool);
         Transport = this; // the connection is its own original duplex pipe: one object less per connection
         _remoteEndPoint = remote ?? SockAddr.Query(fd.Fd, peer: true);
