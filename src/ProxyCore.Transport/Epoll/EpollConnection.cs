@@ -166,7 +166,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
 
         CloseSocket();
 
-        // A read or flush parked on an edge resume inline where they are woken; not here, inside the caller's Abort
+        // A read or flush parked on an edge resumes inline where it is woken; not here, inside the caller's Abort
         // (which may be a timer or the app holding its own state), but on the thread pool, as a socket's would.
         ThreadPool.UnsafeQueueUserWorkItem(static self => self.WakeLoops(), this, preferLocal: false);
         FireConnectionClosed();

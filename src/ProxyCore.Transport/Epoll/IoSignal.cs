@@ -70,30 +70,7 @@ internal sealed class IoSignal : IValueTaskSource
     /// caller handles it now; true when <paramref name="waiter"/> is parked and its <see cref="IIoWaiter.OnReady"/>
     /// will run, inline, on the thread of the next <see cref="Set"/> or <see cref="Close"/>. No ValueTask, no box.
     /// </summary>
-    public bool Arm(IIoWaiter waiter)
-    {
-        while (true)
-        {
-            int state = Volatile.Read(ref _state);
-            if (state == Closed)
-            {
-                return false;
-            }
-            if (state == Ready)
-            {
-                if (Interlocked.CompareExchange(ref _state, Idle, Ready) == Ready)
-                {
-                    return false;
-                }
-                continue;
-            }
-            _waiter = waiter; // Idle: only the waiting side touches _waiter now
-            if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
-            {
-                return true;
-            }
-        }
-    }
+    public bool Arm(IIoWaiter waiter) => TryPark(waiter);
 
     private void Wake()
     {
@@ -110,29 +87,35 @@ internal sealed class IoSignal : IValueTaskSource
     }
 
     /// <summary>Completes at once when an edge is pending (consuming it) or the signal is closed, else at the next edge.</summary>
-    public ValueTask WaitAsync()
+    public ValueTask WaitAsync() => TryPark(null) ? new ValueTask(this, _core.Version) : default;
+
+    /// <summary>Parks <paramref name="waiter"/> (null: the ValueTask of <see cref="WaitAsync"/>); false when an edge was pending (now consumed) or the signal is closed.</summary>
+    private bool TryPark(IIoWaiter? waiter)
     {
         while (true)
         {
             int state = Volatile.Read(ref _state);
             if (state == Closed)
             {
-                return default;
+                return false;
             }
             if (state == Ready)
             {
                 if (Interlocked.CompareExchange(ref _state, Idle, Ready) == Ready)
                 {
-                    return default;
+                    return false;
                 }
                 continue;
             }
-            // Idle: only this loop touches the core now (Set and Close touch it only in Waiting).
-            _waiter = null;
-            _core.Reset();
+            // Idle: only the waiting side touches _waiter and the core now (Set and Close touch them only in Waiting).
+            _waiter = waiter;
+            if (waiter is null)
+            {
+                _core.Reset();
+            }
             if (Interlocked.CompareExchange(ref _state, Waiting, Idle) == Idle)
             {
-                return new ValueTask(this, _core.Version);
+                return true;
             }
         }
     }
