@@ -5,16 +5,16 @@ namespace ProxyCore.Transport;
 
 /// <summary>
 /// The two <see cref="PipeOptions"/> every socket connection of one listener or factory uses, built once
-/// from <see cref="SocketTransportOptions"/> so that accepting or dialling does not rebuild them.
+/// from <see cref="SocketTransportOptions"/> so that accepting or dialling does not rebuild them (sockets engine
+/// and TLS; the epoll engine, which has no pipes, takes only <see cref="Options"/> and <see cref="Pool"/>).
 /// </summary>
 internal sealed class SocketPipeSettings
 {
-    /// <param name="inlineApp">True for the epoll engine: the app always continues on the reactor thread.</param>
-    public SocketPipeSettings(SocketTransportOptions options, bool inlineApp = false)
+    public SocketPipeSettings(SocketTransportOptions options)
     {
         Options = options;
         var pool = Pool = options.MemoryPool ?? BlockMemoryPool.Shared;
-        var appScheduler = options.InlineCompletions || inlineApp ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+        var appScheduler = options.InlineCompletions ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
 
         // Input: the receive loop writes, the app reads. The receive loop's own continuation (resuming
         // after backpressure) runs inline in the app's AdvanceTo: it only re-arms a receive, so a hop to

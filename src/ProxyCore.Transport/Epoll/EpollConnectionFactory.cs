@@ -16,7 +16,7 @@ internal sealed class EpollConnectionFactory : IConnectionFactory
 
     public EpollConnectionFactory(SocketTransportOptions options)
     {
-        _settings = new SocketPipeSettings(options, inlineApp: true);
+        _settings = new SocketPipeSettings(options); // only its Options and Pool: the epoll engine has no pipes
         _reactors = EpollReactor.Group.Get(options.Reactors);
         _fallback = new SocketConnectionFactory(options);
     }

@@ -63,7 +63,7 @@ internal sealed class EpollConnectionListener : IConnectionListener, IEpollHandl
                 throw Native.LastError();
             }
             var bound = SockAddr.Query(fd, peer: false) ?? endPoint;
-            var settings = new SocketPipeSettings(options, inlineApp: true);
+            var settings = new SocketPipeSettings(options); // only its Options and Pool: the epoll engine has no pipes
             return new EpollConnectionListener(handle, bound, EpollReactor.Group.Get(options.Reactors), settings);
         }
         catch
