@@ -502,7 +502,9 @@ public sealed class Http2AttackTests
         var clock = new FakeTimeProvider();
         var app = new AttackApplication();
         var options = new Http2ConnectionOptions { TimeProvider = clock };
-        var transport = new InMemoryTransport();
+        // Room for the whole window in the transport: a flush waiting on it would arm the flush's own stall timer, also due
+        // in StallTimeout, and the wait below could take that one (gone once the flush ends) for the window's.
+        var transport = new InMemoryTransport { MaxWriteBufferSize = 1024 * 1024 };
         await using var victim = await Http2TestClient.StartAsync(app, options, transport: transport);
         await using var neighbour = await Http2TestClient.StartAsync(app, options, transport: transport);
         // Streams may take 1 MiB, the connection stays at its initial 65,535 octets, never given back.
