@@ -209,6 +209,7 @@ public sealed class ProxyHost : IAsyncDisposable
         Reactors = config.Reactors,
         InlineCompletions = config.InlineCompletions,
         WaitForDataBeforeAllocatingBuffer = config.WaitForData,
+        BatchSends = config.BatchSends,
     };
 
     private static Task LimitConnectionsAsync(ConnectionContext connection, ConnectionDelegate next, ConnectionServer server, int maxConnections)
@@ -388,7 +389,8 @@ public sealed class ProxyHost : IAsyncDisposable
             && a.Tracing.Propagate == config.Tracing.Propagate && a.Tracing.OtlpEndpoint == config.Tracing.OtlpEndpoint
             && a.Tracing.ServiceName == config.Tracing.ServiceName
             && a.Transport.Engine == config.Transport.Engine && a.Transport.Reactors == config.Transport.Reactors
-            && a.Transport.InlineCompletions == config.Transport.InlineCompletions && a.Transport.WaitForData == config.Transport.WaitForData;
+            && a.Transport.InlineCompletions == config.Transport.InlineCompletions && a.Transport.WaitForData == config.Transport.WaitForData
+            && a.Transport.BatchSends == config.Transport.BatchSends;
     }
 
     /// <summary>Stops accepting, lets requests in flight finish within <paramref name="drainTimeout"/>, then closes everything.</summary>

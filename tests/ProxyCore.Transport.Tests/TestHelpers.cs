@@ -29,6 +29,7 @@ internal static class Engines
             InlineCompletions = options.InlineCompletions,
             MemoryPool = options.MemoryPool,
             Reactors = options.Reactors,
+            BatchSends = options.BatchSends,
         };
     }
 

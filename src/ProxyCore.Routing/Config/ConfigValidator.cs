@@ -51,6 +51,10 @@ internal sealed partial class ConfigValidator(ProxyConfig config)
         {
             Error("$.transport.reactors", "only applies to the \"epoll\" engine");
         }
+        if (!transport.BatchSends && transport.Engine != "epoll")
+        {
+            Error("$.transport.batchSends", "only applies to the \"epoll\" engine");
+        }
         if (transport.InlineCompletions && transport.Engine != "sockets")
         {
             Error("$.transport.inlineCompletions", "only applies to the \"sockets\" engine (epoll always runs the app on its reactor threads)");

@@ -729,6 +729,12 @@ public sealed class TransportConfig
 
     /// <summary>Wait for data before renting a receive buffer, so idle connections hold none. Default true.</summary>
     public bool WaitForData { get; set; } = true;
+
+    /// <summary>
+    /// epoll engine: flushes made during one reactor batch are sent together at its end (fewer wake-ups of the
+    /// peers, head and body in one writev). Default true; false sends each flush at once.
+    /// </summary>
+    public bool BatchSends { get; set; } = true;
 }
 
 public sealed class AccessLogConfig

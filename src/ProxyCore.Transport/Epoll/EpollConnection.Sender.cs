@@ -17,11 +17,22 @@ internal sealed partial class EpollConnection
     /// - Completing the writer sends what is left, then the FIN; completing it with an error resets the connection.
     /// - One writer at a time, as every PipeWriter; <see cref="CancelPendingFlush"/>, the cancellation token and
     ///   the reactor's edge may come from any thread.
+    /// - Batched sends (<see cref="SocketTransportOptions.BatchSends"/>): a flush on the connection's own reactor thread
+    ///   completes at once and leaves its bytes for the end of the reactor's batch (<see cref="SendBatched"/>). Until
+    ///   then the chain has two possible users: the reactor's batch end, and the app resuming on another thread. Each
+    ///   takes the batched bytes with a compare-and-swap on <c>_batch</c>; the app waits (spins) only while the reactor
+    ///   is inside that one send.
     /// </summary>
     private sealed class Sender(EpollConnection connection, MemoryPool<byte> pool) : PipeWriter
     {
         private const int Flushing = 1, Completed = 2;
         private const int MaxIoVecs = 16;
+
+        // _batch: no bytes wait for the batch end / some do (the reactor will send them) / the reactor is sending them.
+        private const int NotBatched = 0, Batched = 1, BatchSending = 2;
+
+        // A connection batches at most this much before a flush sends it itself (and waits, if the socket is full).
+        private const long MaxBatchedBytes = 64 * 1024;
 
         private BufferChain _chain;
         private long _unflushed;
@@ -30,6 +41,12 @@ internal sealed partial class EpollConnection
         private Exception? _completion; // what the app completed the writer with
         private int _cancelPending;
         private int _state;
+        private int _batch;
+        private long _batchedBytes;
+        private bool _batchBlocked; // the batch end found the socket full: the rest waits for the writable edge
+
+        /// <summary>Batched bytes found the socket full at the batch end; the writable edge queues them again.</summary>
+        public bool BatchBlocked => _batchBlocked && Volatile.Read(ref _batch) == Batched;
 
         /// <summary>The send after the writer completed with the socket full, which DisposeAsync waits for; else null.</summary>
         public Task? Draining { get; private set; }
@@ -44,6 +61,10 @@ internal sealed partial class EpollConnection
 
         public override void Advance(int bytes)
         {
+            if (_batch != NotBatched)
+            {
+                ReclaimBatchOffReactor();
+            }
             var tail = _chain.Tail;
             if (tail is null || (uint)bytes > (uint)tail.Free)
             {
@@ -60,7 +81,13 @@ internal sealed partial class EpollConnection
         public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
         {
             ThrowIfCompleted();
+            long flushed = _unflushed;
             _unflushed = 0;
+            bool onReactor = EpollReactor.Current == connection._reactor;
+            if (_batch != NotBatched && !onReactor)
+            {
+                ReclaimBatch();
+            }
             if (_error is not null)
             {
                 ExceptionDispatchInfo.Throw(_error);
@@ -68,6 +95,10 @@ internal sealed partial class EpollConnection
             if (Volatile.Read(ref _cancelPending) != 0 && Interlocked.Exchange(ref _cancelPending, 0) != 0)
             {
                 return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
+            }
+            if (onReactor && connection._batchSends && TryBatch(flushed))
+            {
+                return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: false));
             }
             int sent = SendPending();
             if (sent != 0)
@@ -94,6 +125,7 @@ internal sealed partial class EpollConnection
             {
                 return;
             }
+            ReclaimBatch(); // Finish sends the batched bytes itself (or drops them, on an error)
             _completion = exception;
             if ((previous & Flushing) == 0)
             {
@@ -113,6 +145,10 @@ internal sealed partial class EpollConnection
         private BufferSegment Reserve(int sizeHint)
         {
             ThrowIfCompleted();
+            if (_batch != NotBatched)
+            {
+                ReclaimBatchOffReactor();
+            }
             if (sizeHint < 0)
             {
                 throw new ArgumentOutOfRangeException(nameof(sizeHint));
@@ -123,6 +159,77 @@ internal sealed partial class EpollConnection
                 tail = _chain.Append(pool, Math.Max(sizeHint, SocketTransportOptions.MinimumSegmentSize));
             }
             return tail;
+        }
+
+        /// <summary>
+        /// On the reactor thread: leaves the flushed bytes for the batch end, queuing the connection once. False (and
+        /// the caller sends now) past <see cref="MaxBatchedBytes"/>, after a batched send found the socket full, or once
+        /// the send side is over.
+        /// </summary>
+        private bool TryBatch(long flushed)
+        {
+            // Here _batch is NotBatched or Batched: the reactor sends batched bytes only between the app's callbacks.
+            _batchedBytes += flushed;
+            if (_batchedBytes > MaxBatchedBytes || _batchBlocked || _ended)
+            {
+                if (_batch != NotBatched)
+                {
+                    Volatile.Write(ref _batch, NotBatched); // an entry left in the reactor's list finds nothing to do
+                }
+                _batchBlocked = false;
+                _batchedBytes = 0;
+                return false;
+            }
+            if (_batch == NotBatched)
+            {
+                Volatile.Write(ref _batch, Batched);
+                connection._reactor.DeferSend(connection);
+            }
+            return true;
+        }
+
+        /// <summary>The reactor's batch end (or an Abort on its thread): sends the batched bytes, if the app has not taken them back.</summary>
+        public void SendBatched()
+        {
+            if (Interlocked.CompareExchange(ref _batch, BatchSending, Batched) != Batched)
+            {
+                return;
+            }
+            int sent = SendPending();
+            _batchedBytes = 0;
+            _batchBlocked = sent == 0;
+            Volatile.Write(ref _batch, sent == 0 ? Batched : NotBatched);
+        }
+
+        private void ReclaimBatchOffReactor()
+        {
+            if (EpollReactor.Current != connection._reactor)
+            {
+                ReclaimBatch();
+            }
+        }
+
+        /// <summary>
+        /// The app takes batched bytes back (it writes from another thread, or completes the writer): they go with its
+        /// next send. Waits only while the reactor is inside that send.
+        /// </summary>
+        private void ReclaimBatch()
+        {
+            var spin = new SpinWait();
+            while (true)
+            {
+                int batch = Interlocked.CompareExchange(ref _batch, NotBatched, Batched);
+                if (batch != BatchSending)
+                {
+                    if (batch == Batched)
+                    {
+                        _batchBlocked = false;
+                        _batchedBytes = 0;
+                    }
+                    return;
+                }
+                spin.SpinOnce(sleep1Threshold: -1);
+            }
         }
 
         /// <summary>Sends what is buffered: 1 when all of it went, 0 when the socket is full, -1 when the send side is over.</summary>

@@ -28,6 +28,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
     private readonly CancellationTokenSource _closedCts = new();
     private readonly IoSignal _readable = new();
     private readonly IoSignal _writable = new();
+    private readonly bool _batchSends;
     private IPEndPoint? _localEndPoint; // on first use: nothing on the request path reads it
     private IPEndPoint? _remoteEndPoint;
 
@@ -51,6 +52,7 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         _id = Interlocked.Increment(ref _lastId);
         _receiver = new Receiver(this, settings.Pool, settings.Options.MaxReadBufferSize > 0 ? settings.Options.MaxReadBufferSize : long.MaxValue); // 0: unbounded
         _sender = new Sender(this, settings.Pool);
+        _batchSends = settings.Options.BatchSends;
         Transport = this; // the connection is its own original duplex pipe: one object less per connection
         _remoteEndPoint = remote ?? SockAddr.Query(fd.Fd, peer: true);
         TransportMetrics.Opened(side);
@@ -97,8 +99,18 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
         if ((events & (Native.EPOLLOUT | Native.EPOLLHUP | Native.EPOLLERR)) != 0)
         {
             _writable.Set();
+            if (_sender.BatchBlocked)
+            {
+                _reactor.DeferSend(this); // a batched send found the socket full: the rest goes at this batch's end
+            }
         }
     }
+
+    /// <summary>Batched bytes found the socket full and wait for the writable edge (for tests).</summary>
+    internal bool BatchBlocked => _sender.BatchBlocked;
+
+    /// <summary>The end of the reactor's batch: the bytes flushed on this thread during it go out now.</summary>
+    internal void SendBatched() => _sender.SendBatched();
 
     /// <summary>
     /// Waits for a non-blocking connect() that said EINPROGRESS: the fd turns writable once it is done, and
@@ -143,6 +155,13 @@ internal sealed partial class EpollConnection : ConnectionContext, IEpollHandler
             return;
         }
         _abortReason = reason;
+
+        // Bytes the app flushed on this thread before aborting still go first, as they would have without batching.
+        // (From another thread the app may be writing right now: there they are dropped, as Abort's unsent data is.)
+        if (EpollReactor.Current == _reactor)
+        {
+            _sender.SendBatched();
+        }
 
         // Linger 0 makes close() send an RST and drop unsent data, which is what Abort promises.
         bool added = false;

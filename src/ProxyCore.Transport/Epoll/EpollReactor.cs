@@ -32,6 +32,10 @@ internal sealed unsafe class EpollReactor
     private readonly int _epfd;
     private readonly ConcurrentQueue<nint> _handlesToFree = new();
 
+    // Connections whose flushes of this batch wait to be sent at its end (reactor thread only; may repeat one).
+    private EpollConnection?[] _batchedSends = new EpollConnection?[64];
+    private int _batchedSendCount;
+
     private EpollReactor(int index)
     {
         _epfd = Native.epoll_create1(Native.EPOLL_CLOEXEC);
@@ -85,6 +89,19 @@ internal sealed unsafe class EpollReactor
         return data;
     }
 
+    /// <summary>
+    /// On this reactor's thread: <paramref name="connection"/> has bytes to send once the batch's events are handled,
+    /// so all the sends of one batch go out back to back (<see cref="SocketTransportOptions.BatchSends"/>).
+    /// </summary>
+    public void DeferSend(EpollConnection connection)
+    {
+        if (_batchedSendCount == _batchedSends.Length)
+        {
+            Array.Resize(ref _batchedSends, _batchedSends.Length * 2);
+        }
+        _batchedSends[_batchedSendCount++] = connection;
+    }
+
     /// <summary>Removes the fd (while it is still open: the caller holds a reference) and frees the registration later.</summary>
     public void Unregister(FdHandle fd, nint registration)
     {
@@ -134,11 +151,31 @@ internal sealed unsafe class EpollReactor
                     Console.Error.WriteLine($"proxycore: epoll reactor: unhandled {ex.GetType().Name}: {ex.Message}");
                 }
             }
+            SendBatched();
             while (_handlesToFree.TryDequeue(out var handle))
             {
                 GCHandle.FromIntPtr(handle).Free();
             }
         }
+    }
+
+    private void SendBatched()
+    {
+        // No app code runs in here (a send's failure is reported to the app's next call), so nothing adds to the list.
+        for (int i = 0; i < _batchedSendCount; i++)
+        {
+            var connection = _batchedSends[i]!;
+            _batchedSends[i] = null;
+            try
+            {
+                connection.SendBatched();
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"proxycore: epoll reactor: unhandled {ex.GetType().Name} in a batched send: {ex.Message}");
+            }
+        }
+        _batchedSendCount = 0;
     }
 
     /// <summary>A fixed set of reactors; connections are spread over them round-robin.</summary>

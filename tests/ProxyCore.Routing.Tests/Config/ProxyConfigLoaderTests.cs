@@ -140,14 +140,15 @@ public class ProxyConfigLoaderTests
     [InlineData("", null, 0, false, true)] // the platform's default engine
     [InlineData("\"transport\": { \"engine\": \"epoll\", \"reactors\": 4 }, ", "epoll", 4, false, true)]
     [InlineData("\"transport\": { \"engine\": \"sockets\", \"inlineCompletions\": true, \"waitForData\": false }, ", "sockets", 0, true, false)]
-    public void Parse_Transport_ReadsEngineAndKnobs(string block, string? engine, int reactors, bool inline, bool waitForData)
+    [InlineData("\"transport\": { \"engine\": \"epoll\", \"batchSends\": false }, ", "epoll", 0, false, true, false)]
+    public void Parse_Transport_ReadsEngineAndKnobs(string block, string? engine, int reactors, bool inline, bool waitForData, bool batchSends = true)
     {
         engine ??= OperatingSystem.IsLinux() ? "epoll" : "sockets";
         var result = ProxyConfigLoader.Parse(Minimal.Replace("\"listeners\"", block + "\"listeners\""));
 
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         var transport = result.Config!.Transport;
-        Assert.Equal((engine, reactors, inline, waitForData), (transport.Engine, transport.Reactors, transport.InlineCompletions, transport.WaitForData));
+        Assert.Equal((engine, reactors, inline, waitForData, batchSends), (transport.Engine, transport.Reactors, transport.InlineCompletions, transport.WaitForData, transport.BatchSends));
     }
 
     [Fact]
@@ -201,6 +202,7 @@ public class ProxyConfigLoaderTests
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "sockets", "reactors": 2 } }""", "$.transport.reactors", "only applies to the \"epoll\" engine")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "epoll", "inlineCompletions": true } }""", "$.transport.inlineCompletions", "only applies to the \"sockets\" engine")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "waitForData": 1 } }""", "$.transport.waitForData", "expected true or false")]
+    [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engine": "sockets", "batchSends": false } }""", "$.transport.batchSends", "only applies to the \"epoll\" engine")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "transport": { "engnie": "epoll" } }""", "$.transport.engnie", "engine")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80", "tls": { "certificate": "c" } } ] }""", "$.listeners[0].tls.key", "private key")]
     [InlineData("""{ "listeners": [ { "address": "127.0.0.1:80" } ], "routes": [ { "id": "r", "cluster": "nope" } ] }""", "$.routes[0].cluster", "unknown cluster 'nope'")]
