@@ -101,6 +101,11 @@ public abstract class HttpHead
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void Grow(int needed)
     {
+        if (_arena.Length == 0 && needed <= InitialArenaSize)
+        {
+            _arena = s_arenas.Rent(); // the first rent of a message (heads give their arrays back while idle): nothing to copy
+            return;
+        }
         int size = Math.Max(InitialArenaSize, _arena.Length * 2);
         while (size - _arenaUsed < needed)
         {
@@ -115,6 +120,11 @@ public abstract class HttpHead
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void GrowHeaders()
     {
+        if (_headers.Length == 0)
+        {
+            _headers = s_headerLists.Rent();
+            return;
+        }
         var bigger = _headers.Length == 0 ? s_headerLists.Rent() : ArrayPool<HeaderEntry>.Shared.Rent(_headers.Length * 2);
         _headers.AsSpan(0, _headerCount).CopyTo(bigger);
         ReturnHeaders(_headers);
