@@ -21,14 +21,6 @@ public sealed class Http1ConnectionOptions
     /// <summary>How long an idle keep-alive connection waits for its next request (default 60 s), then closes quietly.</summary>
     public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>
-    /// How long a keep-alive connection waits for its next request before it gives its head buffers and relay state
-    /// back to their pools (default 100 ms; zero gives them back before every wait). A client that sends its next
-    /// request sooner finds them still there: no return and rent per request. Every idle connection holds none after
-    /// this (plus the timer's resolution). Only applies while it is below <see cref="KeepAliveTimeout"/>.
-    /// </summary>
-    public TimeSpan IdleMemoryDelay { get; init; } = TimeSpan.FromMilliseconds(100);
-
     public static Http1ConnectionOptions Default { get; } = new();
 }
 
@@ -74,14 +66,6 @@ public sealed class Http1Connection : HttpExchange
     // without the cancel. (A monitor on an existing object: no lock object per connection.)
     private const int HeadIdle = 0, HeadReading = 1, HeadTimedOut = 2;
     private int _headRead;
-
-    // When a keep-alive wait gives the head buffers back (Http1ConnectionOptions.IdleMemoryDelay).
-    private enum IdleRelease : byte
-    {
-        BeforeWaiting,
-        AtFirstStageEnd,
-        Done,
-    }
 
     // Request body state.
     private long _requestBodyRemaining;
@@ -143,13 +127,7 @@ public sealed class Http1Connection : HttpExchange
                 // state-machine box per request whenever it waits for the client.
                 bool gotHead = false;
                 bool sawBytes = false;
-
-                // The keep-alive wait in two stages when it is long enough: the first, IdleMemoryDelay, ends by giving
-                // the head buffers back (a quick next request finds them), the second is the rest of the timeout.
-                var idleRelease = _options.IdleMemoryDelay > TimeSpan.Zero && _options.KeepAliveTimeout > _options.IdleMemoryDelay
-                    ? IdleRelease.AtFirstStageEnd
-                    : IdleRelease.BeforeWaiting;
-                _timeout.CancelAfter(idleRelease == IdleRelease.AtFirstStageEnd ? _options.IdleMemoryDelay : _options.KeepAliveTimeout);
+                _timeout.CancelAfter(_options.KeepAliveTimeout);
                 Volatile.Write(ref _headRead, HeadReading);
                 _waitingForHead = true;
                 if (_isStopping)
@@ -164,7 +142,7 @@ public sealed class Http1Connection : HttpExchange
                         ReadResult result;
                         if (sawBytes || !_input.TryRead(out result))
                         {
-                            if (!sawBytes && idleRelease == IdleRelease.BeforeWaiting)
+                            if (!sawBytes)
                             {
                                 // Nothing of the next request yet: the connection may stay idle for its
                                 // whole keep-alive timeout, so it gives its head buffers back first
@@ -177,18 +155,6 @@ public sealed class Http1Connection : HttpExchange
                         var buffer = result.Buffer;
                         if (result.IsCanceled && TakeHeadTimeout())
                         {
-                            if (idleRelease == IdleRelease.AtFirstStageEnd && !sawBytes)
-                            {
-                                // The first stage is over: the connection is idle, not between two quick requests.
-                                // Bytes that came with the fire stay unexamined, so the next read returns them at once.
-                                idleRelease = IdleRelease.Done;
-                                _input.AdvanceTo(buffer.Start);
-                                ReleaseIdleMemory();
-                                _timeout.Reset();
-                                _timeout.CancelAfter(_options.KeepAliveTimeout - _options.IdleMemoryDelay);
-                                Volatile.Write(ref _headRead, HeadReading);
-                                continue;
-                            }
                             // The timeout cut this read short.
                             _input.AdvanceTo(buffer.Start, buffer.End);
                             if (sawBytes)
