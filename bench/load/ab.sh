@@ -6,7 +6,8 @@
 #   VARIANT: nginx | haproxy | NAME=PROXYCORE_BINARY@TRANSPORT_JSON   e.g. 'on=/tmp/pub/proxycore@{"batchSends":true}'
 # prints one line per run: round, variant, CPU µs per request (user + sys of the proxy), req/s, p99.
 set -u
-ROUNDS=$1; shift
+ROUNDS=${1:?usage: bash bench/load/ab.sh ROUNDS VARIANT...}; shift
+for tool in nginx wrk curl bc taskset; do command -v $tool >/dev/null || { echo "needs $tool (apt-get install -y nginx wrk curl bc util-linux)" >&2; exit 2; }; done
 R=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd); W=$(mktemp -d); mkdir -p $W/up/tmp $W/ng/tmp
 taskset -c 0 nginx -p $W/up/ -c $R/upstream-nginx.conf -e $W/up/error.log -g 'daemon off;' & UP=$!
 sleep 1

@@ -47,7 +47,8 @@ public sealed class SocketTransportOptions
     /// (it resumes at half). Default 64 KiB per connection: enough to keep a send in flight while the app
     /// produces the next chunk. 0 means unbounded: a peer that stops reading (slowloris on the response
     /// side) then holds everything the app writes in memory. Sockets engine only: the epoll engine's flush is the send
-    /// itself and waits until the kernel took every byte, so nothing is buffered past the kernel's send buffer.
+    /// itself and waits until the kernel took every byte, so nothing is buffered past the kernel's send buffer (but for
+    /// the at most 64 KiB a batched flush leaves for the end of the reactor's batch: <see cref="BatchSends"/>).
     /// </summary>
     public long MaxWriteBufferSize { get; init; } = 64 * 1024;
 

@@ -11,7 +11,8 @@ internal sealed partial class EpollConnection
     /// <summary>
     /// The application's output: a <see cref="PipeWriter"/> whose flush is the send()/writev() itself, on the
     /// flushing thread. No pipe in between: no locks, no send loop, no copy.
-    /// - A flush completes once the kernel took every byte. Only a full socket (EAGAIN) makes it wait, for the
+    /// - A flush completes once the kernel took every byte (or, batched, once its bytes are queued for the batch end:
+    ///   see below). Only a full socket (EAGAIN) makes it wait, for the
     ///   writable edge; so the buffer between the app and the peer is the kernel's, and a slow peer slows the
     ///   app's next write, which is the backpressure the relay needs.
     /// - Completing the writer sends what is left, then the FIN; completing it with an error resets the connection.
@@ -83,7 +84,7 @@ internal sealed partial class EpollConnection
             ThrowIfCompleted();
             long flushed = _unflushed;
             _unflushed = 0;
-            bool onReactor = EpollReactor.Current == connection._reactor;
+            bool onReactor = connection._batchSends && EpollReactor.Current == connection._reactor; // _batch stays NotBatched without batching
             if (_batch != NotBatched && !onReactor)
             {
                 ReclaimBatch();
@@ -96,7 +97,7 @@ internal sealed partial class EpollConnection
             {
                 return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
             }
-            if (onReactor && connection._batchSends && TryBatch(flushed))
+            if (onReactor && TryBatch(flushed))
             {
                 return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: false));
             }
